@@ -1,0 +1,454 @@
+"""ACEBasis: the linear ACE basis (specification, coupling, evaluation) for any set of elements.
+
+Basis functions, in column order: for each centre species, the coupled invariants of correlation
+order ν = 1…``order`` selected by total degree Σ_t (n_t + w_L l_t) ≤ D_ν (n ≥ 1, l ≥ 0, Σ l even);
+then the auxiliary pair basis, one block of ``pair_degree`` functions per unordered species pair.
+Order-1 functions of a centre s and neighbour z ≠ s appear once (s < z): their total energies
+would be identical columns otherwise. Units: Å, energies per unit coefficient.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import vesin
+from ase import Atoms
+from ase.data import atomic_numbers, chemical_symbols, covalent_radii
+
+from hal.ace import kernels
+from hal.ace.coupling import coupled_monomials
+from hal.ace.radial import ace_norms, pair_norms, transform
+
+PairValue = float | Mapping[tuple[str, str] | str, float] | None
+
+
+@dataclasses.dataclass
+class BasisValues:
+    """Basis evaluated on one structure: energy (n,), forces (N, 3, n) = -dE/dr, virial (6, n)."""
+
+    energy: np.ndarray
+    forces: np.ndarray
+    virial: np.ndarray | None
+
+
+@dataclasses.dataclass
+class FoldedCoefficients:
+    """Coefficient vectors (K × n) folded onto the monomials: the fast-path form."""
+
+    ctil: np.ndarray  # (n_nodes, K)
+    pcoef: np.ndarray  # (ns, ns, pair_degree, K), halved for the full neighbour list
+    K: int
+
+
+@dataclasses.dataclass
+class FastResult:
+    """Fast-path results for K coefficient vectors (eV, eV/Å, eV)."""
+
+    energies: np.ndarray  # (K,)
+    forces: np.ndarray  # (K, N, 3)
+    virial: np.ndarray | None  # (K, 6) or None for a non-periodic structure
+    atom_energies: np.ndarray  # (K, N)
+
+
+def _pair_table(value: PairValue, default: Mapping[tuple[int, int], float], zs: list[int], name: str):
+    """Symmetric (ns, ns) table from a float, a {(sym, sym): float} mapping, or None (defaults)."""
+    ns = len(zs)
+    out = np.empty((ns, ns))
+    for a in range(ns):
+        for b in range(ns):
+            if value is None:
+                v = default[(a, b)]
+            elif isinstance(value, Mapping):
+                pa, pb = chemical_symbols[zs[a]], chemical_symbols[zs[b]]
+                keys = [(pa, pb), (pb, pa), f"{pa}-{pb}", f"{pb}-{pa}", f"{pa}{pb}", f"{pb}{pa}"]
+                found = [value[k] for k in keys if k in value]
+                v = float(found[0]) if found else default[(a, b)]
+            else:
+                v = float(value)
+            out[a, b] = v
+    if not np.all(np.isfinite(out)) or np.any(out < 0):
+        raise ValueError(f"{name} must be finite and non-negative, got {out}")
+    return out
+
+
+class ACEBasis:
+    """Linear ACE basis with an auxiliary pair basis; see the module docstring for the layout.
+
+    Parameters: ``elements`` (symbols or numbers); ``order`` ν_max (1…4); ``max_degree`` an int or
+    one per order; ``r_cut`` (Å, float or per species pair); ``w_L`` the weight of l in the
+    degree; ``r0`` typical bond length (default: sum of covalent radii); ``r_in`` inner cutoff
+    (default 0.6·r0); ``transform_p`` exponent p of x(r) = ((1+r0)/(1+r))^p; ``pair_degree`` and
+    ``pair_r_cut`` (default r_cut + 1 Å) for the pair basis; ``core_strength`` the exponent a of the
+    repulsive core below r_in.
+    """
+
+    def __init__(
+        self,
+        elements: Sequence[str | int],
+        order: int = 3,
+        max_degree: int | Sequence[int] = 10,
+        r_cut: PairValue = 5.0,
+        *,
+        w_L: float = 1.5,
+        r0: PairValue = None,
+        r_in: PairValue = None,
+        transform_p: float = 2.0,
+        pair_degree: int = 8,
+        pair_r_cut: PairValue = None,
+        core_strength: float = 4.0,
+        _coupling: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        zs = [atomic_numbers[e] if isinstance(e, str) else int(e) for e in elements]
+        if len(zs) == 0 or len(set(zs)) != len(zs):
+            raise ValueError(f"elements must be non-empty and distinct, got {list(elements)}")
+        if not 1 <= int(order) <= 4:
+            raise ValueError(f"order must be 1..4, got {order}")
+        degs = [int(max_degree)] * order if np.isscalar(max_degree) else [int(d) for d in max_degree]
+        if len(degs) != order or min(degs) < 1:
+            raise ValueError(f"max_degree needs one positive value per order ({order}), got {max_degree}")
+        if pair_degree < 0:
+            raise ValueError("pair_degree must be >= 0")
+        self.zs = zs
+        self.elements = tuple(chemical_symbols[z] for z in zs)
+        self.order = int(order)
+        self.max_degree = tuple(degs)
+        self.w_L = float(w_L)
+        self.transform_p = float(transform_p)
+        self.pair_degree = int(pair_degree)
+        self.core_strength = float(core_strength)
+        ns = len(zs)
+        pairs = [(a, b) for a in range(ns) for b in range(ns)]
+        default_r0 = {(a, b): covalent_radii[zs[a]] + covalent_radii[zs[b]] for a, b in pairs}
+        self.r0 = _pair_table(r0, default_r0, zs, "r0")
+        self.r_cut = _pair_table(r_cut, {}, zs, "r_cut")
+        self.r_in = _pair_table(r_in, {k: 0.6 * self.r0[k] for k in pairs}, zs, "r_in")
+        self.pair_r_cut = _pair_table(
+            pair_r_cut, {k: self.r_cut[k] + 1.0 for k in pairs}, zs, "pair_r_cut"
+        )
+        if np.any(self.r_in >= self.r_cut) or np.any(self.r_in >= self.pair_r_cut):
+            raise ValueError("r_in must be smaller than r_cut and pair_r_cut for every pair")
+        self._user_args = dict(
+            r_cut=r_cut, r0=r0, r_in=r_in, pair_r_cut=pair_r_cut
+        )
+        p = self.transform_p
+        self._x_in = transform(self.r_in, self.r0, p)
+        self._x_cut = transform(self.r_cut, self.r0, p)
+        self._px_cut = transform(self.pair_r_cut, self.r0, p)
+        self._species_of = np.full(119, -1, dtype=np.int64)
+        self._species_of[zs] = np.arange(ns)
+        if _coupling is None:
+            self._build()
+        else:
+            self._load_coupling(_coupling)
+        self._finish()
+
+    # ------------------------------------------------------------------ construction
+    def _labels(self) -> list[tuple[int, int, int]]:
+        dmax = max(self.max_degree)
+        return [
+            (z, n, l)
+            for z in range(len(self.zs))
+            for n in range(1, dmax + 1)
+            for l in range(0, int(dmax / self.w_L) + 1)
+            if n + self.w_L * l <= dmax + 1e-9
+        ]
+
+    def _tuples(self, s: int):
+        """Sorted label tuples of each order for centre species s that admit an invariant."""
+        labels = self._labels()
+        deg = [n + self.w_L * l for (_, n, l) in labels]
+        out = []
+
+        def rec(start: int, acc: list[int], total: float) -> None:
+            nu = len(acc)
+            if nu:
+                labs = tuple(labels[k] for k in acc)
+                ls = [lab[2] for lab in labs]
+                ok = total <= self.max_degree[nu - 1] + 1e-9 and sum(ls) % 2 == 0
+                if nu == 1:
+                    ok = ok and ls[0] == 0 and s <= labs[0][0]
+                elif nu == 2:
+                    ok = ok and ls[0] == ls[1]
+                elif nu == 3:
+                    ok = ok and abs(ls[0] - ls[1]) <= ls[2] <= ls[0] + ls[1]
+                if ok:
+                    out.append(labs)
+            if nu == self.order:
+                return
+            for k in range(start, len(labels)):
+                if total + deg[k] <= max(self.max_degree[nu:]) + 1e-9:
+                    rec(k, acc + [k], total + deg[k])
+
+        rec(0, [], 0.0)
+        return out
+
+    def _build(self) -> None:
+        ns = len(self.zs)
+        used = [t for s in range(ns) for t in self._tuples(s)]
+        self.nmax = max([lab[1] for t in used for lab in t], default=1)
+        self.lmax = max([lab[2] for t in used for lab in t], default=0)
+        nlm = (self.lmax + 1) ** 2
+        nmax = self.nmax
+
+        def a_index(z, n, l, mu):
+            return (z * nmax + (n - 1)) * nlm + l * l + l + np.asarray(mu)
+
+        rows, fn_species, fn_labels = [], [], []
+        for s in range(ns):
+            for labs in self._tuples(s):
+                monos, coef = coupled_monomials(labs, a_index)
+                for row in coef:
+                    rows.append((s, monos, row))
+                    fn_species.append(s)
+                    fn_labels.append(labs)
+        # monomial DAG per centre species: every prefix of a monomial is a node too
+        node_keys: list[tuple[int, tuple[int, ...]]] = []
+        for s in range(ns):
+            keys: set[tuple[int, ...]] = set()
+            for s2, monos, _ in rows:
+                if s2 == s:
+                    for m in monos:
+                        m = tuple(int(v) for v in m)
+                        for k in range(1, len(m) + 1):
+                            keys.add(m[:k])
+            node_keys += [(s, k) for k in sorted(keys, key=lambda k: (len(k), k))]
+        index = {key: i for i, key in enumerate(node_keys)}
+        r_idx, c_idx, vals = [], [], []
+        for f, (s, monos, row) in enumerate(rows):
+            for m, v in zip(monos, row):
+                if v != 0.0:
+                    r_idx.append(f)
+                    c_idx.append(index[(s, tuple(int(x) for x in m))])
+                    vals.append(v)
+        self._node_species = np.array([s for s, _ in node_keys], dtype=np.int64)
+        self._node_keys = [k for _, k in node_keys]
+        self._fn_species = np.array(fn_species, dtype=np.int64)
+        self._fn_labels = fn_labels
+        self._coupling_matrix = sp.csr_matrix(
+            (vals, (r_idx, c_idx)), shape=(len(rows), len(node_keys))
+        )
+
+    def _finish(self) -> None:
+        ns = len(self.zs)
+        self._parent = np.array(
+            [-1 if len(k) == 1 else 0 for k in self._node_keys], dtype=np.int64
+        )
+        index = {(s, k): i for i, (s, k) in enumerate(zip(self._node_species, self._node_keys))}
+        for i, (s, k) in enumerate(zip(self._node_species, self._node_keys)):
+            if len(k) > 1:
+                self._parent[i] = index[(s, k[:-1])]
+        self._aidx = np.array([k[-1] for k in self._node_keys], dtype=np.int64)
+        self._node_start = np.searchsorted(self._node_species, np.arange(ns + 1)).astype(np.int64)
+        self._anorms = ace_norms(max(self.nmax, 1))
+        self._pnorms = pair_norms(max(self.pair_degree, 1))
+        upairs = [(a, b) for a in range(ns) for b in range(a, ns)]
+        self._pcol = np.zeros((ns, ns), dtype=np.int64)
+        for k, (a, b) in enumerate(upairs):
+            self._pcol[a, b] = self._pcol[b, a] = k * self.pair_degree
+        self._upairs = upairs
+        self.n_ace = self._coupling_matrix.shape[0]
+        self.n_pair = len(upairs) * self.pair_degree
+        self._CT = self._coupling_matrix.T.tocsr()
+
+    def _load_coupling(self, c: Mapping[str, np.ndarray]) -> None:
+        self.nmax = int(c["nmax"])
+        self.lmax = int(c["lmax"])
+        self._node_species = np.asarray(c["node_species"], dtype=np.int64)
+        flat, lens = np.asarray(c["node_flat"]), np.asarray(c["node_len"])
+        offs = np.concatenate([[0], np.cumsum(lens)])
+        self._node_keys = [tuple(int(v) for v in flat[offs[i] : offs[i + 1]]) for i in range(len(lens))]
+        self._fn_species = np.asarray(c["fn_species"], dtype=np.int64)
+        lab = np.asarray(c["fn_labels"]).reshape(-1, self.order, 3)
+        self._fn_labels = [tuple(tuple(int(v) for v in x) for x in row if x[1] > 0) for row in lab]
+        self._coupling_matrix = sp.csr_matrix(
+            (c["C_data"], c["C_indices"], c["C_indptr"]), shape=tuple(c["C_shape"])
+        )
+
+    def coupling_arrays(self) -> dict[str, np.ndarray]:
+        """Arrays that rebuild this basis exactly without recomputing the coupling (for files)."""
+        C = self._coupling_matrix
+        lab = np.zeros((self.n_ace, self.order, 3), dtype=np.int64)
+        for f, labs in enumerate(self._fn_labels):
+            lab[f, : len(labs)] = labs
+        return dict(
+            nmax=np.array(self.nmax), lmax=np.array(self.lmax),
+            node_species=self._node_species,
+            node_flat=np.array([v for k in self._node_keys for v in k], dtype=np.int64),
+            node_len=np.array([len(k) for k in self._node_keys], dtype=np.int64),
+            fn_species=self._fn_species, fn_labels=lab,
+            C_data=C.data, C_indices=C.indices, C_indptr=C.indptr, C_shape=np.array(C.shape),
+        )
+
+    # ------------------------------------------------------------------ description
+    @property
+    def size(self) -> int:
+        """Number of basis functions (ACE + pair)."""
+        return self.n_ace + self.n_pair
+
+    @property
+    def spec(self) -> dict:
+        """JSON-serialisable constructor arguments (rebuilds this basis)."""
+
+        def enc(v):
+            if isinstance(v, Mapping):
+                return {"-".join(k) if isinstance(k, tuple) else k: float(x) for k, x in v.items()}
+            return v
+
+        return dict(
+            elements=list(self.elements), order=self.order, max_degree=list(self.max_degree),
+            w_L=self.w_L, transform_p=self.transform_p, pair_degree=self.pair_degree,
+            core_strength=self.core_strength,
+            **{k: enc(v) for k, v in self._user_args.items()},
+        )
+
+    def function_orders(self) -> np.ndarray:
+        """Correlation order of each basis function (pair functions: 0)."""
+        return np.array([len(l) for l in self._fn_labels] + [0] * self.n_pair, dtype=np.int64)
+
+    def function_degrees(self) -> np.ndarray:
+        """Total degree Σ(n + w_L l) of each function (pair functions: n)."""
+        ace = [sum(n + self.w_L * l for _, n, l in labs) for labs in self._fn_labels]
+        pair = [n + 1 for _ in self._upairs for n in range(self.pair_degree)]
+        return np.array(ace + pair, dtype=float)
+
+    def summary(self) -> str:
+        """Readable table: number of functions per correlation order and centre species."""
+        orders = self.function_orders()[: self.n_ace]
+        lines = [
+            f"ACEBasis {'/'.join(self.elements)}: {self.size} functions "
+            f"(order {self.order}, max degree {list(self.max_degree)}, w_L {self.w_L})",
+            "  centre  " + "".join(f"  nu={nu:<4d}" for nu in range(1, self.order + 1)) + "   total",
+        ]
+        for s, el in enumerate(self.elements):
+            cnt = [int(np.sum((self._fn_species == s) & (orders == nu))) for nu in range(1, self.order + 1)]
+            lines.append(f"  {el:6s}  " + "".join(f"  {c:<7d}" for c in cnt) + f"   {sum(cnt)}")
+        for a, b in self._upairs:
+            lines.append(
+                f"  pair {self.elements[a]}-{self.elements[b]}: {self.pair_degree} functions, "
+                f"r_cut {self.pair_r_cut[a, b]:.2f} Å"
+            )
+        lines.append(f"  monomials (DAG nodes): {len(self._node_keys)}; nmax {self.nmax}, lmax {self.lmax}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"ACEBasis(elements={self.elements}, order={self.order}, max_degree={list(self.max_degree)}, size={self.size})"
+
+    # ------------------------------------------------------------------ evaluation
+    @property
+    def cutoff(self) -> float:
+        """Largest cutoff of any function (Å): the neighbour-list radius."""
+        return float(max(self.r_cut.max(), self.pair_r_cut.max() if self.pair_degree else 0.0))
+
+    def neighbours(self, atoms: Atoms):
+        """Validated species indices and neighbour list (first, j, D) of a structure."""
+        pos = np.asarray(atoms.positions, dtype=float)
+        cell = np.asarray(atoms.cell.array, dtype=float)
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        if not np.all(np.isfinite(pos)) or not np.all(np.isfinite(cell)):
+            raise ValueError("atoms have NaN or infinite positions or cell")
+        numbers = np.asarray(atoms.numbers)
+        species = self._species_of[numbers] if len(numbers) else np.zeros(0, dtype=np.int64)
+        if np.any(species < 0):
+            bad = sorted({chemical_symbols[z] for z in numbers[species < 0]})
+            raise ValueError(f"element(s) {bad} not in the basis elements {list(self.elements)}")
+        if pbc.any() and abs(np.linalg.det(cell)) < 1e-9:
+            raise ValueError("periodic structure with a zero-volume cell")
+        N = len(pos)
+        if N == 0:
+            return species, np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, 3))
+        nl = vesin.NeighborList(cutoff=self.cutoff, full_list=True)
+        box = cell if pbc.any() else np.zeros((3, 3))
+        i, j, D = nl.compute(points=pos, box=box, periodic=pbc if pbc.any() else False, quantities="ijD")
+        if len(i) and np.any(np.diff(i) < 0):
+            o = np.argsort(i, kind="stable")
+            i, j, D = i[o], j[o], D[o]
+        first = np.searchsorted(i, np.arange(N + 1)).astype(np.int64)
+        return species, first, j.astype(np.int64), np.ascontiguousarray(D, dtype=float)
+
+    def _radial_args(self):
+        return (
+            self.nmax, self.lmax, self.transform_p, self.r0, self.r_in, self.r_cut,
+            self._x_in, self._x_cut, self._anorms,
+        )
+
+    def evaluate(self, atoms: Atoms) -> BasisValues:
+        """Full basis on one structure: energy (n,), forces (N, 3, n), virial (6, n) or None."""
+        species, first, jnb, D = self.neighbours(atoms)
+        N = len(species)
+        nn = len(self._node_keys)
+        AAsum = np.zeros(nn)
+        dAA = np.zeros((nn, N, 3))
+        vAA = np.zeros((nn, 6))
+        Ep = np.zeros(self.n_pair)
+        dEp = np.zeros((self.n_pair, N, 3))
+        Vp = np.zeros((self.n_pair, 6))
+        if N:
+            kernels.eval_full(
+                species, first, jnb, D, *self._radial_args(),
+                self._node_start, self._parent, self._aidx,
+                self.pair_degree, self.pair_r_cut, self._px_cut, self.core_strength,
+                self._pnorms, self._pcol, AAsum, dAA, vAA, Ep, dEp, Vp,
+            )
+        C = self._coupling_matrix
+        energy = np.concatenate([C @ AAsum, Ep])
+        grad = np.concatenate([(C @ dAA.reshape(nn, 3 * N)).reshape(-1, N, 3), dEp])
+        forces = -np.ascontiguousarray(grad.transpose(1, 2, 0))
+        virial = None
+        if np.any(atoms.pbc):
+            virial = np.ascontiguousarray(np.concatenate([C @ vAA, Vp]).T)
+        return BasisValues(energy=energy, forces=forces, virial=virial)
+
+    def fold(self, coefficients: np.ndarray) -> FoldedCoefficients:
+        """Fold K coefficient vectors (K × size, or size) onto the monomials once."""
+        c = np.atleast_2d(np.asarray(coefficients, dtype=float))
+        if c.shape[1] != self.size:
+            raise ValueError(f"coefficients have {c.shape[1]} entries, the basis has {self.size}")
+        K = c.shape[0]
+        ctil = np.ascontiguousarray((self._CT @ c[:, : self.n_ace].T))
+        ns = len(self.zs)
+        pcoef = np.zeros((ns, ns, max(self.pair_degree, 1), K))
+        for a, b in self._upairs:
+            blk = c[:, self.n_ace + self._pcol[a, b] : self.n_ace + self._pcol[a, b] + self.pair_degree]
+            pcoef[a, b, : self.pair_degree] = pcoef[b, a, : self.pair_degree] = 0.5 * blk.T
+        return FoldedCoefficients(ctil=ctil, pcoef=pcoef, K=K)
+
+    def evaluate_folded(self, atoms: Atoms, folded: FoldedCoefficients) -> FastResult:
+        """Energies, forces, virials and site energies for K folded coefficient vectors."""
+        species, first, jnb, D = self.neighbours(atoms)
+        N, K = len(species), folded.K
+        Eat = np.zeros((N, K))
+        F = np.zeros((N, 3, K))
+        V = np.zeros((6, K))
+        if N:
+            kernels.eval_folded(
+                species, first, jnb, D, *self._radial_args(),
+                self._node_start, self._parent, self._aidx, folded.ctil,
+                self.pair_degree, self.pair_r_cut, self._px_cut, self.core_strength,
+                self._pnorms, folded.pcoef, Eat, F, V,
+            )
+        return FastResult(
+            energies=Eat.sum(axis=0),
+            forces=np.ascontiguousarray(F.transpose(2, 0, 1)),
+            virial=np.ascontiguousarray(V.T) if np.any(atoms.pbc) else None,
+            atom_energies=np.ascontiguousarray(Eat.T),
+        )
+
+    def evaluate_coefficients(self, atoms: Atoms, coefficients: np.ndarray) -> FastResult:
+        """Fast path without a prior ``fold`` (folds on every call: prefer ``fold`` in loops)."""
+        return self.evaluate_folded(atoms, self.fold(coefficients))
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict:
+        """Spec + coupling arrays (numpy) for a single-file model."""
+        return {"spec_json": np.array(json.dumps(self.spec)), **{f"coupling_{k}": v for k, v in self.coupling_arrays().items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, np.ndarray]) -> ACEBasis:
+        """Inverse of ``to_dict``."""
+        spec = json.loads(str(d["spec_json"]))
+        coupling = {k[len("coupling_") :]: d[k] for k in d if k.startswith("coupling_")}
+        return cls(**spec, _coupling=coupling)

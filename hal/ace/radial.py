@@ -1,0 +1,148 @@
+"""Radial bases of the ACE model (numba kernels + their normalisation).
+
+ACE radials ``R_n(r) = N_n C_n^{(9/2)}(t) (1 - t²)²`` with ``t`` the distance transform
+``x(r) = ((1 + r0) / (1 + r))^p`` mapped linearly onto [-1, 1] (t = -1 at r_cut, t = +1 at r_in).
+Gegenbauer C^{(9/2)} are orthogonal for the weight (1 - t²)⁴, so the R_n are orthonormal in t on
+[x_cut, x_in]; value and slope vanish at both r_cut and r_in, and R_n = 0 outside (r_in, r_cut).
+
+Pair radials ``P_n(r) = N_n Leg_n(t) (1 + t)²`` on the same transform between r_in and the pair
+cutoff (value and slope vanish at the pair cutoff). Below r_in each pair function is continued by
+a repulsive core ``P_n(r_in) + P'_n(r_in) g(r)``, ``g(r) = (r_in / a)(1 - exp(a (1 - r / r_in)))``:
+C¹ at r_in, finite at r = 0, and it rises steeply whenever the fitted pair potential slopes upward
+toward short distances at r_in (the ACE1 "repulsive core", kept linear in the coefficients).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+ACE_LAMBDA = 4.5
+
+
+def transform(r: np.ndarray | float, r0: float, p: float) -> np.ndarray | float:
+    """Distance transform x(r) = ((1 + r0)/(1 + r))^p (dimensionless)."""
+    return ((1.0 + r0) / (1.0 + np.asarray(r, dtype=float))) ** p
+
+
+def _gauss(n: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    return np.polynomial.legendre.leggauss(n)
+
+
+def ace_norms(nmax: int) -> np.ndarray:
+    """Constants making ∫ R_n R_m dt = δ_nm on [-1, 1]."""
+    t, w = _gauss()
+    vals = np.empty((nmax, len(t)))
+    for k, tk in enumerate(t):
+        R = np.empty(nmax)
+        dR = np.empty(nmax)
+        _ace_t(tk, nmax, np.ones(nmax), R, dR)
+        vals[:, k] = R
+    return 1.0 / np.sqrt((vals**2) @ w)
+
+
+def pair_norms(nmax: int) -> np.ndarray:
+    """Constants giving each pair function unit L² norm in t on [-1, 1]."""
+    t, w = _gauss()
+    vals = np.empty((nmax, len(t)))
+    for k, tk in enumerate(t):
+        P = np.empty(nmax)
+        dP = np.empty(nmax)
+        _pair_t(tk, nmax, np.ones(nmax), P, dP)
+        vals[:, k] = P
+    return 1.0 / np.sqrt((vals**2) @ w)
+
+
+@njit(cache=True, fastmath=True)
+def _ace_t(t: float, nmax: int, norms: np.ndarray, R: np.ndarray, dR: np.ndarray) -> None:
+    """R_n(t) and dR_n/dt in the t variable."""
+    lam = ACE_LAMBDA
+    u = 1.0 - t * t
+    env = u * u
+    denv = -4.0 * t * u
+    c_prev = 1.0
+    dc_prev = 0.0
+    R[0] = norms[0] * env
+    dR[0] = norms[0] * denv
+    if nmax == 1:
+        return
+    c = 2.0 * lam * t
+    dc = 2.0 * lam
+    R[1] = norms[1] * c * env
+    dR[1] = norms[1] * (dc * env + c * denv)
+    for k in range(1, nmax - 1):
+        c_next = (2.0 * t * (k + lam) * c - (k + 2.0 * lam - 1.0) * c_prev) / (k + 1)
+        dc_next = (2.0 * (k + lam) * (c + t * dc) - (k + 2.0 * lam - 1.0) * dc_prev) / (k + 1)
+        c_prev, dc_prev, c, dc = c, dc, c_next, dc_next
+        R[k + 1] = norms[k + 1] * c * env
+        dR[k + 1] = norms[k + 1] * (dc * env + c * denv)
+
+
+@njit(cache=True, fastmath=True)
+def _pair_t(t: float, nmax: int, norms: np.ndarray, P: np.ndarray, dP: np.ndarray) -> None:
+    """P_n(t) = N_n Leg_n(t) (1 + t)² and dP_n/dt."""
+    env = (1.0 + t) * (1.0 + t)
+    denv = 2.0 * (1.0 + t)
+    c_prev = 1.0
+    dc_prev = 0.0
+    P[0] = norms[0] * env
+    dP[0] = norms[0] * denv
+    if nmax == 1:
+        return
+    c = t
+    dc = 1.0
+    P[1] = norms[1] * c * env
+    dP[1] = norms[1] * (dc * env + c * denv)
+    for k in range(1, nmax - 1):
+        c_next = ((2 * k + 1) * t * c - k * c_prev) / (k + 1)
+        dc_next = ((2 * k + 1) * (c + t * dc) - k * dc_prev) / (k + 1)
+        c_prev, dc_prev, c, dc = c, dc, c_next, dc_next
+        P[k + 1] = norms[k + 1] * c * env
+        dP[k + 1] = norms[k + 1] * (dc * env + c * denv)
+
+
+@njit(cache=True, fastmath=True)
+def ace_radial(
+    r: float, r0: float, p: float, r_in: float, r_cut: float, x_in: float, x_cut: float,
+    nmax: int, norms: np.ndarray, R: np.ndarray, dR: np.ndarray,
+) -> bool:
+    """Fill R[:nmax], dR[:nmax] (1/Å) at distance r; returns False (and leaves R unset) outside."""
+    if r >= r_cut or r <= r_in:
+        return False
+    x = ((1.0 + r0) / (1.0 + r)) ** p
+    dxdr = -p * x / (1.0 + r)
+    s = 2.0 / (x_in - x_cut)
+    t = s * (x - x_cut) - 1.0
+    _ace_t(t, nmax, norms, R, dR)
+    f = s * dxdr
+    for n in range(nmax):
+        dR[n] *= f
+    return True
+
+
+@njit(cache=True, fastmath=True)
+def pair_radial(
+    r: float, r0: float, p: float, r_in: float, r_cut: float, x_in: float, x_cut: float,
+    core: float, nmax: int, norms: np.ndarray, P: np.ndarray, dP: np.ndarray,
+) -> bool:
+    """Fill P[:nmax], dP[:nmax] at distance r (repulsive-core continuation below r_in)."""
+    if r >= r_cut:
+        return False
+    rr = r if r > r_in else r_in
+    x = ((1.0 + r0) / (1.0 + rr)) ** p
+    dxdr = -p * x / (1.0 + rr)
+    s = 2.0 / (x_in - x_cut)
+    t = s * (x - x_cut) - 1.0
+    _pair_t(t, nmax, norms, P, dP)
+    f = s * dxdr
+    for n in range(nmax):
+        dP[n] *= f
+    if r < r_in:
+        e = math.exp(core * (1.0 - r / r_in))
+        g = r_in / core * (1.0 - e)
+        for n in range(nmax):
+            P[n] += dP[n] * g
+            dP[n] *= e
+    return True
