@@ -82,8 +82,11 @@ class ACEBasis:
     one per order; ``r_cut`` (Å, float or per species pair); ``w_L`` the weight of l in the
     degree; ``r0`` typical bond length (default: sum of covalent radii); ``r_in`` inner cutoff
     (default 0.6·r0); ``transform_p`` exponent p of x(r) = ((1+r0)/(1+r))^p; ``pair_degree`` and
-    ``pair_r_cut`` (default r_cut + 1 Å) for the pair basis; ``core_strength`` the exponent a of the
-    repulsive core below r_in.
+    ``pair_r_cut`` (default r_cut + 1 Å) for the pair basis, whose transform exponent
+    ``pair_transform_p`` (default 1) differs from the ACE one so that the order-1 ACE functions and
+    the pair functions are polynomials in different variables (equal exponents make them exactly
+    dependent on data whose distances all lie in (r_in, r_cut)); ``core_strength`` the exponent a of
+    the repulsive core below r_in.
     """
 
     def __init__(
@@ -99,6 +102,7 @@ class ACEBasis:
         transform_p: float = 2.0,
         pair_degree: int = 8,
         pair_r_cut: PairValue = None,
+        pair_transform_p: float = 1.0,
         core_strength: float = 4.0,
         _coupling: Mapping[str, np.ndarray] | None = None,
     ) -> None:
@@ -119,6 +123,7 @@ class ACEBasis:
         self.w_L = float(w_L)
         self.transform_p = float(transform_p)
         self.pair_degree = int(pair_degree)
+        self.pair_transform_p = float(pair_transform_p)
         self.core_strength = float(core_strength)
         ns = len(zs)
         pairs = [(a, b) for a in range(ns) for b in range(ns)]
@@ -126,18 +131,15 @@ class ACEBasis:
         self.r0 = _pair_table(r0, default_r0, zs, "r0")
         self.r_cut = _pair_table(r_cut, {}, zs, "r_cut")
         self.r_in = _pair_table(r_in, {k: 0.6 * self.r0[k] for k in pairs}, zs, "r_in")
-        self.pair_r_cut = _pair_table(
-            pair_r_cut, {k: self.r_cut[k] + 1.0 for k in pairs}, zs, "pair_r_cut"
-        )
+        self.pair_r_cut = _pair_table(pair_r_cut, {k: self.r_cut[k] + 1.0 for k in pairs}, zs, "pair_r_cut")
         if np.any(self.r_in >= self.r_cut) or np.any(self.r_in >= self.pair_r_cut):
             raise ValueError("r_in must be smaller than r_cut and pair_r_cut for every pair")
-        self._user_args = dict(
-            r_cut=r_cut, r0=r0, r_in=r_in, pair_r_cut=pair_r_cut
-        )
+        self._user_args = dict(r_cut=r_cut, r0=r0, r_in=r_in, pair_r_cut=pair_r_cut)
         p = self.transform_p
         self._x_in = transform(self.r_in, self.r0, p)
         self._x_cut = transform(self.r_cut, self.r0, p)
-        self._px_cut = transform(self.pair_r_cut, self.r0, p)
+        self._px_cut = transform(self.pair_r_cut, self.r0, self.pair_transform_p)
+        self._px_in = transform(self.r_in, self.r0, self.pair_transform_p)
         self._species_of = np.full(119, -1, dtype=np.int64)
         self._species_of[zs] = np.arange(ns)
         if _coupling is None:
@@ -228,15 +230,11 @@ class ACEBasis:
         self._node_keys = [k for _, k in node_keys]
         self._fn_species = np.array(fn_species, dtype=np.int64)
         self._fn_labels = fn_labels
-        self._coupling_matrix = sp.csr_matrix(
-            (vals, (r_idx, c_idx)), shape=(len(rows), len(node_keys))
-        )
+        self._coupling_matrix = sp.csr_matrix((vals, (r_idx, c_idx)), shape=(len(rows), len(node_keys)))
 
     def _finish(self) -> None:
         ns = len(self.zs)
-        self._parent = np.array(
-            [-1 if len(k) == 1 else 0 for k in self._node_keys], dtype=np.int64
-        )
+        self._parent = np.array([-1 if len(k) == 1 else 0 for k in self._node_keys], dtype=np.int64)
         index = {(s, k): i for i, (s, k) in enumerate(zip(self._node_species, self._node_keys))}
         for i, (s, k) in enumerate(zip(self._node_species, self._node_keys)):
             if len(k) > 1:
@@ -275,12 +273,17 @@ class ACEBasis:
         for f, labs in enumerate(self._fn_labels):
             lab[f, : len(labs)] = labs
         return dict(
-            nmax=np.array(self.nmax), lmax=np.array(self.lmax),
+            nmax=np.array(self.nmax),
+            lmax=np.array(self.lmax),
             node_species=self._node_species,
             node_flat=np.array([v for k in self._node_keys for v in k], dtype=np.int64),
             node_len=np.array([len(k) for k in self._node_keys], dtype=np.int64),
-            fn_species=self._fn_species, fn_labels=lab,
-            C_data=C.data, C_indices=C.indices, C_indptr=C.indptr, C_shape=np.array(C.shape),
+            fn_species=self._fn_species,
+            fn_labels=lab,
+            C_data=C.data,
+            C_indices=C.indices,
+            C_indptr=C.indptr,
+            C_shape=np.array(C.shape),
         )
 
     # ------------------------------------------------------------------ description
@@ -299,8 +302,13 @@ class ACEBasis:
             return v
 
         return dict(
-            elements=list(self.elements), order=self.order, max_degree=list(self.max_degree),
-            w_L=self.w_L, transform_p=self.transform_p, pair_degree=self.pair_degree,
+            elements=list(self.elements),
+            order=self.order,
+            max_degree=list(self.max_degree),
+            w_L=self.w_L,
+            transform_p=self.transform_p,
+            pair_degree=self.pair_degree,
+            pair_transform_p=self.pair_transform_p,
             core_strength=self.core_strength,
             **{k: enc(v) for k, v in self._user_args.items()},
         )
@@ -363,16 +371,39 @@ class ACEBasis:
         nl = vesin.NeighborList(cutoff=self.cutoff, full_list=True)
         box = cell if pbc.any() else np.zeros((3, 3))
         i, j, D = nl.compute(points=pos, box=box, periodic=pbc if pbc.any() else False, quantities="ijD")
+        i = i.astype(np.int64)
         if len(i) and np.any(np.diff(i) < 0):
             o = np.argsort(i, kind="stable")
             i, j, D = i[o], j[o], D[o]
+        dist2 = np.einsum("pa,pa->p", D, D)
+        if len(dist2) and dist2.min() < 1e-16:
+            k = int(np.argmin(dist2))
+            raise ValueError(f"atoms {i[k]} and {j[k]} coincide (distance {np.sqrt(dist2[k]):.1e} Å)")
         first = np.searchsorted(i, np.arange(N + 1)).astype(np.int64)
         return species, first, j.astype(np.int64), np.ascontiguousarray(D, dtype=float)
 
     def _radial_args(self):
         return (
-            self.nmax, self.lmax, self.transform_p, self.r0, self.r_in, self.r_cut,
-            self._x_in, self._x_cut, self._anorms,
+            self.nmax,
+            self.lmax,
+            self.transform_p,
+            self.r0,
+            self.r_in,
+            self.r_cut,
+            self._x_in,
+            self._x_cut,
+            self._anorms,
+        )
+
+    def _pair_args(self):
+        return (
+            self.pair_degree,
+            self.pair_transform_p,
+            self.pair_r_cut,
+            self._px_in,
+            self._px_cut,
+            self.core_strength,
+            self._pnorms,
         )
 
     def evaluate(self, atoms: Atoms) -> BasisValues:
@@ -388,14 +419,26 @@ class ACEBasis:
         Vp = np.zeros((self.n_pair, 6))
         if N:
             kernels.eval_full(
-                species, first, jnb, D, *self._radial_args(),
-                self._node_start, self._parent, self._aidx,
-                self.pair_degree, self.pair_r_cut, self._px_cut, self.core_strength,
-                self._pnorms, self._pcol, AAsum, dAA, vAA, Ep, dEp, Vp,
+                species,
+                first,
+                jnb,
+                D,
+                *self._radial_args(),
+                self._node_start,
+                self._parent,
+                self._aidx,
+                *self._pair_args(),
+                self._pcol,
+                AAsum,
+                dAA,
+                vAA,
+                Ep,
+                dEp,
+                Vp,
             )
         C = self._coupling_matrix
         energy = np.concatenate([C @ AAsum, Ep])
-        grad = np.concatenate([(C @ dAA.reshape(nn, 3 * N)).reshape(-1, N, 3), dEp])
+        grad = np.concatenate([(C @ dAA.reshape(nn, 3 * N)).reshape(self.n_ace, N, 3), dEp])
         forces = -np.ascontiguousarray(grad.transpose(1, 2, 0))
         virial = None
         if np.any(atoms.pbc):
@@ -408,7 +451,7 @@ class ACEBasis:
         if c.shape[1] != self.size:
             raise ValueError(f"coefficients have {c.shape[1]} entries, the basis has {self.size}")
         K = c.shape[0]
-        ctil = np.ascontiguousarray((self._CT @ c[:, : self.n_ace].T))
+        ctil = np.ascontiguousarray(self._CT @ c[:, : self.n_ace].T)
         ns = len(self.zs)
         pcoef = np.zeros((ns, ns, max(self.pair_degree, 1), K))
         for a, b in self._upairs:
@@ -425,10 +468,20 @@ class ACEBasis:
         V = np.zeros((6, K))
         if N:
             kernels.eval_folded(
-                species, first, jnb, D, *self._radial_args(),
-                self._node_start, self._parent, self._aidx, folded.ctil,
-                self.pair_degree, self.pair_r_cut, self._px_cut, self.core_strength,
-                self._pnorms, folded.pcoef, Eat, F, V,
+                species,
+                first,
+                jnb,
+                D,
+                *self._radial_args(),
+                self._node_start,
+                self._parent,
+                self._aidx,
+                folded.ctil,
+                *self._pair_args(),
+                folded.pcoef,
+                Eat,
+                F,
+                V,
             )
         return FastResult(
             energies=Eat.sum(axis=0),
@@ -444,7 +497,10 @@ class ACEBasis:
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
         """Spec + coupling arrays (numpy) for a single-file model."""
-        return {"spec_json": np.array(json.dumps(self.spec)), **{f"coupling_{k}": v for k, v in self.coupling_arrays().items()}}
+        return {
+            "spec_json": np.array(json.dumps(self.spec)),
+            **{f"coupling_{k}": v for k, v in self.coupling_arrays().items()},
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, np.ndarray]) -> ACEBasis:

@@ -21,7 +21,7 @@ from hal.ace.ylm import real_ylm
 RANK_TOL = 1e-10
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def clebsch_gordan(j1: int, m1: int, j2: int, m2: int, J: int, M: int) -> float:
     """⟨j1 m1; j2 m2 | J M⟩ by Racah's formula (Condon–Shortley phase), integer momenta."""
     if m1 + m2 != M or not (abs(j1 - j2) <= J <= j1 + j2):
@@ -36,13 +36,17 @@ def clebsch_gordan(j1: int, m1: int, j2: int, m2: int, J: int, M: int) -> float:
     s = 0.0
     for k in range(kmin, kmax + 1):
         s += (-1) ** k / (
-            f(k) * f(j1 + j2 - J - k) * f(j1 - m1 - k) * f(j2 + m2 - k)
-            * f(J - j2 + m1 + k) * f(J - j1 - m2 + k)
+            f(k)
+            * f(j1 + j2 - J - k)
+            * f(j1 - m1 - k)
+            * f(j2 + m2 - k)
+            * f(J - j2 + m1 + k)
+            * f(J - j1 - m2 + k)
         )
     return math.sqrt(pre) * s
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cg_table(j1: int, j2: int, J: int) -> np.ndarray:
     """Array T[m1+j1, m2+j2, M+J] of Clebsch–Gordan coefficients."""
     T = np.zeros((2 * j1 + 1, 2 * j2 + 1, 2 * J + 1))
@@ -54,7 +58,7 @@ def cg_table(j1: int, j2: int, J: int) -> np.ndarray:
     return T
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def complex_to_real(l: int) -> np.ndarray:
     """Matrix U with Y^complex_{l m} = Σ_μ U[m+l, μ+l] Y^real_{l μ}, fitted on random directions.
 
@@ -145,9 +149,7 @@ def coupled_monomials(
     flat = tens.reshape(len(tens), -1)
     nz = np.flatnonzero(np.abs(flat).max(axis=0) > 1e-14)
     mus = np.unravel_index(nz, tens.shape[1:])
-    cols = np.stack(
-        [a_index(z, n, l, mu - l) for (z, n, l), mu in zip(labels, mus)], axis=1
-    )
+    cols = np.stack([a_index(z, n, l, mu - l) for (z, n, l), mu in zip(labels, mus)], axis=1)
     cols.sort(axis=1)
     monos, inverse = np.unique(cols, axis=0, return_inverse=True)
     M = np.zeros((len(tens), len(monos)))

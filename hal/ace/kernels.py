@@ -28,8 +28,26 @@ def _add_virial(V, g0, g1, g2, d, scale):
 
 @njit(cache=True, fastmath=True)
 def _atomic_basis(
-    i, species, first, jnb, D, nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms,
-    A, Rb, dRb, Yb, dYb, flag,
+    i,
+    species,
+    first,
+    jnb,
+    D,
+    nmax,
+    lmax,
+    p,
+    r0,
+    rin,
+    rcut,
+    xin,
+    xcut,
+    anorms,
+    A,
+    Rb,
+    dRb,
+    Yb,
+    dYb,
+    flag,
 ):
     """A for centre atom i; caches per-neighbour radials and harmonics in Rb, dRb, Yb, dYb."""
     s = species[i]
@@ -41,8 +59,17 @@ def _atomic_basis(
         d = D[pp]
         r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
         ok = ace_radial(
-            r, r0[s, z], p, rin[s, z], rcut[s, z], xin[s, z], xcut[s, z], nmax, anorms,
-            Rb[q], dRb[q],
+            r,
+            r0[s, z],
+            p,
+            rin[s, z],
+            rcut[s, z],
+            xin[s, z],
+            xcut[s, z],
+            nmax,
+            anorms,
+            Rb[q],
+            dRb[q],
         )
         flag[q] = ok
         if not ok:
@@ -57,10 +84,34 @@ def _atomic_basis(
 
 @njit(cache=True, fastmath=True)
 def eval_folded(
-    species, first, jnb, D, nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms,
-    node_start, parent, aidx, ctil,
-    npair, prcut, pxcut, core, pnorms, pcoef,
-    Eat, F, V,
+    species,
+    first,
+    jnb,
+    D,
+    nmax,
+    lmax,
+    p,
+    r0,
+    rin,
+    rcut,
+    xin,
+    xcut,
+    anorms,
+    node_start,
+    parent,
+    aidx,
+    ctil,
+    npair,
+    pp_,
+    prcut,
+    pxin,
+    pxcut,
+    core,
+    pnorms,
+    pcoef,
+    Eat,
+    F,
+    V,
 ):
     """Fast path for K coefficient vectors at once.
 
@@ -96,8 +147,26 @@ def eval_folded(
     for i in range(N):
         s = species[i]
         _atomic_basis(
-            i, species, first, jnb, D, nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms,
-            A, Rb, dRb, Yb, dYb, flag,
+            i,
+            species,
+            first,
+            jnb,
+            D,
+            nmax,
+            lmax,
+            p,
+            r0,
+            rin,
+            rcut,
+            xin,
+            xcut,
+            anorms,
+            A,
+            Rb,
+            dRb,
+            Yb,
+            dYb,
+            flag,
         )
         # pair potential (half per ordered pair)
         if npair > 0:
@@ -108,8 +177,18 @@ def eval_folded(
                 d = D[pp]
                 r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
                 if not pair_radial(
-                    r, r0[s, z], p, rin[s, z], prcut[s, z], xin[s, z], pxcut[s, z], core,
-                    npair, pnorms, P, dP,
+                    r,
+                    r0[s, z],
+                    pp_,
+                    rin[s, z],
+                    prcut[s, z],
+                    pxin[s, z],
+                    pxcut[s, z],
+                    core,
+                    npair,
+                    pnorms,
+                    P,
+                    dP,
                 ):
                     continue
                 for k in range(K):
@@ -194,10 +273,36 @@ def eval_folded(
 
 @njit(cache=True, fastmath=True)
 def eval_full(
-    species, first, jnb, D, nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms,
-    node_start, parent, aidx,
-    npair, prcut, pxcut, core, pnorms, pcol,
-    AAsum, dAA, vAA, Ep, dEp, Vp,
+    species,
+    first,
+    jnb,
+    D,
+    nmax,
+    lmax,
+    p,
+    r0,
+    rin,
+    rcut,
+    xin,
+    xcut,
+    anorms,
+    node_start,
+    parent,
+    aidx,
+    npair,
+    pp_,
+    prcut,
+    pxin,
+    pxcut,
+    core,
+    pnorms,
+    pcol,
+    AAsum,
+    dAA,
+    vAA,
+    Ep,
+    dEp,
+    Vp,
 ):
     """All monomials and pair functions with their gradients (for the design matrix).
 
@@ -229,8 +334,26 @@ def eval_full(
     for i in range(N):
         s = species[i]
         _atomic_basis(
-            i, species, first, jnb, D, nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms,
-            A, Rb, dRb, Yb, dYb, flag,
+            i,
+            species,
+            first,
+            jnb,
+            D,
+            nmax,
+            lmax,
+            p,
+            r0,
+            rin,
+            rcut,
+            xin,
+            xcut,
+            anorms,
+            A,
+            Rb,
+            dRb,
+            Yb,
+            dYb,
+            flag,
         )
         for q in range(first[i + 1] - first[i]):
             pp = first[i] + q
@@ -239,8 +362,18 @@ def eval_full(
             d = D[pp]
             r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
             if npair > 0 and pair_radial(
-                r, r0[s, z], p, rin[s, z], prcut[s, z], xin[s, z], pxcut[s, z], core,
-                npair, pnorms, P, dP,
+                r,
+                r0[s, z],
+                pp_,
+                rin[s, z],
+                prcut[s, z],
+                pxin[s, z],
+                pxcut[s, z],
+                core,
+                npair,
+                pnorms,
+                P,
+                dP,
             ):
                 c0 = pcol[s, z]
                 for n in range(npair):

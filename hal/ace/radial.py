@@ -105,8 +105,17 @@ def _pair_t(t: float, nmax: int, norms: np.ndarray, P: np.ndarray, dP: np.ndarra
 
 @njit(cache=True, fastmath=True)
 def ace_radial(
-    r: float, r0: float, p: float, r_in: float, r_cut: float, x_in: float, x_cut: float,
-    nmax: int, norms: np.ndarray, R: np.ndarray, dR: np.ndarray,
+    r: float,
+    r0: float,
+    p: float,
+    r_in: float,
+    r_cut: float,
+    x_in: float,
+    x_cut: float,
+    nmax: int,
+    norms: np.ndarray,
+    R: np.ndarray,
+    dR: np.ndarray,
 ) -> bool:
     """Fill R[:nmax], dR[:nmax] (1/Å) at distance r; returns False (and leaves R unset) outside."""
     if r >= r_cut or r <= r_in:
@@ -124,8 +133,18 @@ def ace_radial(
 
 @njit(cache=True, fastmath=True)
 def pair_radial(
-    r: float, r0: float, p: float, r_in: float, r_cut: float, x_in: float, x_cut: float,
-    core: float, nmax: int, norms: np.ndarray, P: np.ndarray, dP: np.ndarray,
+    r: float,
+    r0: float,
+    p: float,
+    r_in: float,
+    r_cut: float,
+    x_in: float,
+    x_cut: float,
+    core: float,
+    nmax: int,
+    norms: np.ndarray,
+    P: np.ndarray,
+    dP: np.ndarray,
 ) -> bool:
     """Fill P[:nmax], dP[:nmax] at distance r (repulsive-core continuation below r_in)."""
     if r >= r_cut:

@@ -1,0 +1,1 @@
+"""Committee backends (installed as ``hal.backends``): turn labelled data into a committee."""

@@ -1,0 +1,1 @@
+"""Runnable protocols (installed as ``hal.protocols``), each driven by one config file."""
