@@ -22,6 +22,7 @@ from ase.data import atomic_numbers, chemical_symbols, covalent_radii
 from hal.ace import kernels
 from hal.ace.coupling import coupled_monomials
 from hal.ace.radial import ace_norms, pair_norms, transform
+from hal.ace.ylm import ylm_norms
 
 PairValue = float | Mapping[tuple[str, str] | str, float] | None
 
@@ -191,13 +192,16 @@ class ACEBasis:
     def _build(self) -> None:
         ns = len(self.zs)
         used = [t for s in range(ns) for t in self._tuples(s)]
-        self.nmax = max([lab[1] for t in used for lab in t], default=1)
         self.lmax = max([lab[2] for t in used for lab in t], default=0)
-        nlm = (self.lmax + 1) ** 2
-        nmax = self.nmax
+        self._nl = np.zeros(self.lmax + 1, dtype=np.int64)
+        for t in used:
+            for _, n, l in t:
+                self._nl[l] = max(self._nl[l], n)
+        self._set_a_layout()
+        aoff, astride = self._aoff, self._astride
 
         def a_index(z, n, l, mu):
-            return (z * nmax + (n - 1)) * nlm + l * l + l + np.asarray(mu)
+            return z * astride + aoff[l] + (n - 1) * (2 * l + 1) + l + np.asarray(mu)
 
         rows, fn_species, fn_labels = [], [], []
         for s in range(ns):
@@ -232,6 +236,26 @@ class ACEBasis:
         self._fn_labels = fn_labels
         self._coupling_matrix = sp.csr_matrix((vals, (r_idx, c_idx)), shape=(len(rows), len(node_keys)))
 
+    def _set_a_layout(self) -> None:
+        """Offsets of the atomic basis A: per species, per l a block of nl[l] × (2l+1) entries."""
+        sizes = self._nl * (2 * np.arange(self.lmax + 1) + 1)
+        self._aoff = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self._astride = int(sizes.sum())
+        self.nmax = int(max(self._nl.max(initial=0), 1))
+        ns = len(self.zs)
+        a_z, a_n, a_lm = [], [], []
+        for z in range(ns):
+            for l in range(self.lmax + 1):
+                for n in range(self._nl[l]):
+                    for m in range(-l, l + 1):
+                        a_z.append(z)
+                        a_n.append(n)
+                        a_lm.append(l * l + l + m)
+        self._a_z = np.array(a_z, dtype=np.int64)
+        self._a_n = np.array(a_n, dtype=np.int64)
+        self._a_lm = np.array(a_lm, dtype=np.int64)
+        self._ynorm = ylm_norms(self.lmax)
+
     def _finish(self) -> None:
         ns = len(self.zs)
         self._parent = np.array([-1 if len(k) == 1 else 0 for k in self._node_keys], dtype=np.int64)
@@ -253,8 +277,9 @@ class ACEBasis:
         self._CT = self._coupling_matrix.T.tocsr()
 
     def _load_coupling(self, c: Mapping[str, np.ndarray]) -> None:
-        self.nmax = int(c["nmax"])
-        self.lmax = int(c["lmax"])
+        self._nl = np.asarray(c["nl"], dtype=np.int64)
+        self.lmax = len(self._nl) - 1
+        self._set_a_layout()
         self._node_species = np.asarray(c["node_species"], dtype=np.int64)
         flat, lens = np.asarray(c["node_flat"]), np.asarray(c["node_len"])
         offs = np.concatenate([[0], np.cumsum(lens)])
@@ -393,6 +418,10 @@ class ACEBasis:
             self._x_in,
             self._x_cut,
             self._anorms,
+            self._nl,
+            self._aoff,
+            self._astride,
+            self._ynorm,
         )
 
     def _pair_args(self):
@@ -424,6 +453,9 @@ class ACEBasis:
                 jnb,
                 D,
                 *self._radial_args(),
+                self._a_z,
+                self._a_n,
+                self._a_lm,
                 self._node_start,
                 self._parent,
                 self._aidx,

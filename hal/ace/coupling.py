@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hal.ace.ylm import real_ylm
+from hal.ace.ylm import real_ylm, ylm_norms, ylm_work
 
 RANK_TOL = 1e-10
 
@@ -73,8 +73,9 @@ def complex_to_real(l: int) -> np.ndarray:
     Yr = np.empty((len(pts), 2 * l + 1))
     Y = np.empty(nlm)
     dY = np.empty((nlm, 3))
+    norms, work = ylm_norms(l), ylm_work(l)
     for k, p in enumerate(pts):
-        real_ylm(p, l, Y, dY)
+        real_ylm(p, l, norms, work, Y, dY)
         Yr[k] = Y[l * l : nlm]
     r = np.linalg.norm(pts, axis=1)
     theta = np.arccos(pts[:, 2] / r)

@@ -28,30 +28,14 @@ def _add_virial(V, g0, g1, g2, d, scale):
 
 @njit(cache=True, fastmath=True)
 def _atomic_basis(
-    i,
-    species,
-    first,
-    jnb,
-    D,
-    nmax,
-    lmax,
-    p,
-    r0,
-    rin,
-    rcut,
-    xin,
-    xcut,
-    anorms,
-    A,
-    Rb,
-    dRb,
-    Yb,
-    dYb,
-    flag,
+    i, species, first, jnb, D, nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms,
+    nl, aoff, astride, ynorm, ywork, A, Rb, dRb, Yb, dYb, flag,
 ):
-    """A for centre atom i; caches per-neighbour radials and harmonics in Rb, dRb, Yb, dYb."""
+    """A for centre atom i; caches per-neighbour radials and harmonics in Rb, dRb, Yb, dYb.
+
+    A layout: species block z * astride, then per l the (n < nl[l]) × (2l+1) entries from aoff[l].
+    """
     s = species[i]
-    nlm = (lmax + 1) * (lmax + 1)
     A[:] = 0.0
     for q in range(first[i + 1] - first[i]):
         pp = first[i] + q
@@ -59,59 +43,124 @@ def _atomic_basis(
         d = D[pp]
         r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
         ok = ace_radial(
-            r,
-            r0[s, z],
-            p,
-            rin[s, z],
-            rcut[s, z],
-            xin[s, z],
-            xcut[s, z],
-            nmax,
-            anorms,
-            Rb[q],
-            dRb[q],
+            r, r0[s, z], p, rin[s, z], rcut[s, z], xin[s, z], xcut[s, z], nmax, anorms,
+            Rb[q], dRb[q],
         )
         flag[q] = ok
         if not ok:
             continue
-        real_ylm(d, lmax, Yb[q], dYb[q])
-        for n in range(nmax):
-            base = (z * nmax + n) * nlm
-            Rn = Rb[q, n]
-            for lm in range(nlm):
-                A[base + lm] += Rn * Yb[q, lm]
+        real_ylm(d, lmax, ynorm, ywork, Yb[q], dYb[q])
+        for l in range(lmax + 1):
+            w = 2 * l + 1
+            y0 = l * l
+            for n in range(nl[l]):
+                base = z * astride + aoff[l] + n * w
+                Rn = Rb[q, n]
+                for m in range(w):
+                    A[base + m] += Rn * Yb[q, y0 + m]
 
 
 @njit(cache=True, fastmath=True)
-def eval_folded(
-    species,
-    first,
-    jnb,
-    D,
-    nmax,
-    lmax,
-    p,
-    r0,
-    rin,
-    rcut,
-    xin,
-    xcut,
-    anorms,
-    node_start,
-    parent,
-    aidx,
-    ctil,
-    npair,
-    pp_,
-    prcut,
-    pxin,
-    pxcut,
-    core,
-    pnorms,
-    pcoef,
-    Eat,
-    F,
-    V,
+def _monomials(n0, nb, parent, aidx, A, AA):
+    """Forward pass: AA[kk] = AA[parent] * A[aidx] over the nodes n0 … n0+nb of one species."""
+    for kk in range(nb):
+        k = n0 + kk
+        pa = parent[k]
+        v = A[aidx[k]]
+        if pa >= 0:
+            v *= AA[pa - n0]
+        AA[kk] = v
+
+
+@njit(cache=True, fastmath=True)
+def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
+    """Site energies Σ_k c̃_k AA_k of atom i and the adjoint ∂E/∂A (K columns; K = 1 is scalar)."""
+    K = ctil.shape[1]
+    adjA[:, :] = 0.0
+    if K == 1:
+        e = 0.0
+        for kk in range(nb):
+            c = ctil[n0 + kk, 0]
+            e += c * AA[kk]
+            adj[kk, 0] = c
+        Eat[i, 0] += e
+        for kk in range(nb - 1, -1, -1):
+            k = n0 + kk
+            pa = parent[k]
+            a = aidx[k]
+            w = adj[kk, 0]
+            if pa >= 0:
+                adjA[a, 0] += w * AA[pa - n0]
+                adj[pa - n0, 0] += w * A[a]
+            else:
+                adjA[a, 0] += w
+        return
+    for kk in range(nb):
+        v = AA[kk]
+        for c in range(K):
+            cc = ctil[n0 + kk, c]
+            Eat[i, c] += cc * v
+            adj[kk, c] = cc
+    for kk in range(nb - 1, -1, -1):
+        k = n0 + kk
+        pa = parent[k]
+        a = aidx[k]
+        if pa >= 0:
+            w = AA[pa - n0]
+            av = A[a]
+            for c in range(K):
+                adjA[a, c] += adj[kk, c] * w
+                adj[pa - n0, c] += adj[kk, c] * av
+        else:
+            for c in range(K):
+                adjA[a, c] += adj[kk, c]
+
+
+@njit(cache=True, fastmath=True)
+def _pullback(q, z, d, r, lmax, nl, aoff, astride, Rb, dRb, Yb, dYb, adjA, g1, g2, grad):
+    """grad[:, c] = dE_c/dr_q for neighbour q from the adjoint of A."""
+    K = adjA.shape[1]
+    g1[:, :] = 0.0
+    g2[:, :] = 0.0
+    for l in range(lmax + 1):
+        wl = 2 * l + 1
+        y0 = l * l
+        for n in range(nl[l]):
+            base = z * astride + aoff[l] + n * wl
+            Rn = Rb[q, n]
+            dRn = dRb[q, n]
+            if K == 1:
+                for m in range(wl):
+                    w = adjA[base + m, 0]
+                    g1[y0 + m, 0] += w * dRn
+                    g2[y0 + m, 0] += w * Rn
+            else:
+                for m in range(wl):
+                    for c in range(K):
+                        w = adjA[base + m, c]
+                        g1[y0 + m, c] += w * dRn
+                        g2[y0 + m, c] += w * Rn
+    grad[:, :] = 0.0
+    nlm = (lmax + 1) * (lmax + 1)
+    for lm in range(nlm):
+        y = Yb[q, lm] / r
+        dy0 = dYb[q, lm, 0]
+        dy1 = dYb[q, lm, 1]
+        dy2 = dYb[q, lm, 2]
+        for c in range(K):
+            t = g1[lm, c] * y
+            g = g2[lm, c]
+            grad[0, c] += t * d[0] + g * dy0
+            grad[1, c] += t * d[1] + g * dy1
+            grad[2, c] += t * d[2] + g * dy2
+
+
+@njit(cache=True, fastmath=True)
+def eval_folded(  # fmt: skip
+    species, first, jnb, D, nmax, lmax, p, r0,
+    rin, rcut, xin, xcut, anorms, nl, aoff, astride,
+    ynorm, node_start, parent, aidx, ctil, npair, pp_, prcut,
+    pxin, pxcut, core, pnorms, pcoef, Eat, F, V,
 ):
     """Fast path for K coefficient vectors at once.
 
@@ -126,9 +175,9 @@ def eval_folded(
     maxnb = 0
     for i in range(N):
         maxnb = max(maxnb, first[i + 1] - first[i])
-    nA = ns * nmax * nlm
-    A = np.zeros(nA)
-    adjA = np.zeros((nA, K))
+    A = np.zeros(ns * astride)
+    adjA = np.zeros((ns * astride, K))
+    ywork = np.zeros((5, lmax + 1, lmax + 1))
     Rb = np.zeros((maxnb, nmax))
     dRb = np.zeros((maxnb, nmax))
     Yb = np.zeros((maxnb, nlm))
@@ -146,27 +195,9 @@ def eval_folded(
     grad = np.zeros((3, K))
     for i in range(N):
         s = species[i]
-        _atomic_basis(
-            i,
-            species,
-            first,
-            jnb,
-            D,
-            nmax,
-            lmax,
-            p,
-            r0,
-            rin,
-            rcut,
-            xin,
-            xcut,
-            anorms,
-            A,
-            Rb,
-            dRb,
-            Yb,
-            dYb,
-            flag,
+        _atomic_basis(  # fmt: skip
+            i, species, first, jnb, D, nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms,
+            nl, aoff, astride, ynorm, ywork, A, Rb, dRb, Yb, dYb, flag,
         )
         # pair potential (half per ordered pair)
         if npair > 0:
@@ -176,94 +207,37 @@ def eval_folded(
                 z = species[j]
                 d = D[pp]
                 r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
-                if not pair_radial(
-                    r,
-                    r0[s, z],
-                    pp_,
-                    rin[s, z],
-                    prcut[s, z],
-                    pxin[s, z],
-                    pxcut[s, z],
-                    core,
-                    npair,
-                    pnorms,
-                    P,
-                    dP,
+                if not pair_radial(  # fmt: skip
+                    r, r0[s, z], pp_, rin[s, z], prcut[s, z], pxin[s, z], pxcut[s, z], core,
+                    npair, pnorms, P, dP,
                 ):
                     continue
-                for k in range(K):
+                for c in range(K):
                     e = 0.0
                     g = 0.0
                     for n in range(npair):
-                        e += pcoef[s, z, n, k] * P[n]
-                        g += pcoef[s, z, n, k] * dP[n]
-                    Eat[i, k] += e
+                        e += pcoef[s, z, n, c] * P[n]
+                        g += pcoef[s, z, n, c] * dP[n]
+                    Eat[i, c] += e
                     g /= r
-                    for c in range(3):
-                        F[i, c, k] += g * d[c]
-                        F[j, c, k] -= g * d[c]
-                    _add_virial(V[:, k], g * d[0], g * d[1], g * d[2], d, -1.0)
-        # forward: monomials and site energies
+                    for x in range(3):
+                        F[i, x, c] += g * d[x]
+                        F[j, x, c] -= g * d[x]
+                    _add_virial(V[:, c], g * d[0], g * d[1], g * d[2], d, -1.0)
         n0 = node_start[s]
         nb = node_start[s + 1] - n0
         if nb == 0:
             continue
-        for kk in range(nb):
-            k = n0 + kk
-            pa = parent[k]
-            v = A[aidx[k]]
-            if pa >= 0:
-                v *= AA[pa - n0]
-            AA[kk] = v
-            for c in range(K):
-                Eat[i, c] += ctil[k, c] * v
-        # backward: adjoints of the monomials and of A
-        for kk in range(nb):
-            for c in range(K):
-                adj[kk, c] = ctil[n0 + kk, c]
-        adjA[:, :] = 0.0
-        for kk in range(nb - 1, -1, -1):
-            k = n0 + kk
-            pa = parent[k]
-            a = aidx[k]
-            if pa >= 0:
-                ppa = pa - n0
-                w = AA[ppa]
-                av = A[a]
-                for c in range(K):
-                    adjA[a, c] += adj[kk, c] * w
-                    adj[ppa, c] += adj[kk, c] * av
-            else:
-                for c in range(K):
-                    adjA[a, c] += adj[kk, c]
-        # pull the A adjoint back onto each neighbour
+        _monomials(n0, nb, parent, aidx, A, AA)
+        _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA)
         for q in range(first[i + 1] - first[i]):
             if not flag[q]:
                 continue
             pp = first[i] + q
             j = jnb[pp]
-            z = species[j]
             d = D[pp]
             r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
-            g1[:, :] = 0.0
-            g2[:, :] = 0.0
-            for n in range(nmax):
-                base = (z * nmax + n) * nlm
-                Rn = Rb[q, n]
-                dRn = dRb[q, n]
-                for lm in range(nlm):
-                    for c in range(K):
-                        w = adjA[base + lm, c]
-                        g1[lm, c] += w * dRn
-                        g2[lm, c] += w * Rn
-            grad[:, :] = 0.0
-            for lm in range(nlm):
-                y = Yb[q, lm] / r
-                for c in range(K):
-                    t = g1[lm, c] * y
-                    grad[0, c] += t * d[0] + g2[lm, c] * dYb[q, lm, 0]
-                    grad[1, c] += t * d[1] + g2[lm, c] * dYb[q, lm, 1]
-                    grad[2, c] += t * d[2] + g2[lm, c] * dYb[q, lm, 2]
+            _pullback(q, species[j], d, r, lmax, nl, aoff, astride, Rb, dRb, Yb, dYb, adjA, g1, g2, grad)
             for c in range(K):
                 for x in range(3):
                     F[i, x, c] += grad[x, c]
@@ -272,37 +246,12 @@ def eval_folded(
 
 
 @njit(cache=True, fastmath=True)
-def eval_full(
-    species,
-    first,
-    jnb,
-    D,
-    nmax,
-    lmax,
-    p,
-    r0,
-    rin,
-    rcut,
-    xin,
-    xcut,
-    anorms,
-    node_start,
-    parent,
-    aidx,
-    npair,
-    pp_,
-    prcut,
-    pxin,
-    pxcut,
-    core,
-    pnorms,
-    pcol,
-    AAsum,
-    dAA,
-    vAA,
-    Ep,
-    dEp,
-    Vp,
+def eval_full(  # fmt: skip
+    species, first, jnb, D, nmax, lmax, p, r0,
+    rin, rcut, xin, xcut, anorms, nl, aoff, astride,
+    ynorm, a_z, a_n, a_lm, node_start, parent, aidx, npair,
+    pp_, prcut, pxin, pxcut, core, pnorms, pcol, AAsum,
+    dAA, vAA, Ep, dEp, Vp,
 ):
     """All monomials and pair functions with their gradients (for the design matrix).
 
@@ -316,8 +265,9 @@ def eval_full(
     maxnb = 0
     for i in range(N):
         maxnb = max(maxnb, first[i + 1] - first[i])
-    nA = ns * nmax * nlm
+    nA = ns * astride
     A = np.zeros(nA)
+    ywork = np.zeros((5, lmax + 1, lmax + 1))
     Rb = np.zeros((maxnb, nmax))
     dRb = np.zeros((maxnb, nmax))
     Yb = np.zeros((maxnb, nlm))
@@ -330,7 +280,6 @@ def eval_full(
     dAp = np.zeros((maxblock, 3))
     P = np.zeros(max(npair, 1))
     dP = np.zeros(max(npair, 1))
-    stride = nmax * nlm
     for i in range(N):
         s = species[i]
         _atomic_basis(
@@ -348,6 +297,11 @@ def eval_full(
             xin,
             xcut,
             anorms,
+            nl,
+            aoff,
+            astride,
+            ynorm,
+            ywork,
             A,
             Rb,
             dRb,
@@ -416,10 +370,9 @@ def eval_full(
                     g0 = dAp[pa - n0, 0] * av
                     g1 = dAp[pa - n0, 1] * av
                     g2 = dAp[pa - n0, 2] * av
-                if a // stride == z:
-                    rem = a - z * stride
-                    n = rem // nlm
-                    lm = rem - n * nlm
+                if a_z[a] == z:
+                    n = a_n[a]
+                    lm = a_lm[a]
                     w = 1.0 if pa < 0 else AA[pa - n0]
                     t = dRb[q, n] * Yb[q, lm] / r
                     Rn = Rb[q, n]

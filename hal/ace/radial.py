@@ -20,6 +20,13 @@ import numpy as np
 from numba import njit
 
 ACE_LAMBDA = 4.5
+_KMAX = 256
+_k = np.arange(_KMAX, dtype=float)
+# three-term recurrences without divisions: c_{k+1} = a_k t c_k - b_k c_{k-1}
+_GEG_A = 2.0 * (_k + ACE_LAMBDA) / (_k + 1.0)
+_GEG_B = (_k + 2.0 * ACE_LAMBDA - 1.0) / (_k + 1.0)
+_LEG_A = (2.0 * _k + 1.0) / (_k + 1.0)
+_LEG_B = _k / (_k + 1.0)
 
 
 def transform(r: np.ndarray | float, r0: float, p: float) -> np.ndarray | float:
@@ -58,7 +65,6 @@ def pair_norms(nmax: int) -> np.ndarray:
 @njit(cache=True, fastmath=True)
 def _ace_t(t: float, nmax: int, norms: np.ndarray, R: np.ndarray, dR: np.ndarray) -> None:
     """R_n(t) and dR_n/dt in the t variable."""
-    lam = ACE_LAMBDA
     u = 1.0 - t * t
     env = u * u
     denv = -4.0 * t * u
@@ -68,13 +74,15 @@ def _ace_t(t: float, nmax: int, norms: np.ndarray, R: np.ndarray, dR: np.ndarray
     dR[0] = norms[0] * denv
     if nmax == 1:
         return
-    c = 2.0 * lam * t
-    dc = 2.0 * lam
+    c = 2.0 * ACE_LAMBDA * t
+    dc = 2.0 * ACE_LAMBDA
     R[1] = norms[1] * c * env
     dR[1] = norms[1] * (dc * env + c * denv)
     for k in range(1, nmax - 1):
-        c_next = (2.0 * t * (k + lam) * c - (k + 2.0 * lam - 1.0) * c_prev) / (k + 1)
-        dc_next = (2.0 * (k + lam) * (c + t * dc) - (k + 2.0 * lam - 1.0) * dc_prev) / (k + 1)
+        a = _GEG_A[k]
+        b = _GEG_B[k]
+        c_next = a * t * c - b * c_prev
+        dc_next = a * (c + t * dc) - b * dc_prev
         c_prev, dc_prev, c, dc = c, dc, c_next, dc_next
         R[k + 1] = norms[k + 1] * c * env
         dR[k + 1] = norms[k + 1] * (dc * env + c * denv)
@@ -96,11 +104,22 @@ def _pair_t(t: float, nmax: int, norms: np.ndarray, P: np.ndarray, dP: np.ndarra
     P[1] = norms[1] * c * env
     dP[1] = norms[1] * (dc * env + c * denv)
     for k in range(1, nmax - 1):
-        c_next = ((2 * k + 1) * t * c - k * c_prev) / (k + 1)
-        dc_next = ((2 * k + 1) * (c + t * dc) - k * dc_prev) / (k + 1)
+        a = _LEG_A[k]
+        b = _LEG_B[k]
+        c_next = a * t * c - b * c_prev
+        dc_next = a * (c + t * dc) - b * dc_prev
         c_prev, dc_prev, c, dc = c, dc, c_next, dc_next
         P[k + 1] = norms[k + 1] * c * env
         dP[k + 1] = norms[k + 1] * (dc * env + c * denv)
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _xpow(q: float, p: float) -> float:
+    if p == 2.0:
+        return q * q
+    if p == 1.0:
+        return q
+    return q**p
 
 
 @njit(cache=True, fastmath=True)
@@ -120,7 +139,7 @@ def ace_radial(
     """Fill R[:nmax], dR[:nmax] (1/Å) at distance r; returns False (and leaves R unset) outside."""
     if r >= r_cut or r <= r_in:
         return False
-    x = ((1.0 + r0) / (1.0 + r)) ** p
+    x = _xpow((1.0 + r0) / (1.0 + r), p)
     dxdr = -p * x / (1.0 + r)
     s = 2.0 / (x_in - x_cut)
     t = s * (x - x_cut) - 1.0
@@ -150,7 +169,7 @@ def pair_radial(
     if r >= r_cut:
         return False
     rr = r if r > r_in else r_in
-    x = ((1.0 + r0) / (1.0 + rr)) ** p
+    x = _xpow((1.0 + r0) / (1.0 + rr), p)
     dxdr = -p * x / (1.0 + rr)
     s = 2.0 / (x_in - x_cut)
     t = s * (x - x_cut) - 1.0

@@ -13,34 +13,57 @@ import numpy as np
 from numba import njit
 
 
+def ylm_norms(lmax: int) -> np.ndarray:
+    """Normalisation sqrt((2l+1)/4π (l-m)!/(l+m)!) (× √2 for m > 0), indexed [l, m ≥ 0]."""
+    out = np.zeros((lmax + 1, lmax + 1))
+    for l in range(lmax + 1):
+        for m in range(l + 1):
+            v = (2 * l + 1) / (4.0 * math.pi) * math.factorial(l - m) / math.factorial(l + m)
+            out[l, m] = math.sqrt(v) * (math.sqrt(2.0) if m > 0 else 1.0)
+    return out
+
+
+def ylm_work(lmax: int) -> np.ndarray:
+    """Scratch buffer for ``real_ylm`` (allocate once, reuse for every call)."""
+    return np.zeros((5, lmax + 1, lmax + 1))
+
+
 @njit(cache=True, fastmath=True)
-def real_ylm(rvec: np.ndarray, lmax: int, Y: np.ndarray, dY: np.ndarray) -> None:
-    """Fill Y[(lmax+1)²] with Y_lm(r/|r|) and dY[(lmax+1)², 3] with ∇_r Y_lm (1/Å)."""
+def real_ylm(
+    rvec: np.ndarray, lmax: int, norms: np.ndarray, work: np.ndarray, Y: np.ndarray, dY: np.ndarray
+) -> None:
+    """Fill Y[(lmax+1)²] with Y_lm(r/|r|) and dY[(lmax+1)², 3] with ∇_r Y_lm (1/Å).
+
+    ``norms`` from ``ylm_norms(lmax)``, ``work`` from ``ylm_work(lmax)``.
+    """
     r = math.sqrt(rvec[0] ** 2 + rvec[1] ** 2 + rvec[2] ** 2)
     x = rvec[0] / r
     y = rvec[1] / r
     z = rvec[2] / r
     L1 = lmax + 1
     # C_m + i S_m = (x + i y)^m and their x/y derivatives
-    C = np.empty(L1)
-    S = np.empty(L1)
+    C = work[0, 0]
+    S = work[0, 1]
     C[0] = 1.0
     S[0] = 0.0
     for m in range(1, L1):
         C[m] = x * C[m - 1] - y * S[m - 1]
         S[m] = x * S[m - 1] + y * C[m - 1]
     # Q_l^m(z, r²) modified associated Legendre, derivatives w.r.t. z and r² (r² = 1 on the sphere)
-    Q = np.zeros((L1, L1))
-    Qz = np.zeros((L1, L1))
-    Qr = np.zeros((L1, L1))
+    Q = work[1]
+    Qz = work[2]
+    Qr = work[3]
+    dfac = 1.0
     for m in range(L1):
-        dfac = 1.0
-        for k in range(1, 2 * m, 2):
-            dfac *= k
-        Q[m, m] = (-1.0) ** m * dfac
+        if m > 0:
+            dfac *= -(2 * m - 1)
+        Q[m, m] = dfac
+        Qz[m, m] = 0.0
+        Qr[m, m] = 0.0
         if m + 1 < L1:
             Q[m + 1, m] = (2 * m + 1) * z * Q[m, m]
             Qz[m + 1, m] = (2 * m + 1) * Q[m, m]
+            Qr[m + 1, m] = 0.0
         for l in range(m + 2, L1):
             a = 2 * l - 1
             b = l + m - 1
@@ -51,13 +74,7 @@ def real_ylm(rvec: np.ndarray, lmax: int, Y: np.ndarray, dY: np.ndarray) -> None
     for l in range(L1):
         base = l * l + l
         for m in range(l + 1):
-            # normalisation sqrt((2l+1)/4π (l-m)!/(l+m)!), times sqrt(2) for m ≠ 0
-            nrm = (2 * l + 1) / (4.0 * math.pi)
-            for k in range(l - m + 1, l + m + 1):
-                nrm /= k
-            nrm = math.sqrt(nrm)
-            if m > 0:
-                nrm *= math.sqrt(2.0)
+            nrm = norms[l, m]
             q = Q[l, m]
             qz = Qz[l, m]
             qr = Qr[l, m]
