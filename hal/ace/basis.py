@@ -24,6 +24,8 @@ from hal.ace.coupling import coupled_monomials
 from hal.ace.radial import ace_norms, pair_norms, transform
 from hal.ace.ylm import ylm_norms
 
+_ZERO_BOX = np.zeros((3, 3))
+
 PairValue = float | Mapping[tuple[str, str] | str, float] | None
 
 
@@ -141,6 +143,7 @@ class ACEBasis:
         self._x_cut = transform(self.r_cut, self.r0, p)
         self._px_cut = transform(self.pair_r_cut, self.r0, self.pair_transform_p)
         self._px_in = transform(self.r_in, self.r0, self.pair_transform_p)
+        self._nlist = None
         self._species_of = np.full(119, -1, dtype=np.int64)
         self._species_of[zs] = np.arange(ns)
         if _coupling is None:
@@ -298,8 +301,7 @@ class ACEBasis:
         for f, labs in enumerate(self._fn_labels):
             lab[f, : len(labs)] = labs
         return dict(
-            nmax=np.array(self.nmax),
-            lmax=np.array(self.lmax),
+            nl=self._nl,
             node_species=self._node_species,
             node_flat=np.array([v for k in self._node_keys for v in k], dtype=np.int64),
             node_len=np.array([len(k) for k in self._node_keys], dtype=np.int64),
@@ -378,34 +380,37 @@ class ACEBasis:
 
     def neighbours(self, atoms: Atoms):
         """Validated species indices and neighbour list (first, j, D) of a structure."""
-        pos = np.asarray(atoms.positions, dtype=float)
-        cell = np.asarray(atoms.cell.array, dtype=float)
-        pbc = np.asarray(atoms.pbc, dtype=bool)
-        if not np.all(np.isfinite(pos)) or not np.all(np.isfinite(cell)):
+        pos = atoms.arrays["positions"]
+        numbers = atoms.arrays["numbers"]
+        pbc = atoms.pbc
+        cell = atoms.cell.array
+        periodic = bool(pbc.any())
+        if not (np.isfinite(pos).all() and np.isfinite(cell).all()):
             raise ValueError("atoms have NaN or infinite positions or cell")
-        numbers = np.asarray(atoms.numbers)
-        species = self._species_of[numbers] if len(numbers) else np.zeros(0, dtype=np.int64)
-        if np.any(species < 0):
+        species = self._species_of[numbers]
+        N = len(numbers)
+        if N and species.min() < 0:
             bad = sorted({chemical_symbols[z] for z in numbers[species < 0]})
             raise ValueError(f"element(s) {bad} not in the basis elements {list(self.elements)}")
-        if pbc.any() and abs(np.linalg.det(cell)) < 1e-9:
+        if periodic and abs(np.linalg.det(cell)) < 1e-9:
             raise ValueError("periodic structure with a zero-volume cell")
-        N = len(pos)
         if N == 0:
             return species, np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, 3))
-        nl = vesin.NeighborList(cutoff=self.cutoff, full_list=True)
-        box = cell if pbc.any() else np.zeros((3, 3))
-        i, j, D = nl.compute(points=pos, box=box, periodic=pbc if pbc.any() else False, quantities="ijD")
-        i = i.astype(np.int64)
-        if len(i) and np.any(np.diff(i) < 0):
-            o = np.argsort(i, kind="stable")
-            i, j, D = i[o], j[o], D[o]
-        dist2 = np.einsum("pa,pa->p", D, D)
-        if len(dist2) and dist2.min() < 1e-16:
-            k = int(np.argmin(dist2))
-            raise ValueError(f"atoms {i[k]} and {j[k]} coincide (distance {np.sqrt(dist2[k]):.1e} Å)")
-        first = np.searchsorted(i, np.arange(N + 1)).astype(np.int64)
-        return species, first, j.astype(np.int64), np.ascontiguousarray(D, dtype=float)
+        if self._nlist is None:
+            self._nlist = vesin.NeighborList(cutoff=self.cutoff, full_list=True)
+        i, j, D = self._nlist.compute(
+            points=pos, box=cell if periodic else _ZERO_BOX, periodic=pbc if periodic else False,
+            quantities="ijD", copy=False,
+        )
+        first, jnb, D, bad = kernels.sorted_neighbours(N, i, j, D)
+        if bad >= 0:
+            raise ValueError(f"atoms {i[bad]} and {j[bad]} coincide")
+        return species, first, jnb, D
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_nlist"] = None  # ctypes handle: rebuilt on first use after unpickling
+        return state
 
     def _radial_args(self):
         return (

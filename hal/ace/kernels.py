@@ -16,6 +16,34 @@ from hal.ace.radial import ace_radial, pair_radial
 from hal.ace.ylm import real_ylm
 
 
+@njit(cache=True)
+def sorted_neighbours(N, i, j, D):
+    """Neighbour list sorted by centre: (first offsets, j, D copies, index of a zero-length pair or -1)."""
+    npairs = i.shape[0]
+    order = np.arange(npairs)
+    for p in range(1, npairs):
+        if i[p] < i[p - 1]:
+            order = np.argsort(i, kind="mergesort")
+            break
+    first = np.zeros(N + 1, dtype=np.int64)
+    jnb = np.empty(npairs, dtype=np.int64)
+    Dout = np.empty((npairs, 3))
+    bad = -1
+    for p in range(npairs):
+        o = order[p]
+        first[i[o] + 1] += 1
+        jnb[p] = j[o]
+        d0, d1, d2 = D[o, 0], D[o, 1], D[o, 2]
+        Dout[p, 0] = d0
+        Dout[p, 1] = d1
+        Dout[p, 2] = d2
+        if d0 * d0 + d1 * d1 + d2 * d2 < 1e-16 and bad < 0:
+            bad = o
+    for a in range(N):
+        first[a + 1] += first[a]
+    return first, jnb, Dout, bad
+
+
 @njit(cache=True, fastmath=True, inline="always")
 def _add_virial(V, g0, g1, g2, d, scale):
     V[0] += scale * g0 * d[0]
