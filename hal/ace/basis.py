@@ -40,21 +40,32 @@ class BasisValues:
 
 @dataclasses.dataclass
 class FoldedCoefficients:
-    """Coefficient vectors (K × n) folded onto the monomials: the fast-path form."""
+    """K coefficient vectors in fast-path form.
 
-    ctil: np.ndarray  # (n_nodes, K)
-    pcoef: np.ndarray  # (ns, ns, pair_degree, K), halved for the full neighbour list
-    K: int
+    Energies come for all K rows (from the basis energies, almost free); forces, virials and site
+    energies for the ``gradient_rows`` only, whose coefficients are folded onto the monomials
+    (one backward pass each).
+    """
+
+    coefficients: np.ndarray  # (K, size)
+    gradient_rows: np.ndarray  # (Kg,) indices into the K rows
+    ctil: np.ndarray  # (n_nodes, Kg)
+    pcoef: np.ndarray  # (ns, ns, pair_degree, Kg), halved for the full neighbour list
+
+    @property
+    def K(self) -> int:
+        return self.coefficients.shape[0]
 
 
 @dataclasses.dataclass
 class FastResult:
-    """Fast-path results for K coefficient vectors (eV, eV/Å, eV)."""
+    """Fast-path results: energies of all K rows; the rest for the Kg gradient rows (eV, eV/Å)."""
 
     energies: np.ndarray  # (K,)
-    forces: np.ndarray  # (K, N, 3)
-    virial: np.ndarray | None  # (K, 6) or None for a non-periodic structure
-    atom_energies: np.ndarray  # (K, N)
+    forces: np.ndarray  # (Kg, N, 3)
+    virial: np.ndarray | None  # (Kg, 6) or None for a non-periodic structure
+    atom_energies: np.ndarray  # (Kg, N)
+    basis_energies: np.ndarray  # (size,) Σ_i B_i: any other coefficient vector's energy is a dot
 
 
 def _pair_table(value: PairValue, default: Mapping[tuple[int, int], float], zs: list[int], name: str):
@@ -85,7 +96,7 @@ class ACEBasis:
     one per order; ``r_cut`` (Å, float or per species pair); ``w_L`` the weight of l in the
     degree; ``r0`` typical bond length (default: sum of covalent radii); ``r_in`` inner cutoff
     (default 0.6·r0); ``transform_p`` exponent p of x(r) = ((1+r0)/(1+r))^p; ``pair_degree`` and
-    ``pair_r_cut`` (default r_cut + 1 Å) for the pair basis, whose transform exponent
+    ``pair_r_cut`` (default r_cut) for the pair basis, whose transform exponent
     ``pair_transform_p`` (default 1) differs from the ACE one so that the order-1 ACE functions and
     the pair functions are polynomials in different variables (equal exponents make them exactly
     dependent on data whose distances all lie in (r_in, r_cut)); ``core_strength`` the exponent a of
@@ -134,7 +145,7 @@ class ACEBasis:
         self.r0 = _pair_table(r0, default_r0, zs, "r0")
         self.r_cut = _pair_table(r_cut, {}, zs, "r_cut")
         self.r_in = _pair_table(r_in, {k: 0.6 * self.r0[k] for k in pairs}, zs, "r_in")
-        self.pair_r_cut = _pair_table(pair_r_cut, {k: self.r_cut[k] + 1.0 for k in pairs}, zs, "pair_r_cut")
+        self.pair_r_cut = _pair_table(pair_r_cut, {k: self.r_cut[k] for k in pairs}, zs, "pair_r_cut")
         if np.any(self.r_in >= self.r_cut) or np.any(self.r_in >= self.pair_r_cut):
             raise ValueError("r_in must be smaller than r_cut and pair_r_cut for every pair")
         self._user_args = dict(r_cut=r_cut, r0=r0, r_in=r_in, pair_r_cut=pair_r_cut)
@@ -203,8 +214,10 @@ class ACEBasis:
         self._set_a_layout()
         aoff, astride = self._aoff, self._astride
 
+        nl = self._nl
+
         def a_index(z, n, l, mu):
-            return z * astride + aoff[l] + (n - 1) * (2 * l + 1) + l + np.asarray(mu)
+            return z * astride + aoff[l] + (l + np.asarray(mu)) * nl[l] + (n - 1)
 
         rows, fn_species, fn_labels = [], [], []
         for s in range(ns):
@@ -240,7 +253,7 @@ class ACEBasis:
         self._coupling_matrix = sp.csr_matrix((vals, (r_idx, c_idx)), shape=(len(rows), len(node_keys)))
 
     def _set_a_layout(self) -> None:
-        """Offsets of the atomic basis A: per species, per l a block of nl[l] × (2l+1) entries."""
+        """Offsets of the atomic basis A: per species, per l a block of (2l+1) × nl[l] entries (n fastest)."""
         sizes = self._nl * (2 * np.arange(self.lmax + 1) + 1)
         self._aoff = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         self._astride = int(sizes.sum())
@@ -249,8 +262,8 @@ class ACEBasis:
         a_z, a_n, a_lm = [], [], []
         for z in range(ns):
             for l in range(self.lmax + 1):
-                for n in range(self._nl[l]):
-                    for m in range(-l, l + 1):
+                for m in range(-l, l + 1):
+                    for n in range(self._nl[l]):
                         a_z.append(z)
                         a_n.append(n)
                         a_lm.append(l * l + l + m)
@@ -482,49 +495,47 @@ class ACEBasis:
             virial = np.ascontiguousarray(np.concatenate([C @ vAA, Vp]).T)
         return BasisValues(energy=energy, forces=forces, virial=virial)
 
-    def fold(self, coefficients: np.ndarray) -> FoldedCoefficients:
-        """Fold K coefficient vectors (K × size, or size) onto the monomials once."""
+    def fold(
+        self, coefficients: np.ndarray, gradient_rows: Sequence[int] | None = None
+    ) -> FoldedCoefficients:
+        """Fold K coefficient vectors (K × size, or size) once; gradients for ``gradient_rows``
+        (default: all rows)."""
         c = np.atleast_2d(np.asarray(coefficients, dtype=float))
         if c.shape[1] != self.size:
             raise ValueError(f"coefficients have {c.shape[1]} entries, the basis has {self.size}")
-        K = c.shape[0]
-        ctil = np.ascontiguousarray(self._CT @ c[:, : self.n_ace].T)
+        rows = np.arange(len(c)) if gradient_rows is None else np.asarray(gradient_rows, dtype=np.int64)
+        g = c[rows]
+        ctil = np.ascontiguousarray(self._CT @ g[:, : self.n_ace].T).reshape(-1, len(rows))
         ns = len(self.zs)
-        pcoef = np.zeros((ns, ns, max(self.pair_degree, 1), K))
+        pcoef = np.zeros((ns, ns, max(self.pair_degree, 1), len(rows)))
         for a, b in self._upairs:
-            blk = c[:, self.n_ace + self._pcol[a, b] : self.n_ace + self._pcol[a, b] + self.pair_degree]
+            lo = self.n_ace + self._pcol[a, b]
+            blk = g[:, lo : lo + self.pair_degree]
             pcoef[a, b, : self.pair_degree] = pcoef[b, a, : self.pair_degree] = 0.5 * blk.T
-        return FoldedCoefficients(ctil=ctil, pcoef=pcoef, K=K)
+        return FoldedCoefficients(coefficients=c, gradient_rows=rows, ctil=ctil, pcoef=pcoef)
 
     def evaluate_folded(self, atoms: Atoms, folded: FoldedCoefficients) -> FastResult:
-        """Energies, forces, virials and site energies for K folded coefficient vectors."""
+        """Energies of all K folded vectors; forces, virials, site energies of the gradient rows."""
         species, first, jnb, D = self.neighbours(atoms)
-        N, K = len(species), folded.K
-        Eat = np.zeros((N, K))
-        F = np.zeros((N, 3, K))
-        V = np.zeros((6, K))
+        N, Kg = len(species), folded.ctil.shape[1]
+        Eat = np.zeros((N, Kg))
+        F = np.zeros((N, 3, Kg))
+        V = np.zeros((6, Kg))
+        AAsum = np.zeros(len(self._node_keys))
+        Ep = np.zeros(self.n_pair)
         if N:
-            kernels.eval_folded(
-                species,
-                first,
-                jnb,
-                D,
-                *self._radial_args(),
-                self._node_start,
-                self._parent,
-                self._aidx,
-                folded.ctil,
-                *self._pair_args(),
-                folded.pcoef,
-                Eat,
-                F,
-                V,
+            kernels.eval_folded(  # fmt: skip
+                species, first, jnb, D, *self._radial_args(), self._node_start, self._parent,
+                self._aidx, folded.ctil, *self._pair_args(), folded.pcoef, self._pcol,
+                Eat, F, V, AAsum, Ep,
             )
+        B = np.concatenate([self._coupling_matrix @ AAsum, Ep])
         return FastResult(
-            energies=Eat.sum(axis=0),
+            energies=folded.coefficients @ B,
             forces=np.ascontiguousarray(F.transpose(2, 0, 1)),
-            virial=np.ascontiguousarray(V.T) if np.any(atoms.pbc) else None,
+            virial=np.ascontiguousarray(V.T) if atoms.pbc.any() else None,
             atom_energies=np.ascontiguousarray(Eat.T),
+            basis_energies=B,
         )
 
     def evaluate_coefficients(self, atoms: Atoms, coefficients: np.ndarray) -> FastResult:

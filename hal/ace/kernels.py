@@ -61,7 +61,7 @@ def _atomic_basis(
 ):
     """A for centre atom i; caches per-neighbour radials and harmonics in Rb, dRb, Yb, dYb.
 
-    A layout: species block z * astride, then per l the (n < nl[l]) × (2l+1) entries from aoff[l].
+    A layout: species block z * astride, then per l the (2l+1) × (n < nl[l]) entries from aoff[l].
     """
     s = species[i]
     A[:] = 0.0
@@ -79,13 +79,13 @@ def _atomic_basis(
             continue
         real_ylm(d, lmax, ynorm, ywork, Yb[q], dYb[q])
         for l in range(lmax + 1):
-            w = 2 * l + 1
+            nn = nl[l]
             y0 = l * l
-            for n in range(nl[l]):
-                base = z * astride + aoff[l] + n * w
-                Rn = Rb[q, n]
-                for m in range(w):
-                    A[base + m] += Rn * Yb[q, y0 + m]
+            for m in range(2 * l + 1):
+                base = z * astride + aoff[l] + m * nn
+                y = Yb[q, y0 + m]
+                for n in range(nn):
+                    A[base + n] += Rb[q, n] * y
 
 
 @njit(cache=True, fastmath=True)
@@ -151,21 +151,25 @@ def _pullback(q, z, d, r, lmax, nl, aoff, astride, Rb, dRb, Yb, dYb, adjA, g1, g
     g1[:, :] = 0.0
     g2[:, :] = 0.0
     for l in range(lmax + 1):
-        wl = 2 * l + 1
+        nn = nl[l]
         y0 = l * l
-        for n in range(nl[l]):
-            base = z * astride + aoff[l] + n * wl
-            Rn = Rb[q, n]
-            dRn = dRb[q, n]
+        for m in range(2 * l + 1):
+            base = z * astride + aoff[l] + m * nn
             if K == 1:
-                for m in range(wl):
-                    w = adjA[base + m, 0]
-                    g1[y0 + m, 0] += w * dRn
-                    g2[y0 + m, 0] += w * Rn
+                s1 = 0.0
+                s2 = 0.0
+                for n in range(nn):
+                    w = adjA[base + n, 0]
+                    s1 += w * dRb[q, n]
+                    s2 += w * Rb[q, n]
+                g1[y0 + m, 0] = s1
+                g2[y0 + m, 0] = s2
             else:
-                for m in range(wl):
+                for n in range(nn):
+                    dRn = dRb[q, n]
+                    Rn = Rb[q, n]
                     for c in range(K):
-                        w = adjA[base + m, c]
+                        w = adjA[base + n, c]
                         g1[y0 + m, c] += w * dRn
                         g2[y0 + m, c] += w * Rn
     grad[:, :] = 0.0
@@ -188,13 +192,14 @@ def eval_folded(  # fmt: skip
     species, first, jnb, D, nmax, lmax, p, r0,
     rin, rcut, xin, xcut, anorms, nl, aoff, astride,
     ynorm, node_start, parent, aidx, ctil, npair, pp_, prcut,
-    pxin, pxcut, core, pnorms, pcoef, Eat, F, V,
+    pxin, pxcut, core, pnorms, pcoef, pcol, Eat, F, V, AAsum, Ep,
 ):
-    """Fast path for K coefficient vectors at once.
+    """Fast path for K gradient vectors at once (K may be 0: energies only).
 
     ctil: (n_nodes, K) folded coefficients; pcoef: (ns, ns, npair, K) pair coefficients (already
     halved for the double-counted full list). Outputs (accumulated): Eat (N, K) site energies,
-    F (N, 3, K) forces, V (6, K) virials.
+    F (N, 3, K) forces, V (6, K) virials; AAsum (n_nodes) Σ_i AA_i and Ep (n_pair columns) the
+    pair basis energies, from which any coefficient vector's energy is one dot product.
     """
     N = species.shape[0]
     K = ctil.shape[1]
@@ -240,6 +245,9 @@ def eval_folded(  # fmt: skip
                     npair, pnorms, P, dP,
                 ):
                     continue
+                c0 = pcol[s, z]
+                for n in range(npair):
+                    Ep[c0 + n] += 0.5 * P[n]
                 for c in range(K):
                     e = 0.0
                     g = 0.0
@@ -257,6 +265,10 @@ def eval_folded(  # fmt: skip
         if nb == 0:
             continue
         _monomials(n0, nb, parent, aidx, A, AA)
+        for kk in range(nb):
+            AAsum[n0 + kk] += AA[kk]
+        if K == 0:
+            continue
         _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA)
         for q in range(first[i + 1] - first[i]):
             if not flag[q]:

@@ -1,0 +1,170 @@
+"""Speed of the ACE evaluator against PACE (python-ace, recursive C-tilde) in the same run.
+
+Cases: (a) hexane C6H14 with a C,H basis of ≈1000 functions, (b) a 108-atom periodic fcc Al cell
+with an Al basis of ≈1100 functions; PACE gets a linear-embedding basis of about the same size.
+Both are timed as energy+forces calls through their ASE calculators, in interleaved blocks, on one
+core (median µs/atom). Also: the fast path with K = 32 coefficient vectors vs K = 1, and peak
+memory of each evaluator (a fresh subprocess per case).
+
+    python benchmarks/ace_speed.py [--quick]
+
+Last line: ``ratio_vs_pace: <worst hal/PACE time ratio>`` (≤ 1 means hal is at least as fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+from ase.build import bulk  # noqa: E402
+from ase.calculators.calculator import all_changes  # noqa: E402
+
+from hal import ACEBasis, LinearACE  # noqa: E402
+from hal.structures import linear_alkane  # noqa: E402
+
+CASES = {
+    "hexane": dict(
+        elements=["C", "H"], hal=dict(order=4, max_degree=[15, 11, 9, 6], r_cut=5.0),
+        pace=([15, 4, 3, 2], [0, 2, 1, 1]),
+    ),
+    "al108": dict(
+        elements=["Al"], hal=dict(order=4, max_degree=[24, 20, 17, 13], r_cut=5.0),
+        pace=([12, 8, 6], [0, 4, 3]),
+    ),
+}
+
+
+def structure(case: str):
+    if case == "hexane":
+        return linear_alkane(6)
+    atoms = bulk("Al", "fcc", a=4.05, cubic=True) * (3, 3, 3)
+    atoms.rattle(0.05, seed=0)
+    return atoms
+
+
+def hal_calculator(case: str):
+    spec = CASES[case]
+    basis = ACEBasis(spec["elements"], **spec["hal"])
+    coef = np.random.default_rng(0).normal(size=basis.size) * 1e-3
+    return basis, LinearACE(basis, coef).calculator()
+
+
+def pace_calculator(case: str):
+    from pyace import ACEBBasisSet, PyACECalculator, create_multispecies_basis_config
+
+    spec = CASES[case]
+    nrad, lmax = spec["pace"]
+    config = {
+        "deltaSplineBins": 0.001,
+        "elements": spec["elements"],
+        "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1], "ndensity": 1}},
+        "bonds": {"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": 5.0, "dcut": 0.01,
+                          "NameOfCutoffFunction": "cos"}},
+        "functions": {"ALL": {"nradmax_by_orders": nrad, "lmax_by_orders": lmax}},
+    }
+    bconf = create_multispecies_basis_config(config, func_coefs_initializer="random")
+    size = sum(len(block.funcspecs) for block in bconf.funcspecs_blocks)
+    ctilde = ACEBBasisSet(bconf).to_ACECTildeBasisSet()
+    return size, PyACECalculator(ctilde, recursive_evaluator=True, recursive=True)
+
+
+def call(calc, atoms) -> None:
+    atoms.positions[0, 0] += 1e-7  # a new configuration every call: nothing cached
+    calc.calculate(atoms, ["energy", "forces"], all_changes)
+
+
+def block_time(calc, atoms, seconds: float) -> float:
+    """µs per atom of one energy+forces call, averaged over a block of `seconds`."""
+    call(calc, atoms)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        call(calc, atoms)
+        n += 1
+    return (time.perf_counter() - t0) / n / len(atoms) * 1e6
+
+
+def fast_path_ratio(basis: ACEBasis, atoms, seconds: float) -> tuple[float, float]:
+    """Time of the fast path with K = 32 vs K = 1 (energies, forces, virials of all K)."""
+    rng = np.random.default_rng(1)
+    f1, f32 = basis.fold(rng.normal(size=basis.size)), basis.fold(rng.normal(size=(32, basis.size)))
+    times = {1: [], 32: []}
+    for _ in range(3):
+        for K, f in ((1, f1), (32, f32)):
+            basis.evaluate_folded(atoms, f)
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                basis.evaluate_folded(atoms, f)
+                n += 1
+            times[K].append((time.perf_counter() - t0) / n / len(atoms) * 1e6)
+    t1, t32 = np.median(times[1]), np.median(times[32])
+    return float(t32 / t1), float(t32)
+
+
+def peak_memory_mb(which: str, case: str) -> float:
+    """Peak RSS growth (MB) of building an evaluator and running 5 calls, in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-probe", which, case], capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def memory_probe(which: str, case: str) -> None:
+    atoms = structure(case)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    calc = hal_calculator(case)[1] if which == "hal" else pace_calculator(case)[1]
+    for _ in range(5):
+        call(calc, atoms)
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short timing blocks (CI smoke run)")
+    ap.add_argument("--json", help="also write the results to this JSON file")
+    ap.add_argument("--memory-probe", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.memory_probe:
+        memory_probe(*args.memory_probe)
+        return
+    seconds, blocks = (0.3, 3) if args.quick else (1.5, 7)
+    results = {}
+    for case in CASES:
+        atoms = structure(case)
+        basis, hal_calc = hal_calculator(case)
+        pace_size, pace_calc = pace_calculator(case)
+        t_hal, t_pace = [], []
+        for _ in range(blocks):  # interleaved so that machine noise hits both alike
+            t_hal.append(block_time(hal_calc, atoms, seconds))
+            t_pace.append(block_time(pace_calc, atoms, seconds))
+        k_ratio, t32 = fast_path_ratio(basis, atoms, seconds)
+        res = dict(
+            atoms=len(atoms), hal_functions=basis.size, pace_functions=pace_size,
+            hal_us_per_atom=float(np.median(t_hal)), pace_us_per_atom=float(np.median(t_pace)),
+            k32_us_per_atom=t32, k32_over_k1=k_ratio,
+            hal_peak_mb=peak_memory_mb("hal", case), pace_peak_mb=peak_memory_mb("pace", case),
+        )
+        res["ratio"] = res["hal_us_per_atom"] / res["pace_us_per_atom"]
+        results[case] = res
+        print(
+            f"{case:7s} {len(atoms):4d} atoms | hal {basis.size:5d} fn {res['hal_us_per_atom']:8.1f} µs/atom"
+            f" | PACE {pace_size:5d} fn {res['pace_us_per_atom']:8.1f} µs/atom | ratio {res['ratio']:.2f}"
+            f" | K=32/K=1 {k_ratio:.2f} | peak MB hal {res['hal_peak_mb']:.0f} PACE {res['pace_peak_mb']:.0f}",
+            flush=True,
+        )
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+    print(f"k32_over_k1: {max(r['k32_over_k1'] for r in results.values()):.2f}")
+    print(f"ratio_vs_pace: {max(r['ratio'] for r in results.values()):.2f}")
+
+
+if __name__ == "__main__":
+    main()
