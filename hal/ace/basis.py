@@ -415,7 +415,7 @@ class ACEBasis:
             points=pos, box=cell if periodic else _ZERO_BOX, periodic=pbc if periodic else False,
             quantities="ijD", copy=False,
         )
-        first, jnb, D, bad = kernels.sorted_neighbours(N, i, j, D)
+        first, jnb, D, bad = kernels.sorted_neighbours(N, species, i, j, D)
         if bad >= 0:
             raise ValueError(f"atoms {i[bad]} and {j[bad]} coincide")
         return species, first, jnb, D

@@ -1,10 +1,12 @@
 """Numba kernels of the ACE basis: the full basis (for fitting) and the folded fast path (for MD).
 
-Both walk a half-open neighbour list sorted by centre atom (``first[i]:first[i+1]``, neighbour
-``jnb``, vector ``D = r_j - r_i + shift`` in Å). Per centre atom they build the atomic basis
-``A[z, n, lm] = Σ_j R_n(r_ij) Y_lm(r̂_ij)`` and walk the monomial DAG (each node = its parent node ×
-one A entry, nodes sorted by order) of the centre's species. Gradients are dE/dr_p for the pair
-vector r_p; virial = -Σ_p sym(dE/dr_p ⊗ r_p), Voigt (xx, yy, zz, yz, xz, xy).
+Both walk a half-open neighbour list sorted by centre atom and, within it, by neighbour species
+(``first[i]:first[i+1]``, neighbour ``jnb``, vector ``D = r_j - r_i + shift`` in Å). Per centre
+atom the radials and harmonics of all its neighbours are stored transposed (function × neighbour),
+so that ``A[z, n, lm] = Σ_j R_n(r_ij) Y_lm(r̂_ij)`` and its pull-back are contiguous loops over
+neighbours. The monomial DAG (each node = its parent node × one A entry, nodes sorted by order)
+of the centre's species gives the site energy. Gradients are dE/dr_p for the pair vector r_p;
+virial = -Σ_p sym(dE/dr_p ⊗ r_p), Voigt (xx, yy, zz, yz, xz, xy).
 """
 
 from __future__ import annotations
@@ -17,14 +19,20 @@ from hal.ace.ylm import real_ylm
 
 
 @njit(cache=True)
-def sorted_neighbours(N, i, j, D):
-    """Neighbour list sorted by centre: (first offsets, j, D copies, index of a zero-length pair or -1)."""
+def sorted_neighbours(N, species, i, j, D):
+    """Neighbour list sorted by centre, then neighbour species.
+
+    Returns (first offsets, j, D copies, index of a zero-length pair or -1).
+    """
     npairs = i.shape[0]
-    order = np.arange(npairs)
-    for p in range(1, npairs):
-        if i[p] < i[p - 1]:
-            order = np.argsort(i, kind="mergesort")
-            break
+    ns = species.max() + 1 if species.shape[0] else 1
+    key = np.empty(npairs, dtype=np.int64)
+    ordered = True
+    for p in range(npairs):
+        key[p] = i[p] * ns + species[j[p]]
+        if p and key[p] < key[p - 1]:
+            ordered = False
+    order = np.arange(npairs) if ordered else np.argsort(key, kind="mergesort")
     first = np.zeros(N + 1, dtype=np.int64)
     jnb = np.empty(npairs, dtype=np.int64)
     Dout = np.empty((npairs, 3))
@@ -45,47 +53,85 @@ def sorted_neighbours(N, i, j, D):
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _add_virial(V, g0, g1, g2, d, scale):
-    V[0] += scale * g0 * d[0]
-    V[1] += scale * g1 * d[1]
-    V[2] += scale * g2 * d[2]
-    V[3] += scale * 0.5 * (g1 * d[2] + g2 * d[1])
-    V[4] += scale * 0.5 * (g0 * d[2] + g2 * d[0])
-    V[5] += scale * 0.5 * (g0 * d[1] + g1 * d[0])
+def _add_virial(V, g0, g1, g2, d0, d1, d2, scale):
+    V[0] += scale * g0 * d0
+    V[1] += scale * g1 * d1
+    V[2] += scale * g2 * d2
+    V[3] += scale * 0.5 * (g1 * d2 + g2 * d1)
+    V[4] += scale * 0.5 * (g0 * d2 + g2 * d0)
+    V[5] += scale * 0.5 * (g0 * d1 + g1 * d0)
 
 
 @njit(cache=True, fastmath=True)
-def _atomic_basis(
-    i, species, first, jnb, D, nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms,
-    nl, aoff, astride, ynorm, ywork, A, Rb, dRb, Yb, dYb, flag,
+def _features(  # fmt: skip
+    i, species, first, jnb, D, nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms, ynorm, ywork,
+    rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg,
 ):
-    """A for centre atom i; caches per-neighbour radials and harmonics in Rb, dRb, Yb, dYb.
+    """Radials, harmonics and geometry of the neighbours of atom i (transposed buffers).
 
-    A layout: species block z * astride, then per l the (2l+1) × (n < nl[l]) entries from aoff[l].
+    seg[z]:seg[z+1] are the neighbours of species z. Pairs outside (r_in, r_cut) get zero radials.
+    Returns the number of neighbours.
     """
     s = species[i]
-    A[:] = 0.0
-    for q in range(first[i + 1] - first[i]):
-        pp = first[i] + q
-        z = species[jnb[pp]]
-        d = D[pp]
+    f0 = first[i]
+    nq = first[i + 1] - f0
+    ns = seg.shape[0] - 1
+    nlm = (lmax + 1) * (lmax + 1)
+    seg[:] = 0
+    for q in range(nq):
+        seg[species[jnb[f0 + q]] + 1] += 1
+    for z in range(ns):
+        seg[z + 1] += seg[z]
+    for q in range(nq):
+        d = D[f0 + q]
+        z = species[jnb[f0 + q]]
         r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
-        ok = ace_radial(
-            r, r0[s, z], p, rin[s, z], rcut[s, z], xin[s, z], xcut[s, z], nmax, anorms,
-            Rb[q], dRb[q],
+        DT[0, q] = d[0]
+        DT[1, q] = d[1]
+        DT[2, q] = d[2]
+        rinv[q] = 1.0 / r
+        ok = ace_radial(  # fmt: skip
+            r, r0[s, z], p, rin[s, z], rcut[s, z], xin[s, z], xcut[s, z], nmax, anorms, rtmp, drtmp,
         )
-        flag[q] = ok
-        if not ok:
-            continue
-        real_ylm(d, lmax, ynorm, ywork, Yb[q], dYb[q])
+        if ok:
+            real_ylm(d, lmax, ynorm, ywork, ytmp, dytmp)
+            for n in range(nmax):
+                RbT[n, q] = rtmp[n]
+                dRbT[n, q] = drtmp[n]
+            for lm in range(nlm):
+                YbT[lm, q] = ytmp[lm]
+                dYbT[0, lm, q] = dytmp[lm, 0]
+                dYbT[1, lm, q] = dytmp[lm, 1]
+                dYbT[2, lm, q] = dytmp[lm, 2]
+        else:
+            for n in range(nmax):
+                RbT[n, q] = 0.0
+                dRbT[n, q] = 0.0
+            for lm in range(nlm):
+                YbT[lm, q] = 0.0
+                dYbT[0, lm, q] = 0.0
+                dYbT[1, lm, q] = 0.0
+                dYbT[2, lm, q] = 0.0
+    return nq
+
+
+@njit(cache=True, fastmath=True)
+def _atomic_basis(lmax, nl, aoff, astride, seg, RbT, YbT, A):
+    """A[z, l, m, n] = Σ_{q of species z} R_n(q) Y_lm(q): contiguous dots over neighbours."""
+    ns = seg.shape[0] - 1
+    for z in range(ns):
+        q0 = seg[z]
+        q1 = seg[z + 1]
         for l in range(lmax + 1):
             nn = nl[l]
-            y0 = l * l
             for m in range(2 * l + 1):
+                lm = l * l + m
                 base = z * astride + aoff[l] + m * nn
-                y = Yb[q, y0 + m]
                 for n in range(nn):
-                    A[base + n] += Rb[q, n] * y
+                    acc = 0.0
+                    for q in range(q0, q1):
+                        acc += RbT[n, q] * YbT[lm, q]
+                    A[base + n] = acc
 
 
 @njit(cache=True, fastmath=True)
@@ -145,8 +191,48 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
 
 
 @njit(cache=True, fastmath=True)
-def _pullback(q, z, d, r, lmax, nl, aoff, astride, Rb, dRb, Yb, dYb, adjA, g1, g2, grad):
-    """grad[:, c] = dE_c/dr_q for neighbour q from the adjoint of A."""
+def _pullback(  # fmt: skip
+    c, nq, lmax, nl, aoff, astride, seg, RbT, dRbT, YbT, dYbT, DT, rinv, adjA, G1, G2, grad,
+):
+    """grad[:, q] = dE_c/dr_q for all neighbours q from column c of the adjoint of A."""
+    ns = seg.shape[0] - 1
+    nlm = (lmax + 1) * (lmax + 1)
+    for z in range(ns):
+        q0 = seg[z]
+        q1 = seg[z + 1]
+        if q1 == q0:
+            continue
+        for l in range(lmax + 1):
+            nn = nl[l]
+            for m in range(2 * l + 1):
+                lm = l * l + m
+                base = z * astride + aoff[l] + m * nn
+                for q in range(q0, q1):
+                    G1[lm, q] = 0.0
+                    G2[lm, q] = 0.0
+                for n in range(nn):
+                    w = adjA[base + n, c]
+                    for q in range(q0, q1):
+                        G1[lm, q] += w * dRbT[n, q]
+                        G2[lm, q] += w * RbT[n, q]
+    for q in range(nq):
+        grad[0, q] = 0.0
+        grad[1, q] = 0.0
+        grad[2, q] = 0.0
+    for lm in range(nlm):
+        for q in range(nq):
+            t = G1[lm, q] * YbT[lm, q] * rinv[q]
+            g = G2[lm, q]
+            grad[0, q] += t * DT[0, q] + g * dYbT[0, lm, q]
+            grad[1, q] += t * DT[1, q] + g * dYbT[1, lm, q]
+            grad[2, q] += t * DT[2, q] + g * dYbT[2, lm, q]
+
+
+@njit(cache=True, fastmath=True)
+def _pullback_members(  # fmt: skip
+    q, z, lmax, nl, aoff, astride, RbT, dRbT, YbT, dYbT, DT, rinv, adjA, g1, g2, grad,
+):
+    """grad[:, c] = dE_c/dr_q of neighbour q (species z) for all K adjoint columns at once."""
     K = adjA.shape[1]
     g1[:, :] = 0.0
     g2[:, :] = 0.0
@@ -155,36 +241,53 @@ def _pullback(q, z, d, r, lmax, nl, aoff, astride, Rb, dRb, Yb, dYb, adjA, g1, g
         y0 = l * l
         for m in range(2 * l + 1):
             base = z * astride + aoff[l] + m * nn
-            if K == 1:
-                s1 = 0.0
-                s2 = 0.0
-                for n in range(nn):
-                    w = adjA[base + n, 0]
-                    s1 += w * dRb[q, n]
-                    s2 += w * Rb[q, n]
-                g1[y0 + m, 0] = s1
-                g2[y0 + m, 0] = s2
-            else:
-                for n in range(nn):
-                    dRn = dRb[q, n]
-                    Rn = Rb[q, n]
-                    for c in range(K):
-                        w = adjA[base + n, c]
-                        g1[y0 + m, c] += w * dRn
-                        g2[y0 + m, c] += w * Rn
+            for n in range(nn):
+                dRn = dRbT[n, q]
+                Rn = RbT[n, q]
+                for c in range(K):
+                    w = adjA[base + n, c]
+                    g1[y0 + m, c] += w * dRn
+                    g2[y0 + m, c] += w * Rn
     grad[:, :] = 0.0
     nlm = (lmax + 1) * (lmax + 1)
+    d0, d1, d2 = DT[0, q], DT[1, q], DT[2, q]
     for lm in range(nlm):
-        y = Yb[q, lm] / r
-        dy0 = dYb[q, lm, 0]
-        dy1 = dYb[q, lm, 1]
-        dy2 = dYb[q, lm, 2]
+        y = YbT[lm, q] * rinv[q]
+        e0, e1, e2 = dYbT[0, lm, q], dYbT[1, lm, q], dYbT[2, lm, q]
         for c in range(K):
             t = g1[lm, c] * y
             g = g2[lm, c]
-            grad[0, c] += t * d[0] + g * dy0
-            grad[1, c] += t * d[1] + g * dy1
-            grad[2, c] += t * d[2] + g * dy2
+            grad[0, c] += t * d0 + g * e0
+            grad[1, c] += t * d1 + g * e1
+            grad[2, c] += t * d2 + g * e2
+
+
+@njit(cache=True)
+def _buffers(species, first, nmax, lmax, ns, nA, maxblock, K):
+    N = species.shape[0]
+    maxnb = 1
+    for i in range(N):
+        maxnb = max(maxnb, first[i + 1] - first[i])
+    nlm = (lmax + 1) * (lmax + 1)
+    return (
+        maxnb,
+        np.zeros(nA),  # A
+        np.zeros((nA, K)),  # adjA
+        np.zeros((5, lmax + 1, lmax + 1)),  # ywork
+        np.zeros(nmax),  # rtmp
+        np.zeros(nmax),  # drtmp
+        np.zeros(nlm),  # ytmp
+        np.zeros((nlm, 3)),  # dytmp
+        np.zeros((nmax, maxnb)),  # RbT
+        np.zeros((nmax, maxnb)),  # dRbT
+        np.zeros((nlm, maxnb)),  # YbT
+        np.zeros((3, nlm, maxnb)),  # dYbT
+        np.zeros((3, maxnb)),  # DT
+        np.zeros(maxnb),  # rinv
+        np.zeros(ns + 1, dtype=np.int64),  # seg
+        np.zeros(maxblock),  # AA
+        np.zeros((maxblock, K)),  # adj
+    )
 
 
 @njit(cache=True, fastmath=True)
@@ -205,41 +308,33 @@ def eval_folded(  # fmt: skip
     K = ctil.shape[1]
     ns = r0.shape[0]
     nlm = (lmax + 1) * (lmax + 1)
-    maxnb = 0
-    for i in range(N):
-        maxnb = max(maxnb, first[i + 1] - first[i])
-    A = np.zeros(ns * astride)
-    adjA = np.zeros((ns * astride, K))
-    ywork = np.zeros((5, lmax + 1, lmax + 1))
-    Rb = np.zeros((maxnb, nmax))
-    dRb = np.zeros((maxnb, nmax))
-    Yb = np.zeros((maxnb, nlm))
-    dYb = np.zeros((maxnb, nlm, 3))
-    flag = np.zeros(maxnb, dtype=np.bool_)
-    maxblock = 0
+    maxblock = 1
     for s in range(ns):
         maxblock = max(maxblock, node_start[s + 1] - node_start[s])
-    AA = np.zeros(maxblock)
-    adj = np.zeros((maxblock, K))
+    (maxnb, A, adjA, ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg, AA,
+     adj) = _buffers(species, first, nmax, lmax, ns, ns * astride, maxblock, K)  # fmt: skip
     P = np.zeros(max(npair, 1))
     dP = np.zeros(max(npair, 1))
-    g1 = np.zeros((nlm, K))
-    g2 = np.zeros((nlm, K))
-    grad = np.zeros((3, K))
+    G1 = np.zeros((nlm, maxnb))
+    G2 = np.zeros((nlm, maxnb))
+    grad = np.zeros((3, maxnb))
+    gk1 = np.zeros((nlm, K))
+    gk2 = np.zeros((nlm, K))
+    gradk = np.zeros((3, K))
     for i in range(N):
         s = species[i]
-        _atomic_basis(  # fmt: skip
-            i, species, first, jnb, D, nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms,
-            nl, aoff, astride, ynorm, ywork, A, Rb, dRb, Yb, dYb, flag,
+        f0 = first[i]
+        nq = _features(  # fmt: skip
+            i, species, first, jnb, D, nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms, ynorm,
+            ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg,
         )
+        _atomic_basis(lmax, nl, aoff, astride, seg, RbT, YbT, A)
         # pair potential (half per ordered pair)
         if npair > 0:
-            for q in range(first[i + 1] - first[i]):
-                pp = first[i] + q
-                j = jnb[pp]
+            for q in range(nq):
+                j = jnb[f0 + q]
                 z = species[j]
-                d = D[pp]
-                r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+                r = 1.0 / rinv[q]
                 if not pair_radial(  # fmt: skip
                     r, r0[s, z], pp_, rin[s, z], prcut[s, z], pxin[s, z], pxcut[s, z], core,
                     npair, pnorms, P, dP,
@@ -255,11 +350,15 @@ def eval_folded(  # fmt: skip
                         e += pcoef[s, z, n, c] * P[n]
                         g += pcoef[s, z, n, c] * dP[n]
                     Eat[i, c] += e
-                    g /= r
-                    for x in range(3):
-                        F[i, x, c] += g * d[x]
-                        F[j, x, c] -= g * d[x]
-                    _add_virial(V[:, c], g * d[0], g * d[1], g * d[2], d, -1.0)
+                    g *= rinv[q]
+                    g0, g1, g2 = g * DT[0, q], g * DT[1, q], g * DT[2, q]
+                    F[i, 0, c] += g0
+                    F[i, 1, c] += g1
+                    F[i, 2, c] += g2
+                    F[j, 0, c] -= g0
+                    F[j, 1, c] -= g1
+                    F[j, 2, c] -= g2
+                    _add_virial(V[:, c], g0, g1, g2, DT[0, q], DT[1, q], DT[2, q], -1.0)
         n0 = node_start[s]
         nb = node_start[s + 1] - n0
         if nb == 0:
@@ -270,19 +369,33 @@ def eval_folded(  # fmt: skip
         if K == 0:
             continue
         _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA)
-        for q in range(first[i + 1] - first[i]):
-            if not flag[q]:
-                continue
-            pp = first[i] + q
-            j = jnb[pp]
-            d = D[pp]
-            r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
-            _pullback(q, species[j], d, r, lmax, nl, aoff, astride, Rb, dRb, Yb, dYb, adjA, g1, g2, grad)
+        if K == 1:  # batched over neighbours
+            _pullback(0, nq, lmax, nl, aoff, astride, seg, RbT, dRbT, YbT, dYbT, DT, rinv, adjA, G1, G2, grad)
+            for q in range(nq):
+                j = jnb[f0 + q]
+                g0, g1, g2 = grad[0, q], grad[1, q], grad[2, q]
+                F[i, 0, 0] += g0
+                F[i, 1, 0] += g1
+                F[i, 2, 0] += g2
+                F[j, 0, 0] -= g0
+                F[j, 1, 0] -= g1
+                F[j, 2, 0] -= g2
+                _add_virial(V[:, 0], g0, g1, g2, DT[0, q], DT[1, q], DT[2, q], -1.0)
+            continue
+        for q in range(nq):  # vectorised over the K members
+            j = jnb[f0 + q]
+            _pullback_members(  # fmt: skip
+                q, species[j], lmax, nl, aoff, astride, RbT, dRbT, YbT, dYbT, DT, rinv, adjA, gk1, gk2, gradk,
+            )
             for c in range(K):
-                for x in range(3):
-                    F[i, x, c] += grad[x, c]
-                    F[j, x, c] -= grad[x, c]
-                _add_virial(V[:, c], grad[0, c], grad[1, c], grad[2, c], d, -1.0)
+                g0, g1, g2 = gradk[0, c], gradk[1, c], gradk[2, c]
+                F[i, 0, c] += g0
+                F[i, 1, c] += g1
+                F[i, 2, c] += g2
+                F[j, 0, c] -= g0
+                F[j, 1, c] -= g1
+                F[j, 2, c] -= g2
+                _add_virial(V[:, c], g0, g1, g2, DT[0, q], DT[1, q], DT[2, q], -1.0)
 
 
 @njit(cache=True, fastmath=True)
@@ -301,103 +414,54 @@ def eval_full(  # fmt: skip
     """
     N = species.shape[0]
     ns = r0.shape[0]
-    nlm = (lmax + 1) * (lmax + 1)
-    maxnb = 0
-    for i in range(N):
-        maxnb = max(maxnb, first[i + 1] - first[i])
-    nA = ns * astride
-    A = np.zeros(nA)
-    ywork = np.zeros((5, lmax + 1, lmax + 1))
-    Rb = np.zeros((maxnb, nmax))
-    dRb = np.zeros((maxnb, nmax))
-    Yb = np.zeros((maxnb, nlm))
-    dYb = np.zeros((maxnb, nlm, 3))
-    flag = np.zeros(maxnb, dtype=np.bool_)
-    maxblock = 0
+    maxblock = 1
     for s in range(ns):
         maxblock = max(maxblock, node_start[s + 1] - node_start[s])
-    AA = np.zeros(maxblock)
+    (maxnb, A, adjA, ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg, AA,
+     adj) = _buffers(species, first, nmax, lmax, ns, ns * astride, maxblock, 0)  # fmt: skip
     dAp = np.zeros((maxblock, 3))
     P = np.zeros(max(npair, 1))
     dP = np.zeros(max(npair, 1))
     for i in range(N):
         s = species[i]
-        _atomic_basis(
-            i,
-            species,
-            first,
-            jnb,
-            D,
-            nmax,
-            lmax,
-            p,
-            r0,
-            rin,
-            rcut,
-            xin,
-            xcut,
-            anorms,
-            nl,
-            aoff,
-            astride,
-            ynorm,
-            ywork,
-            A,
-            Rb,
-            dRb,
-            Yb,
-            dYb,
-            flag,
+        f0 = first[i]
+        nq = _features(  # fmt: skip
+            i, species, first, jnb, D, nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms, ynorm,
+            ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg,
         )
-        for q in range(first[i + 1] - first[i]):
-            pp = first[i] + q
-            j = jnb[pp]
+        _atomic_basis(lmax, nl, aoff, astride, seg, RbT, YbT, A)
+        for q in range(nq):
+            j = jnb[f0 + q]
             z = species[j]
-            d = D[pp]
-            r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
-            if npair > 0 and pair_radial(
-                r,
-                r0[s, z],
-                pp_,
-                rin[s, z],
-                prcut[s, z],
-                pxin[s, z],
-                pxcut[s, z],
-                core,
-                npair,
-                pnorms,
-                P,
-                dP,
+            d0, d1, d2 = DT[0, q], DT[1, q], DT[2, q]
+            if npair > 0 and pair_radial(  # fmt: skip
+                1.0 / rinv[q], r0[s, z], pp_, rin[s, z], prcut[s, z], pxin[s, z], pxcut[s, z],
+                core, npair, pnorms, P, dP,
             ):
                 c0 = pcol[s, z]
                 for n in range(npair):
                     Ep[c0 + n] += 0.5 * P[n]
-                    g = 0.5 * dP[n] / r
-                    for x in range(3):
-                        dEp[c0 + n, j, x] += g * d[x]
-                        dEp[c0 + n, i, x] -= g * d[x]
-                    _add_virial(Vp[c0 + n], g * d[0], g * d[1], g * d[2], d, -1.0)
+                    g = 0.5 * dP[n] * rinv[q]
+                    g0, g1, g2 = g * d0, g * d1, g * d2
+                    dEp[c0 + n, j, 0] += g0
+                    dEp[c0 + n, j, 1] += g1
+                    dEp[c0 + n, j, 2] += g2
+                    dEp[c0 + n, i, 0] -= g0
+                    dEp[c0 + n, i, 1] -= g1
+                    dEp[c0 + n, i, 2] -= g2
+                    _add_virial(Vp[c0 + n], g0, g1, g2, d0, d1, d2, -1.0)
         n0 = node_start[s]
         nb = node_start[s + 1] - n0
         if nb == 0:
             continue
+        _monomials(n0, nb, parent, aidx, A, AA)
         for kk in range(nb):
-            k = n0 + kk
-            pa = parent[k]
-            v = A[aidx[k]]
-            if pa >= 0:
-                v *= AA[pa - n0]
-            AA[kk] = v
-            AAsum[k] += v
+            AAsum[n0 + kk] += AA[kk]
         # forward-mode derivative of every monomial along each neighbour vector
-        for q in range(first[i + 1] - first[i]):
-            if not flag[q]:
-                continue
-            pp = first[i] + q
-            j = jnb[pp]
+        for q in range(nq):
+            j = jnb[f0 + q]
             z = species[j]
-            d = D[pp]
-            r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+            d0, d1, d2 = DT[0, q], DT[1, q], DT[2, q]
             for kk in range(nb):
                 k = n0 + kk
                 pa = parent[k]
@@ -414,11 +478,11 @@ def eval_full(  # fmt: skip
                     n = a_n[a]
                     lm = a_lm[a]
                     w = 1.0 if pa < 0 else AA[pa - n0]
-                    t = dRb[q, n] * Yb[q, lm] / r
-                    Rn = Rb[q, n]
-                    g0 += w * (t * d[0] + Rn * dYb[q, lm, 0])
-                    g1 += w * (t * d[1] + Rn * dYb[q, lm, 1])
-                    g2 += w * (t * d[2] + Rn * dYb[q, lm, 2])
+                    t = dRbT[n, q] * YbT[lm, q] * rinv[q]
+                    Rn = RbT[n, q]
+                    g0 += w * (t * d0 + Rn * dYbT[0, lm, q])
+                    g1 += w * (t * d1 + Rn * dYbT[1, lm, q])
+                    g2 += w * (t * d2 + Rn * dYbT[2, lm, q])
                 dAp[kk, 0] = g0
                 dAp[kk, 1] = g1
                 dAp[kk, 2] = g2
@@ -428,4 +492,4 @@ def eval_full(  # fmt: skip
                 dAA[k, i, 0] -= g0
                 dAA[k, i, 1] -= g1
                 dAA[k, i, 2] -= g2
-                _add_virial(vAA[k], g0, g1, g2, d, -1.0)
+                _add_virial(vAA[k], g0, g1, g2, d0, d1, d2, -1.0)
