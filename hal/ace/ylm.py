@@ -13,6 +13,10 @@ import numpy as np
 from numba import njit
 
 
+_INV = 1.0 / np.arange(1, 130, dtype=float)
+_INV = np.concatenate([[0.0], _INV])  # _INV[k] = 1/k
+
+
 def ylm_norms(lmax: int) -> np.ndarray:
     """Normalisation sqrt((2l+1)/4π (l-m)!/(l+m)!) (× √2 for m > 0), indexed [l, m ≥ 0]."""
     out = np.zeros((lmax + 1, lmax + 1))
@@ -37,9 +41,10 @@ def real_ylm(
     ``norms`` from ``ylm_norms(lmax)``, ``work`` from ``ylm_work(lmax)``.
     """
     r = math.sqrt(rvec[0] ** 2 + rvec[1] ** 2 + rvec[2] ** 2)
-    x = rvec[0] / r
-    y = rvec[1] / r
-    z = rvec[2] / r
+    rinv = 1.0 / r
+    x = rvec[0] * rinv
+    y = rvec[1] * rinv
+    z = rvec[2] * rinv
     L1 = lmax + 1
     # C_m + i S_m = (x + i y)^m and their x/y derivatives
     C = work[0, 0]
@@ -67,36 +72,41 @@ def real_ylm(
         for l in range(m + 2, L1):
             a = 2 * l - 1
             b = l + m - 1
-            inv = 1.0 / (l - m)
+            inv = _INV[l - m]
             Q[l, m] = (a * z * Q[l - 1, m] - b * Q[l - 2, m]) * inv
             Qz[l, m] = (a * (Q[l - 1, m] + z * Qz[l - 1, m]) - b * Qz[l - 2, m]) * inv
             Qr[l, m] = (a * z * Qr[l - 1, m] - b * (Q[l - 2, m] + Qr[l - 2, m])) * inv
     for l in range(L1):
         base = l * l + l
-        for m in range(l + 1):
+        # m = 0
+        nrm = norms[l, 0]
+        val = nrm * Q[l, 0]
+        b = 2.0 * nrm * Qr[l, 0]
+        gx = b * x
+        gy = b * y
+        gz = nrm * Qz[l, 0] + b * z
+        lv = l * val
+        Y[base] = val
+        dY[base, 0] = (gx - lv * x) * rinv
+        dY[base, 1] = (gy - lv * y) * rinv
+        dY[base, 2] = (gz - lv * z) * rinv
+        for m in range(1, l + 1):
             nrm = norms[l, m]
-            q = Q[l, m]
-            qz = Qz[l, m]
-            qr = Qr[l, m]
-            for sgn in range(2):
-                if sgn == 1 and m == 0:
-                    break
-                if sgn == 0:
-                    f = C[m]
-                    fx = m * C[m - 1] if m > 0 else 0.0
-                    fy = -m * S[m - 1] if m > 0 else 0.0
-                    idx = base + m
-                else:
-                    f = S[m]
-                    fx = m * S[m - 1]
-                    fy = m * C[m - 1]
-                    idx = base - m
-                val = nrm * q * f
-                gx = nrm * (2.0 * x * qr * f + q * fx)
-                gy = nrm * (2.0 * y * qr * f + q * fy)
-                gz = nrm * (qz + 2.0 * z * qr) * f
-                # S is homogeneous of degree l: ∇_r Y(r̂) = (∇S(r̂) - l S(r̂) r̂) / r
-                Y[idx] = val
-                dY[idx, 0] = (gx - l * val * x) / r
-                dY[idx, 1] = (gy - l * val * y) / r
-                dY[idx, 2] = (gz - l * val * z) / r
+            a = nrm * Q[l, m]
+            b = 2.0 * nrm * Qr[l, m]
+            cz = nrm * Qz[l, m] + b * z
+            am = a * m
+            c, sn, c1, s1 = C[m], S[m], C[m - 1], S[m - 1]
+            # +m: a C_m;  -m: a S_m   (∂C_m/∂x = m C_{m-1}, ∂C_m/∂y = -m S_{m-1}, …)
+            val = a * c
+            lv = l * val
+            Y[base + m] = val
+            dY[base + m, 0] = (b * x * c + am * c1 - lv * x) * rinv
+            dY[base + m, 1] = (b * y * c - am * s1 - lv * y) * rinv
+            dY[base + m, 2] = (cz * c - lv * z) * rinv
+            val = a * sn
+            lv = l * val
+            Y[base - m] = val
+            dY[base - m, 0] = (b * x * sn + am * s1 - lv * x) * rinv
+            dY[base - m, 1] = (b * y * sn + am * c1 - lv * y) * rinv
+            dY[base - m, 2] = (cz * sn - lv * z) * rinv
