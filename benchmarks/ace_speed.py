@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -32,11 +31,13 @@ from hal.structures import linear_alkane  # noqa: E402
 
 CASES = {
     "hexane": dict(
-        elements=["C", "H"], hal=dict(order=4, max_degree=[15, 11, 9, 6], r_cut=5.0),
+        elements=["C", "H"],
+        hal=dict(order=4, max_degree=[15, 11, 9, 6], r_cut=5.0),
         pace=([15, 4, 3, 2], [0, 2, 1, 1]),
     ),
     "al108": dict(
-        elements=["Al"], hal=dict(order=4, max_degree=[24, 20, 17, 13], r_cut=5.0),
+        elements=["Al"],
+        hal=dict(order=4, max_degree=[24, 20, 17, 13], r_cut=5.0),
         pace=([12, 8, 6], [0, 4, 3]),
     ),
 }
@@ -66,8 +67,15 @@ def pace_calculator(case: str):
         "deltaSplineBins": 0.001,
         "elements": spec["elements"],
         "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1], "ndensity": 1}},
-        "bonds": {"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": 5.0, "dcut": 0.01,
-                          "NameOfCutoffFunction": "cos"}},
+        "bonds": {
+            "ALL": {
+                "radbase": "SBessel",
+                "radparameters": [5.25],
+                "rcut": 5.0,
+                "dcut": 0.01,
+                "NameOfCutoffFunction": "cos",
+            }
+        },
         "functions": {"ALL": {"nradmax_by_orders": nrad, "lmax_by_orders": lmax}},
     }
     bconf = create_multispecies_basis_config(config, func_coefs_initializer="random")
@@ -96,8 +104,11 @@ def fast_path_ratios(basis: ACEBasis, atoms, seconds: float) -> dict[str, float]
     committee mean: what MD with σ needs), (b) energies, forces and virials of all 32."""
     rng = np.random.default_rng(1)
     C = rng.normal(size=(32, basis.size))
-    folds = {"k1": basis.fold(C[0]), "k32_one_gradient": basis.fold(C, gradient_rows=[0]),
-             "k32_all_gradients": basis.fold(C)}
+    folds = {
+        "k1": basis.fold(C[0]),
+        "k32_one_gradient": basis.fold(C, gradient_rows=[0]),
+        "k32_all_gradients": basis.fold(C),
+    }
     times: dict[str, list[float]] = {k: [] for k in folds}
     for _ in range(3):
         for name, f in folds.items():
@@ -119,13 +130,23 @@ def peak_memory_mb(which: str, case: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def _status_kb(key: str) -> int:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(key))
+
+
 def memory_probe(which: str, case: str) -> None:
+    """Print the peak RSS (MB) above the resident size before the evaluator was built."""
     atoms = structure(case)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if which == "pace":
+        import pyace  # noqa: F401  (import cost is not the evaluator's memory)
+    before = _status_kb("VmRSS:")
+    with open("/proc/self/clear_refs", "w") as fh:  # reset the high-water mark to the current RSS
+        fh.write("5")
     calc = hal_calculator(case)[1] if which == "hal" else pace_calculator(case)[1]
     for _ in range(5):
         call(calc, atoms)
-    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+    print((_status_kb("VmHWM:") - before) / 1024)
 
 
 def main() -> None:
@@ -149,17 +170,23 @@ def main() -> None:
             t_pace.append(block_time(pace_calc, atoms, seconds))
         kr = fast_path_ratios(basis, atoms, seconds)
         res = dict(
-            atoms=len(atoms), hal_functions=basis.size, pace_functions=pace_size,
-            hal_us_per_atom=float(np.median(t_hal)), pace_us_per_atom=float(np.median(t_pace)),
-            k32_over_k1=kr["k32_one_gradient"], k32_all_forces_over_k1=kr["k32_all_gradients"],
-            hal_peak_mb=peak_memory_mb("hal", case), pace_peak_mb=peak_memory_mb("pace", case),
+            atoms=len(atoms),
+            hal_functions=basis.size,
+            pace_functions=pace_size,
+            hal_us_per_atom=float(np.median(t_hal)),
+            pace_us_per_atom=float(np.median(t_pace)),
+            k32_over_k1=kr["k32_one_gradient"],
+            k32_all_forces_over_k1=kr["k32_all_gradients"],
+            hal_peak_mb=peak_memory_mb("hal", case),
+            pace_peak_mb=peak_memory_mb("pace", case),
         )
         res["ratio"] = res["hal_us_per_atom"] / res["pace_us_per_atom"]
         results[case] = res
         print(
             f"{case:7s} {len(atoms):4d} atoms | hal {basis.size:5d} fn {res['hal_us_per_atom']:8.1f} µs/atom"
             f" | PACE {pace_size:5d} fn {res['pace_us_per_atom']:8.1f} µs/atom | ratio {res['ratio']:.2f}"
-            f" | K=32/K=1 {kr['k32_one_gradient']:.2f} (all forces {kr['k32_all_gradients']:.2f}) | peak MB hal {res['hal_peak_mb']:.0f} PACE {res['pace_peak_mb']:.0f}",
+            f" | K=32/K=1 {kr['k32_one_gradient']:.2f} (all forces {kr['k32_all_gradients']:.2f})"
+            f" | peak MB hal {res['hal_peak_mb']:.0f} PACE {res['pace_peak_mb']:.0f}",
             flush=True,
         )
     if args.json:

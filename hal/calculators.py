@@ -21,9 +21,7 @@ class ACECalculator(Calculator):
         super().__init__(**kwargs)
         self.model = model
 
-    def calculate(
-        self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes
-    ) -> None:
+    def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         res = self.model.evaluate(self.atoms)
         e = float(res.energies[0])

@@ -24,9 +24,7 @@ FORMAT_VERSION = 1
 class LinearACE:
     """Linear ACE model: ``basis``, ``coefficients`` (size,), ``e0`` {symbol: eV} per species."""
 
-    def __init__(
-        self, basis: ACEBasis, coefficients: np.ndarray, e0: Mapping[str, float] | None = None
-    ) -> None:
+    def __init__(self, basis: ACEBasis, coefficients: np.ndarray, e0: Mapping[str, float] | None = None) -> None:
         c = np.asarray(coefficients, dtype=float)
         if c.shape != (basis.size,):
             raise ValueError(f"coefficients must have shape ({basis.size},), got {c.shape}")
@@ -70,9 +68,7 @@ class LinearACE:
             path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
         meta = {"format": "hal.LinearACE", "version": FORMAT_VERSION, "e0": self.e0}
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            tmp, meta_json=np.array(json.dumps(meta)), coefficients=self.coefficients, **self.basis.to_dict()
-        )
+        np.savez(tmp, meta_json=np.array(json.dumps(meta)), coefficients=self.coefficients, **self.basis.to_dict())
         os.replace(tmp, path)
         return path
 

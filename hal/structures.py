@@ -15,9 +15,7 @@ def linear_alkane(n_carbon: int) -> Atoms:
     if n_carbon < 1:
         raise ValueError(f"n_carbon must be >= 1, got {n_carbon}")
     half = ANGLE_CCC / 2
-    carbons = np.array(
-        [[k * CC * np.sin(half), (k % 2) * CC * np.cos(half), 0.0] for k in range(n_carbon)]
-    )
+    carbons = np.array([[k * CC * np.sin(half), (k % 2) * CC * np.cos(half), 0.0] for k in range(n_carbon)])
     z = np.array([0.0, 0.0, 1.0])
     hs = []
     for k, c in enumerate(carbons):
@@ -35,8 +33,9 @@ def linear_alkane(n_carbon: int) -> Atoms:
         e1 /= np.linalg.norm(e1)
         e2 = np.cross(u, e1)
         beta = np.pi - TETRA
-        dirs = [np.cos(beta) * u + np.sin(beta) * (np.cos(p) * e1 + np.sin(p) * e2)
-                for p in np.radians([0.0, 120.0, 240.0])]
+        dirs = [
+            np.cos(beta) * u + np.sin(beta) * (np.cos(p) * e1 + np.sin(p) * e2) for p in np.radians([0.0, 120.0, 240.0])
+        ]
         if not nbs:
             dirs.append(-u)
         hs += [c + CH * d for d in dirs]

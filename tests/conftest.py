@@ -9,9 +9,7 @@ from ase import Atoms
 from hal import ACEBasis
 
 
-def random_cluster(
-    symbols: str | list[str], rng: np.random.Generator, dmin: float = 1.0, box: float = 4.0
-) -> Atoms:
+def random_cluster(symbols: str | list[str], rng: np.random.Generator, dmin: float = 1.0, box: float = 4.0) -> Atoms:
     """Random non-periodic cluster with all distances above dmin (Å)."""
     atoms = Atoms(symbols)
     pos: list[np.ndarray] = []
@@ -31,9 +29,7 @@ def basis_ch() -> ACEBasis:
 
 @pytest.fixture(scope="session")
 def basis_al() -> ACEBasis:
-    return ACEBasis(
-        ["Al"], order=3, max_degree=[8, 8, 7], r_cut=4.5, r0=2.8, r_in=1.6, pair_degree=5, pair_r_cut=5.0
-    )
+    return ACEBasis(["Al"], order=3, max_degree=[8, 8, 7], r_cut=4.5, r0=2.8, r_in=1.6, pair_degree=5, pair_r_cut=5.0)
 
 
 @pytest.fixture

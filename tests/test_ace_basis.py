@@ -179,9 +179,7 @@ def test_bad_input_errors(basis_ch):
     with pytest.raises(ValueError, match="NaN"):
         basis_ch.evaluate(Atoms("CH", positions=[[0, 0, 0], [np.nan, 0, 0]]))
     with pytest.raises(ValueError, match="NaN"):
-        basis_ch.evaluate(
-            Atoms("CH", positions=[[0, 0, 0], [1, 0, 0]], cell=np.diag([5, 5, np.inf]), pbc=True)
-        )
+        basis_ch.evaluate(Atoms("CH", positions=[[0, 0, 0], [1, 0, 0]], cell=np.diag([5, 5, np.inf]), pbc=True))
     with pytest.raises(ValueError, match="coincide"):
         basis_ch.evaluate(Atoms("CH", positions=[[0, 0, 0], [0, 0, 0]]))
     with pytest.raises(ValueError, match="zero-volume"):

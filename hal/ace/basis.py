@@ -303,9 +303,7 @@ class ACEBasis:
         self._fn_species = np.asarray(c["fn_species"], dtype=np.int64)
         lab = np.asarray(c["fn_labels"]).reshape(-1, self.order, 3)
         self._fn_labels = [tuple(tuple(int(v) for v in x) for x in row if x[1] > 0) for row in lab]
-        self._coupling_matrix = sp.csr_matrix(
-            (c["C_data"], c["C_indices"], c["C_indptr"]), shape=tuple(c["C_shape"])
-        )
+        self._coupling_matrix = sp.csr_matrix((c["C_data"], c["C_indices"], c["C_indptr"]), shape=tuple(c["C_shape"]))
 
     def coupling_arrays(self) -> dict[str, np.ndarray]:
         """Arrays that rebuild this basis exactly without recomputing the coupling (for files)."""
@@ -383,7 +381,10 @@ class ACEBasis:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"ACEBasis(elements={self.elements}, order={self.order}, max_degree={list(self.max_degree)}, size={self.size})"
+        return (
+            f"ACEBasis(elements={self.elements}, order={self.order}, "
+            f"max_degree={list(self.max_degree)}, size={self.size})"
+        )
 
     # ------------------------------------------------------------------ evaluation
     @property
@@ -412,8 +413,11 @@ class ACEBasis:
         if self._nlist is None:
             self._nlist = vesin.NeighborList(cutoff=self.cutoff, full_list=True)
         i, j, D = self._nlist.compute(
-            points=pos, box=cell if periodic else _ZERO_BOX, periodic=pbc if periodic else False,
-            quantities="ijD", copy=False,
+            points=pos,
+            box=cell if periodic else _ZERO_BOX,
+            periodic=pbc if periodic else False,
+            quantities="ijD",
+            copy=False,
         )
         first, jnb, D, bad = kernels.sorted_neighbours(N, species, i, j, D)
         if bad >= 0:
@@ -495,9 +499,7 @@ class ACEBasis:
             virial = np.ascontiguousarray(np.concatenate([C @ vAA, Vp]).T)
         return BasisValues(energy=energy, forces=forces, virial=virial)
 
-    def fold(
-        self, coefficients: np.ndarray, gradient_rows: Sequence[int] | None = None
-    ) -> FoldedCoefficients:
+    def fold(self, coefficients: np.ndarray, gradient_rows: Sequence[int] | None = None) -> FoldedCoefficients:
         """Fold K coefficient vectors (K × size, or size) once; gradients for ``gradient_rows``
         (default: all rows)."""
         c = np.atleast_2d(np.asarray(coefficients, dtype=float))
@@ -524,10 +526,24 @@ class ACEBasis:
         AAsum = np.zeros(len(self._node_keys))
         Ep = np.zeros(self.n_pair)
         if N:
-            kernels.eval_folded(  # fmt: skip
-                species, first, jnb, D, *self._radial_args(), self._node_start, self._parent,
-                self._aidx, folded.ctil, *self._pair_args(), folded.pcoef, self._pcol,
-                Eat, F, V, AAsum, Ep,
+            kernels.eval_folded(
+                species,
+                first,
+                jnb,
+                D,
+                *self._radial_args(),
+                self._node_start,
+                self._parent,
+                self._aidx,
+                folded.ctil,
+                *self._pair_args(),
+                folded.pcoef,
+                self._pcol,
+                Eat,
+                F,
+                V,
+                AAsum,
+                Ep,
             )
         B = np.concatenate([self._coupling_matrix @ AAsum, Ep])
         return FastResult(

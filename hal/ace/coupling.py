@@ -36,12 +36,7 @@ def clebsch_gordan(j1: int, m1: int, j2: int, m2: int, J: int, M: int) -> float:
     s = 0.0
     for k in range(kmin, kmax + 1):
         s += (-1) ** k / (
-            f(k)
-            * f(j1 + j2 - J - k)
-            * f(j1 - m1 - k)
-            * f(j2 + m2 - k)
-            * f(J - j2 + m1 + k)
-            * f(J - j1 - m2 + k)
+            f(k) * f(j1 + j2 - J - k) * f(j1 - m1 - k) * f(j2 + m2 - k) * f(J - j2 + m1 + k) * f(J - j1 - m2 + k)
         )
     return math.sqrt(pre) * s
 

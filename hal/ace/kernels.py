@@ -63,9 +63,34 @@ def _add_virial(V, g0, g1, g2, d0, d1, d2, scale):
 
 
 @njit(cache=True, fastmath=True)
-def _features(  # fmt: skip
-    i, species, first, jnb, D, nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms, ynorm, ywork,
-    rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg,
+def _features(
+    i,
+    species,
+    first,
+    jnb,
+    D,
+    nmax,
+    lmax,
+    p,
+    r0,
+    rin,
+    rcut,
+    xin,
+    xcut,
+    anorms,
+    ynorm,
+    ywork,
+    rtmp,
+    drtmp,
+    ytmp,
+    dytmp,
+    RbT,
+    dRbT,
+    YbT,
+    dYbT,
+    DT,
+    rinv,
+    seg,
 ):
     """Radials, harmonics and geometry of the neighbours of atom i (transposed buffers).
 
@@ -90,8 +115,18 @@ def _features(  # fmt: skip
         DT[1, q] = d[1]
         DT[2, q] = d[2]
         rinv[q] = 1.0 / r
-        ok = ace_radial(  # fmt: skip
-            r, r0[s, z], p, rin[s, z], rcut[s, z], xin[s, z], xcut[s, z], nmax, anorms, rtmp, drtmp,
+        ok = ace_radial(
+            r,
+            r0[s, z],
+            p,
+            rin[s, z],
+            rcut[s, z],
+            xin[s, z],
+            xcut[s, z],
+            nmax,
+            anorms,
+            rtmp,
+            drtmp,
         )
         if ok:
             real_ylm(d, lmax, ynorm, ywork, ytmp, dytmp)
@@ -191,8 +226,24 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
 
 
 @njit(cache=True, fastmath=True)
-def _pullback(  # fmt: skip
-    c, nq, lmax, nl, aoff, astride, seg, RbT, dRbT, YbT, dYbT, DT, rinv, adjA, G1, G2, grad,
+def _pullback(
+    c,
+    nq,
+    lmax,
+    nl,
+    aoff,
+    astride,
+    seg,
+    RbT,
+    dRbT,
+    YbT,
+    dYbT,
+    DT,
+    rinv,
+    adjA,
+    G1,
+    G2,
+    grad,
 ):
     """grad[:, q] = dE_c/dr_q for all neighbours q from column c of the adjoint of A."""
     ns = seg.shape[0] - 1
@@ -229,8 +280,23 @@ def _pullback(  # fmt: skip
 
 
 @njit(cache=True, fastmath=True)
-def _pullback_members(  # fmt: skip
-    q, z, lmax, nl, aoff, astride, RbT, dRbT, YbT, dYbT, DT, rinv, adjA, g1, g2, grad,
+def _pullback_members(
+    q,
+    z,
+    lmax,
+    nl,
+    aoff,
+    astride,
+    RbT,
+    dRbT,
+    YbT,
+    dYbT,
+    DT,
+    rinv,
+    adjA,
+    g1,
+    g2,
+    grad,
 ):
     """grad[:, c] = dE_c/dr_q of neighbour q (species z) for all K adjoint columns at once."""
     K = adjA.shape[1]
@@ -291,11 +357,42 @@ def _buffers(species, first, nmax, lmax, ns, nA, maxblock, K):
 
 
 @njit(cache=True, fastmath=True)
-def eval_folded(  # fmt: skip
-    species, first, jnb, D, nmax, lmax, p, r0,
-    rin, rcut, xin, xcut, anorms, nl, aoff, astride,
-    ynorm, node_start, parent, aidx, ctil, npair, pp_, prcut,
-    pxin, pxcut, core, pnorms, pcoef, pcol, Eat, F, V, AAsum, Ep,
+def eval_folded(
+    species,
+    first,
+    jnb,
+    D,
+    nmax,
+    lmax,
+    p,
+    r0,
+    rin,
+    rcut,
+    xin,
+    xcut,
+    anorms,
+    nl,
+    aoff,
+    astride,
+    ynorm,
+    node_start,
+    parent,
+    aidx,
+    ctil,
+    npair,
+    pp_,
+    prcut,
+    pxin,
+    pxcut,
+    core,
+    pnorms,
+    pcoef,
+    pcol,
+    Eat,
+    F,
+    V,
+    AAsum,
+    Ep,
 ):
     """Fast path for K gradient vectors at once (K may be 0: energies only).
 
@@ -311,8 +408,9 @@ def eval_folded(  # fmt: skip
     maxblock = 1
     for s in range(ns):
         maxblock = max(maxblock, node_start[s + 1] - node_start[s])
-    (maxnb, A, adjA, ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg, AA,
-     adj) = _buffers(species, first, nmax, lmax, ns, ns * astride, maxblock, K)  # fmt: skip
+    (maxnb, A, adjA, ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg, AA, adj) = _buffers(
+        species, first, nmax, lmax, ns, ns * astride, maxblock, K
+    )
     P = np.zeros(max(npair, 1))
     dP = np.zeros(max(npair, 1))
     G1 = np.zeros((nlm, maxnb))
@@ -324,9 +422,34 @@ def eval_folded(  # fmt: skip
     for i in range(N):
         s = species[i]
         f0 = first[i]
-        nq = _features(  # fmt: skip
-            i, species, first, jnb, D, nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms, ynorm,
-            ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg,
+        nq = _features(
+            i,
+            species,
+            first,
+            jnb,
+            D,
+            nmax,
+            lmax,
+            p,
+            r0,
+            rin,
+            rcut,
+            xin,
+            xcut,
+            anorms,
+            ynorm,
+            ywork,
+            rtmp,
+            drtmp,
+            ytmp,
+            dytmp,
+            RbT,
+            dRbT,
+            YbT,
+            dYbT,
+            DT,
+            rinv,
+            seg,
         )
         _atomic_basis(lmax, nl, aoff, astride, seg, RbT, YbT, A)
         # pair potential (half per ordered pair)
@@ -335,9 +458,19 @@ def eval_folded(  # fmt: skip
                 j = jnb[f0 + q]
                 z = species[j]
                 r = 1.0 / rinv[q]
-                if not pair_radial(  # fmt: skip
-                    r, r0[s, z], pp_, rin[s, z], prcut[s, z], pxin[s, z], pxcut[s, z], core,
-                    npair, pnorms, P, dP,
+                if not pair_radial(
+                    r,
+                    r0[s, z],
+                    pp_,
+                    rin[s, z],
+                    prcut[s, z],
+                    pxin[s, z],
+                    pxcut[s, z],
+                    core,
+                    npair,
+                    pnorms,
+                    P,
+                    dP,
                 ):
                     continue
                 c0 = pcol[s, z]
@@ -384,8 +517,23 @@ def eval_folded(  # fmt: skip
             continue
         for q in range(nq):  # vectorised over the K members
             j = jnb[f0 + q]
-            _pullback_members(  # fmt: skip
-                q, species[j], lmax, nl, aoff, astride, RbT, dRbT, YbT, dYbT, DT, rinv, adjA, gk1, gk2, gradk,
+            _pullback_members(
+                q,
+                species[j],
+                lmax,
+                nl,
+                aoff,
+                astride,
+                RbT,
+                dRbT,
+                YbT,
+                dYbT,
+                DT,
+                rinv,
+                adjA,
+                gk1,
+                gk2,
+                gradk,
             )
             for c in range(K):
                 g0, g1, g2 = gradk[0, c], gradk[1, c], gradk[2, c]
@@ -399,12 +547,44 @@ def eval_folded(  # fmt: skip
 
 
 @njit(cache=True, fastmath=True)
-def eval_full(  # fmt: skip
-    species, first, jnb, D, nmax, lmax, p, r0,
-    rin, rcut, xin, xcut, anorms, nl, aoff, astride,
-    ynorm, a_z, a_n, a_lm, node_start, parent, aidx, npair,
-    pp_, prcut, pxin, pxcut, core, pnorms, pcol, AAsum,
-    dAA, vAA, Ep, dEp, Vp,
+def eval_full(
+    species,
+    first,
+    jnb,
+    D,
+    nmax,
+    lmax,
+    p,
+    r0,
+    rin,
+    rcut,
+    xin,
+    xcut,
+    anorms,
+    nl,
+    aoff,
+    astride,
+    ynorm,
+    a_z,
+    a_n,
+    a_lm,
+    node_start,
+    parent,
+    aidx,
+    npair,
+    pp_,
+    prcut,
+    pxin,
+    pxcut,
+    core,
+    pnorms,
+    pcol,
+    AAsum,
+    dAA,
+    vAA,
+    Ep,
+    dEp,
+    Vp,
 ):
     """All monomials and pair functions with their gradients (for the design matrix).
 
@@ -417,26 +597,62 @@ def eval_full(  # fmt: skip
     maxblock = 1
     for s in range(ns):
         maxblock = max(maxblock, node_start[s + 1] - node_start[s])
-    (maxnb, A, adjA, ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg, AA,
-     adj) = _buffers(species, first, nmax, lmax, ns, ns * astride, maxblock, 0)  # fmt: skip
+    (maxnb, A, adjA, ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg, AA, adj) = _buffers(
+        species, first, nmax, lmax, ns, ns * astride, maxblock, 0
+    )
     dAp = np.zeros((maxblock, 3))
     P = np.zeros(max(npair, 1))
     dP = np.zeros(max(npair, 1))
     for i in range(N):
         s = species[i]
         f0 = first[i]
-        nq = _features(  # fmt: skip
-            i, species, first, jnb, D, nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms, ynorm,
-            ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg,
+        nq = _features(
+            i,
+            species,
+            first,
+            jnb,
+            D,
+            nmax,
+            lmax,
+            p,
+            r0,
+            rin,
+            rcut,
+            xin,
+            xcut,
+            anorms,
+            ynorm,
+            ywork,
+            rtmp,
+            drtmp,
+            ytmp,
+            dytmp,
+            RbT,
+            dRbT,
+            YbT,
+            dYbT,
+            DT,
+            rinv,
+            seg,
         )
         _atomic_basis(lmax, nl, aoff, astride, seg, RbT, YbT, A)
         for q in range(nq):
             j = jnb[f0 + q]
             z = species[j]
             d0, d1, d2 = DT[0, q], DT[1, q], DT[2, q]
-            if npair > 0 and pair_radial(  # fmt: skip
-                1.0 / rinv[q], r0[s, z], pp_, rin[s, z], prcut[s, z], pxin[s, z], pxcut[s, z],
-                core, npair, pnorms, P, dP,
+            if npair > 0 and pair_radial(
+                1.0 / rinv[q],
+                r0[s, z],
+                pp_,
+                rin[s, z],
+                prcut[s, z],
+                pxin[s, z],
+                pxcut[s, z],
+                core,
+                npair,
+                pnorms,
+                P,
+                dP,
             ):
                 c0 = pcol[s, z]
                 for n in range(npair):

@@ -12,7 +12,6 @@ import math
 import numpy as np
 from numba import njit
 
-
 _INV = 1.0 / np.arange(1, 130, dtype=float)
 _INV = np.concatenate([[0.0], _INV])  # _INV[k] = 1/k
 
@@ -33,9 +32,7 @@ def ylm_work(lmax: int) -> np.ndarray:
 
 
 @njit(cache=True, fastmath=True)
-def real_ylm(
-    rvec: np.ndarray, lmax: int, norms: np.ndarray, work: np.ndarray, Y: np.ndarray, dY: np.ndarray
-) -> None:
+def real_ylm(rvec: np.ndarray, lmax: int, norms: np.ndarray, work: np.ndarray, Y: np.ndarray, dY: np.ndarray) -> None:
     """Fill Y[(lmax+1)²] with Y_lm(r/|r|) and dY[(lmax+1)², 3] with ∇_r Y_lm (1/Å).
 
     ``norms`` from ``ylm_norms(lmax)``, ``work`` from ``ylm_work(lmax)``.

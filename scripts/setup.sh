@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create .venv in the checkout (if missing) and install hal with the extras named in $1 (e.g. "test").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+extras=${1:-}
+spec="."
+[ -n "$extras" ] && spec=".[$extras]"
+stamp=".venv/.hal-installed-$(cat pyproject.toml "$0" | sha1sum | cut -c1-12)-${extras:-core}"
+if [ ! -f "$stamp" ]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e "$spec"
+    touch "$stamp"
+fi

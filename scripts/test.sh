@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Quick start, command 2: set up .venv (with test tools) and run lint + the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh test
+.venv/bin/ruff check hal backends protocols tests benchmarks
+exec .venv/bin/python -m pytest "$@"
