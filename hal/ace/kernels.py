@@ -91,6 +91,8 @@ def _features(
     DT,
     rinv,
     seg,
+    Rb,
+    dRb,
 ):
     """Radials, harmonics and geometry of the neighbours of atom i (transposed buffers).
 
@@ -115,33 +117,20 @@ def _features(
         DT[1, q] = d[1]
         DT[2, q] = d[2]
         rinv[q] = 1.0 / r
-        ok = ace_radial(
-            r,
-            r0[s, z],
-            p,
-            rin[s, z],
-            rcut[s, z],
-            xin[s, z],
-            xcut[s, z],
-            nmax,
-            anorms,
-            rtmp,
-            drtmp,
-        )
+        ok = ace_radial(r, r0[s, z], p, rin[s, z], rcut[s, z], xin[s, z], xcut[s, z], nmax, anorms, rtmp, drtmp)
         if ok:
-            real_ylm(d, lmax, ynorm, ywork, ytmp, dytmp)
             for n in range(nmax):
                 RbT[n, q] = rtmp[n]
                 dRbT[n, q] = drtmp[n]
-            for lm in range(nlm):
-                YbT[lm, q] = ytmp[lm]
-                dYbT[0, lm, q] = dytmp[lm, 0]
-                dYbT[1, lm, q] = dytmp[lm, 1]
-                dYbT[2, lm, q] = dytmp[lm, 2]
+                Rb[q, n] = rtmp[n]
+                dRb[q, n] = drtmp[n]
+            real_ylm(d, lmax, ynorm, ywork, YbT[:, q], dYbT[:, :, q].T)
         else:
             for n in range(nmax):
                 RbT[n, q] = 0.0
                 dRbT[n, q] = 0.0
+                Rb[q, n] = 0.0
+                dRb[q, n] = 0.0
             for lm in range(nlm):
                 YbT[lm, q] = 0.0
                 dYbT[0, lm, q] = 0.0
@@ -186,23 +175,26 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
     """Site energies Σ_k c̃_k AA_k of atom i and the adjoint ∂E/∂A (K columns; K = 1 is scalar)."""
     K = ctil.shape[1]
     adjA[:, :] = 0.0
-    if K == 1:
+    if K == 1:  # contiguous 1-D views: no column stride in the hot loop
+        c1 = ctil.reshape(ctil.shape[0])
+        a1 = adj.reshape(adj.shape[0])
+        A1 = adjA.reshape(adjA.shape[0])
         e = 0.0
         for kk in range(nb):
-            c = ctil[n0 + kk, 0]
+            c = c1[n0 + kk]
             e += c * AA[kk]
-            adj[kk, 0] = c
+            a1[kk] = c
         Eat[i, 0] += e
         for kk in range(nb - 1, -1, -1):
             k = n0 + kk
             pa = parent[k]
             a = aidx[k]
-            w = adj[kk, 0]
+            w = a1[kk]
             if pa >= 0:
-                adjA[a, 0] += w * AA[pa - n0]
-                adj[pa - n0, 0] += w * A[a]
+                A1[a] += w * AA[pa - n0]
+                a1[pa - n0] += w * A[a]
             else:
-                adjA[a, 0] += w
+                A1[a] += w
         return
     for kk in range(nb):
         v = AA[kk]
@@ -226,57 +218,34 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
 
 
 @njit(cache=True, fastmath=True)
-def _pullback(
-    c,
-    nq,
-    lmax,
-    nl,
-    aoff,
-    astride,
-    seg,
-    RbT,
-    dRbT,
-    YbT,
-    dYbT,
-    DT,
-    rinv,
-    adjA,
-    G1,
-    G2,
-    grad,
-):
-    """grad[:, q] = dE_c/dr_q for all neighbours q from column c of the adjoint of A."""
+def _pullback_one(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA1, grad):
+    """grad[:, q] = dE/dr_q for all neighbours q from a single adjoint column (1-D)."""
     ns = seg.shape[0] - 1
-    nlm = (lmax + 1) * (lmax + 1)
     for z in range(ns):
-        q0 = seg[z]
-        q1 = seg[z + 1]
-        if q1 == q0:
-            continue
-        for l in range(lmax + 1):
-            nn = nl[l]
-            for m in range(2 * l + 1):
-                lm = l * l + m
-                base = z * astride + aoff[l] + m * nn
-                for q in range(q0, q1):
-                    G1[lm, q] = 0.0
-                    G2[lm, q] = 0.0
-                for n in range(nn):
-                    w = adjA[base + n, c]
-                    for q in range(q0, q1):
-                        G1[lm, q] += w * dRbT[n, q]
-                        G2[lm, q] += w * RbT[n, q]
-    for q in range(nq):
-        grad[0, q] = 0.0
-        grad[1, q] = 0.0
-        grad[2, q] = 0.0
-    for lm in range(nlm):
-        for q in range(nq):
-            t = G1[lm, q] * YbT[lm, q] * rinv[q]
-            g = G2[lm, q]
-            grad[0, q] += t * DT[0, q] + g * dYbT[0, lm, q]
-            grad[1, q] += t * DT[1, q] + g * dYbT[1, lm, q]
-            grad[2, q] += t * DT[2, q] + g * dYbT[2, lm, q]
+        for q in range(seg[z], seg[z + 1]):
+            t = 0.0
+            gx = 0.0
+            gy = 0.0
+            gz = 0.0
+            for l in range(lmax + 1):
+                nn = nl[l]
+                for m in range(2 * l + 1):
+                    lm = l * l + m
+                    base = z * astride + aoff[l] + m * nn
+                    s1 = 0.0
+                    s2 = 0.0
+                    for n in range(nn):
+                        w = adjA1[base + n]
+                        s1 += w * dRb[q, n]
+                        s2 += w * Rb[q, n]
+                    t += s1 * YbT[lm, q]
+                    gx += s2 * dYbT[0, lm, q]
+                    gy += s2 * dYbT[1, lm, q]
+                    gz += s2 * dYbT[2, lm, q]
+            t *= rinv[q]
+            grad[0, q] = t * DT[0, q] + gx
+            grad[1, q] = t * DT[1, q] + gy
+            grad[2, q] = t * DT[2, q] + gz
 
 
 @njit(cache=True, fastmath=True)
@@ -353,6 +322,8 @@ def _buffers(species, first, nmax, lmax, ns, nA, maxblock, K):
         np.zeros(ns + 1, dtype=np.int64),  # seg
         np.zeros(maxblock),  # AA
         np.zeros((maxblock, K)),  # adj
+        np.zeros((maxnb, nmax)),  # Rb (neighbour-major copies of RbT, dRbT)
+        np.zeros((maxnb, nmax)),  # dRb
     )
 
 
@@ -408,13 +379,11 @@ def eval_folded(
     maxblock = 1
     for s in range(ns):
         maxblock = max(maxblock, node_start[s + 1] - node_start[s])
-    (maxnb, A, adjA, ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg, AA, adj) = _buffers(
+    (maxnb, A, adjA, ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg, AA, adj, Rb, dRb) = _buffers(
         species, first, nmax, lmax, ns, ns * astride, maxblock, K
     )
     P = np.zeros(max(npair, 1))
     dP = np.zeros(max(npair, 1))
-    G1 = np.zeros((nlm, maxnb))
-    G2 = np.zeros((nlm, maxnb))
     grad = np.zeros((3, maxnb))
     gk1 = np.zeros((nlm, K))
     gk2 = np.zeros((nlm, K))
@@ -450,6 +419,8 @@ def eval_folded(
             DT,
             rinv,
             seg,
+            Rb,
+            dRb,
         )
         _atomic_basis(lmax, nl, aoff, astride, seg, RbT, YbT, A)
         # pair potential (half per ordered pair)
@@ -502,8 +473,8 @@ def eval_folded(
         if K == 0:
             continue
         _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA)
-        if K == 1:  # batched over neighbours
-            _pullback(0, nq, lmax, nl, aoff, astride, seg, RbT, dRbT, YbT, dYbT, DT, rinv, adjA, G1, G2, grad)
+        if K == 1:
+            _pullback_one(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA.reshape(adjA.shape[0]), grad)
             for q in range(nq):
                 j = jnb[f0 + q]
                 g0, g1, g2 = grad[0, q], grad[1, q], grad[2, q]
@@ -597,7 +568,7 @@ def eval_full(
     maxblock = 1
     for s in range(ns):
         maxblock = max(maxblock, node_start[s + 1] - node_start[s])
-    (maxnb, A, adjA, ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg, AA, adj) = _buffers(
+    (maxnb, A, adjA, ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg, AA, adj, Rb, dRb) = _buffers(
         species, first, nmax, lmax, ns, ns * astride, maxblock, 0
     )
     dAp = np.zeros((maxblock, 3))
@@ -634,6 +605,8 @@ def eval_full(
             DT,
             rinv,
             seg,
+            Rb,
+            dRb,
         )
         _atomic_basis(lmax, nl, aoff, astride, seg, RbT, YbT, A)
         for q in range(nq):
