@@ -18,13 +18,14 @@ import scipy.sparse as sp
 import vesin
 from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii
+from matscipy.neighbours import neighbour_list as matscipy_neighbour_list
 
 from hal.ace import kernels
 from hal.ace.coupling import coupled_monomials
 from hal.ace.radial import ace_norms, pair_norms, transform
 from hal.ace.ylm import ylm_norms
 
-_ZERO_BOX = np.zeros((3, 3))
+_NO_PBC = np.zeros(3, dtype=bool)
 
 PairValue = float | Mapping[tuple[str, str] | str, float] | None
 
@@ -410,15 +411,14 @@ class ACEBasis:
             raise ValueError("periodic structure with a zero-volume cell")
         if N == 0:
             return species, np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, 3))
-        if self._nlist is None:
-            self._nlist = vesin.NeighborList(cutoff=self.cutoff, full_list=True)
-        i, j, D = self._nlist.compute(
-            points=pos,
-            box=cell if periodic else _ZERO_BOX,
-            periodic=pbc if periodic else False,
-            quantities="ijD",
-            copy=False,
-        )
+        if periodic:  # vesin: fastest for periodic cells of any shape and size
+            if self._nlist is None:
+                self._nlist = vesin.NeighborList(cutoff=self.cutoff, full_list=True)
+            i, j, D = self._nlist.compute(points=pos, box=cell, periodic=pbc, quantities="ijD", copy=False)
+        else:  # matscipy: lower call overhead for molecules; needs a box, any enclosing one will do
+            lo = pos.min(axis=0)
+            box = np.diag(pos.max(axis=0) - lo + 1.0)
+            i, j, D = matscipy_neighbour_list("ijD", positions=pos - lo, cell=box, pbc=_NO_PBC, cutoff=self.cutoff)
         first, jnb, D, bad = kernels.sorted_neighbours(N, species, i, j, D)
         if bad >= 0:
             raise ValueError(f"atoms {i[bad]} and {j[bad]} coincide")
