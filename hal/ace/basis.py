@@ -52,6 +52,8 @@ class FoldedCoefficients:
     gradient_rows: np.ndarray  # (Kg,) indices into the K rows
     ctil: np.ndarray  # (n_nodes, Kg)
     pcoef: np.ndarray  # (ns, ns, pair_degree, Kg), halved for the full neighbour list
+    energy_nodes: np.ndarray  # (n_nodes, K): all K rows folded, for the energies
+    energy_pairs: np.ndarray  # (n_pair, K)
 
     @property
     def K(self) -> int:
@@ -66,7 +68,6 @@ class FastResult:
     forces: np.ndarray  # (Kg, N, 3)
     virial: np.ndarray | None  # (Kg, 6) or None for a non-periodic structure
     atom_energies: np.ndarray  # (Kg, N)
-    basis_energies: np.ndarray  # (size,) Σ_i B_i: any other coefficient vector's energy is a dot
 
 
 def _pair_table(value: PairValue, default: Mapping[tuple[int, int], float], zs: list[int], name: str):
@@ -507,22 +508,28 @@ class ACEBasis:
             raise ValueError(f"coefficients have {c.shape[1]} entries, the basis has {self.size}")
         rows = np.arange(len(c)) if gradient_rows is None else np.asarray(gradient_rows, dtype=np.int64)
         g = c[rows]
-        ctil = np.ascontiguousarray(self._CT @ g[:, : self.n_ace].T).reshape(-1, len(rows))
         ns = len(self.zs)
         pcoef = np.zeros((ns, ns, max(self.pair_degree, 1), len(rows)))
         for a, b in self._upairs:
             lo = self.n_ace + self._pcol[a, b]
             blk = g[:, lo : lo + self.pair_degree]
             pcoef[a, b, : self.pair_degree] = pcoef[b, a, : self.pair_degree] = 0.5 * blk.T
-        return FoldedCoefficients(coefficients=c, gradient_rows=rows, ctil=ctil, pcoef=pcoef)
+        return FoldedCoefficients(
+            coefficients=c,
+            gradient_rows=rows,
+            ctil=np.ascontiguousarray(self._CT @ g[:, : self.n_ace].T).reshape(-1, len(rows)),
+            pcoef=pcoef,
+            energy_nodes=np.ascontiguousarray(self._CT @ c[:, : self.n_ace].T).reshape(-1, len(c)),
+            energy_pairs=np.ascontiguousarray(c[:, self.n_ace :].T),
+        )
 
     def evaluate_folded(self, atoms: Atoms, folded: FoldedCoefficients) -> FastResult:
         """Energies of all K folded vectors; forces, virials, site energies of the gradient rows."""
         species, first, jnb, D = self.neighbours(atoms)
         N, Kg = len(species), folded.ctil.shape[1]
-        Eat = np.zeros((N, Kg))
-        F = np.zeros((N, 3, Kg))
-        V = np.zeros((6, Kg))
+        Eat = np.zeros((Kg, N))
+        F = np.zeros((Kg, N, 3))
+        V = np.zeros((Kg, 6))
         AAsum = np.zeros(len(self._node_keys))
         Ep = np.zeros(self.n_pair)
         if N:
@@ -545,13 +552,11 @@ class ACEBasis:
                 AAsum,
                 Ep,
             )
-        B = np.concatenate([self._coupling_matrix @ AAsum, Ep])
         return FastResult(
-            energies=folded.coefficients @ B,
-            forces=np.ascontiguousarray(F.transpose(2, 0, 1)),
-            virial=np.ascontiguousarray(V.T) if atoms.pbc.any() else None,
-            atom_energies=np.ascontiguousarray(Eat.T),
-            basis_energies=B,
+            energies=AAsum @ folded.energy_nodes + Ep @ folded.energy_pairs,
+            forces=F,
+            virial=V if atoms.pbc.any() else None,
+            atom_energies=Eat,
         )
 
     def evaluate_coefficients(self, atoms: Atoms, coefficients: np.ndarray) -> FastResult:

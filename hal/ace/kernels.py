@@ -184,7 +184,7 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
             c = c1[n0 + kk]
             e += c * AA[kk]
             a1[kk] = c
-        Eat[i, 0] += e
+        Eat[0, i] += e
         for kk in range(nb - 1, -1, -1):
             k = n0 + kk
             pa = parent[k]
@@ -200,7 +200,7 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
         v = AA[kk]
         for c in range(K):
             cc = ctil[n0 + kk, c]
-            Eat[i, c] += cc * v
+            Eat[c, i] += cc * v
             adj[kk, c] = cc
     for kk in range(nb - 1, -1, -1):
         k = n0 + kk
@@ -368,8 +368,8 @@ def eval_folded(
     """Fast path for K gradient vectors at once (K may be 0: energies only).
 
     ctil: (n_nodes, K) folded coefficients; pcoef: (ns, ns, npair, K) pair coefficients (already
-    halved for the double-counted full list). Outputs (accumulated): Eat (N, K) site energies,
-    F (N, 3, K) forces, V (6, K) virials; AAsum (n_nodes) Σ_i AA_i and Ep (n_pair columns) the
+    halved for the double-counted full list). Outputs (accumulated): Eat (K, N) site energies,
+    F (K, N, 3) forces, V (K, 6) virials; AAsum (n_nodes) Σ_i AA_i and Ep (n_pair columns) the
     pair basis energies, from which any coefficient vector's energy is one dot product.
     """
     N = species.shape[0]
@@ -453,16 +453,16 @@ def eval_folded(
                     for n in range(npair):
                         e += pcoef[s, z, n, c] * P[n]
                         g += pcoef[s, z, n, c] * dP[n]
-                    Eat[i, c] += e
+                    Eat[c, i] += e
                     g *= rinv[q]
                     g0, g1, g2 = g * DT[0, q], g * DT[1, q], g * DT[2, q]
-                    F[i, 0, c] += g0
-                    F[i, 1, c] += g1
-                    F[i, 2, c] += g2
-                    F[j, 0, c] -= g0
-                    F[j, 1, c] -= g1
-                    F[j, 2, c] -= g2
-                    _add_virial(V[:, c], g0, g1, g2, DT[0, q], DT[1, q], DT[2, q], -1.0)
+                    F[c, i, 0] += g0
+                    F[c, i, 1] += g1
+                    F[c, i, 2] += g2
+                    F[c, j, 0] -= g0
+                    F[c, j, 1] -= g1
+                    F[c, j, 2] -= g2
+                    _add_virial(V[c], g0, g1, g2, DT[0, q], DT[1, q], DT[2, q], -1.0)
         n0 = node_start[s]
         nb = node_start[s + 1] - n0
         if nb == 0:
@@ -478,13 +478,13 @@ def eval_folded(
             for q in range(nq):
                 j = jnb[f0 + q]
                 g0, g1, g2 = grad[0, q], grad[1, q], grad[2, q]
-                F[i, 0, 0] += g0
-                F[i, 1, 0] += g1
-                F[i, 2, 0] += g2
-                F[j, 0, 0] -= g0
-                F[j, 1, 0] -= g1
-                F[j, 2, 0] -= g2
-                _add_virial(V[:, 0], g0, g1, g2, DT[0, q], DT[1, q], DT[2, q], -1.0)
+                F[0, i, 0] += g0
+                F[0, i, 1] += g1
+                F[0, i, 2] += g2
+                F[0, j, 0] -= g0
+                F[0, j, 1] -= g1
+                F[0, j, 2] -= g2
+                _add_virial(V[0], g0, g1, g2, DT[0, q], DT[1, q], DT[2, q], -1.0)
             continue
         for q in range(nq):  # vectorised over the K members
             j = jnb[f0 + q]
@@ -508,13 +508,13 @@ def eval_folded(
             )
             for c in range(K):
                 g0, g1, g2 = gradk[0, c], gradk[1, c], gradk[2, c]
-                F[i, 0, c] += g0
-                F[i, 1, c] += g1
-                F[i, 2, c] += g2
-                F[j, 0, c] -= g0
-                F[j, 1, c] -= g1
-                F[j, 2, c] -= g2
-                _add_virial(V[:, c], g0, g1, g2, DT[0, q], DT[1, q], DT[2, q], -1.0)
+                F[c, i, 0] += g0
+                F[c, i, 1] += g1
+                F[c, i, 2] += g2
+                F[c, j, 0] -= g0
+                F[c, j, 1] -= g1
+                F[c, j, 2] -= g2
+                _add_virial(V[c], g0, g1, g2, DT[0, q], DT[1, q], DT[2, q], -1.0)
 
 
 @njit(cache=True, fastmath=True)
