@@ -256,8 +256,8 @@ def _pullback_members(
     nl,
     aoff,
     astride,
-    RbT,
-    dRbT,
+    Rb,
+    dRb,
     YbT,
     dYbT,
     DT,
@@ -277,8 +277,8 @@ def _pullback_members(
         for m in range(2 * l + 1):
             base = z * astride + aoff[l] + m * nn
             for n in range(nn):
-                dRn = dRbT[n, q]
-                Rn = RbT[n, q]
+                dRn = dRb[q, n]
+                Rn = Rb[q, n]
                 for c in range(K):
                     w = adjA[base + n, c]
                     g1[y0 + m, c] += w * dRn
@@ -495,8 +495,8 @@ def eval_folded(
                 nl,
                 aoff,
                 astride,
-                RbT,
-                dRbT,
+                Rb,
+                dRb,
                 YbT,
                 dYbT,
                 DT,
