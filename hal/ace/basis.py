@@ -291,6 +291,18 @@ class ACEBasis:
             self._pcol[a, b] = self._pcol[b, a] = k * self.pair_degree
         self._upairs = upairs
         self.n_ace = self._coupling_matrix.shape[0]
+        # constants handed to the kernels as tuples (see hal.ace.kernels)
+        self._rad = (
+            self.nmax, self.lmax, self.transform_p, self.r0, self.r_in, self.r_cut, self._x_in, self._x_cut,
+            self._anorms, self._nl, self._aoff, self._astride, self._ynorm,
+        )  # fmt: skip
+        self._dag = (self._node_start, self._parent, self._aidx)
+        self._pairk = (
+            self.pair_degree, self.pair_transform_p, self.pair_r_cut, self._px_in, self._px_cut,
+            self.core_strength, self._pnorms, self._pcol,
+        )  # fmt: skip
+        self._amap = (self._a_z, self._a_n, self._a_lm)
+        self._maxblock = kernels._maxblock(self._node_start)
         self.n_pair = len(upairs) * self.pair_degree
         self._CT = self._coupling_matrix.T.tocsr()
 
@@ -430,34 +442,6 @@ class ACEBasis:
         state["_nlist"] = None  # ctypes handle: rebuilt on first use after unpickling
         return state
 
-    def _radial_args(self):
-        return (
-            self.nmax,
-            self.lmax,
-            self.transform_p,
-            self.r0,
-            self.r_in,
-            self.r_cut,
-            self._x_in,
-            self._x_cut,
-            self._anorms,
-            self._nl,
-            self._aoff,
-            self._astride,
-            self._ynorm,
-        )
-
-    def _pair_args(self):
-        return (
-            self.pair_degree,
-            self.pair_transform_p,
-            self.pair_r_cut,
-            self._px_in,
-            self._px_cut,
-            self.core_strength,
-            self._pnorms,
-        )
-
     def evaluate(self, atoms: Atoms) -> BasisValues:
         """Full basis on one structure: energy (n,), forces (N, 3, n), virial (6, n) or None."""
         species, first, jnb, D = self.neighbours(atoms)
@@ -471,26 +455,9 @@ class ACEBasis:
         Vp = np.zeros((self.n_pair, 6))
         if N:
             kernels.eval_full(
-                species,
-                first,
-                jnb,
-                D,
-                *self._radial_args(),
-                self._a_z,
-                self._a_n,
-                self._a_lm,
-                self._node_start,
-                self._parent,
-                self._aidx,
-                *self._pair_args(),
-                self._pcol,
-                AAsum,
-                dAA,
-                vAA,
-                Ep,
-                dEp,
-                Vp,
-            )
+                species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock, self._amap,
+                AAsum, dAA, vAA, Ep, dEp, Vp,
+            )  # fmt: skip
         C = self._coupling_matrix
         energy = np.concatenate([C @ AAsum, Ep])
         grad = np.concatenate([(C @ dAA.reshape(nn, 3 * N)).reshape(self.n_ace, N, 3), dEp])
@@ -534,24 +501,9 @@ class ACEBasis:
         Ep = np.zeros(self.n_pair)
         if N:
             kernels.eval_folded(
-                species,
-                first,
-                jnb,
-                D,
-                *self._radial_args(),
-                self._node_start,
-                self._parent,
-                self._aidx,
-                folded.ctil,
-                *self._pair_args(),
-                folded.pcoef,
-                self._pcol,
-                Eat,
-                F,
-                V,
-                AAsum,
-                Ep,
-            )
+                species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock,
+                folded.ctil, folded.pcoef, Eat, F, V, AAsum, Ep,
+            )  # fmt: skip
         return FastResult(
             energies=AAsum @ folded.energy_nodes + Ep @ folded.energy_pairs,
             forces=F,

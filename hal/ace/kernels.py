@@ -62,43 +62,45 @@ def _add_virial(V, g0, g1, g2, d0, d1, d2, scale):
     V[5] += scale * 0.5 * (g0 * d1 + g1 * d0)
 
 
-@njit(cache=True, fastmath=True)
-def _features(
-    i,
-    species,
-    first,
-    jnb,
-    D,
-    nmax,
-    lmax,
-    p,
-    r0,
-    rin,
-    rcut,
-    xin,
-    xcut,
-    anorms,
-    ynorm,
-    ywork,
-    rtmp,
-    drtmp,
-    ytmp,
-    dytmp,
-    RbT,
-    dRbT,
-    YbT,
-    dYbT,
-    DT,
-    rinv,
-    seg,
-    Rb,
-    dRb,
-):
-    """Radials, harmonics and geometry of the neighbours of atom i (transposed buffers).
+@njit(cache=True)
+def _buffers(species, first, rad, maxblock, K):
+    """Per-atom work buffers (neighbour index last in the transposed ones)."""
+    nmax, lmax = rad[0], rad[1]
+    ns = rad[3].shape[0]
+    nA = ns * rad[11]
+    N = species.shape[0]
+    maxnb = 1
+    for i in range(N):
+        maxnb = max(maxnb, first[i + 1] - first[i])
+    nlm = (lmax + 1) * (lmax + 1)
+    return (
+        np.zeros((5, lmax + 1, lmax + 1)),  # 0 ywork
+        np.zeros(nmax),  # 1 rtmp
+        np.zeros(nmax),  # 2 drtmp
+        np.zeros((nmax, maxnb)),  # 3 RbT
+        np.zeros((nlm, maxnb)),  # 4 YbT
+        np.zeros((3, nlm, maxnb)),  # 5 dYbT
+        np.zeros((3, maxnb)),  # 6 DT
+        np.zeros(maxnb),  # 7 rinv
+        np.zeros(ns + 1, dtype=np.int64),  # 8 seg: neighbours of species z are seg[z]:seg[z+1]
+        np.zeros((maxnb, nmax)),  # 9 Rb  (neighbour-major copy of RbT)
+        np.zeros((maxnb, nmax)),  # 10 dRb
+        np.zeros(nA),  # 11 A
+        np.zeros((nA, K)),  # 12 adjA
+        np.zeros(maxblock),  # 13 AA
+        np.zeros((maxblock, K)),  # 14 adj
+        np.zeros((3, maxnb)),  # 15 grad (one adjoint column, all neighbours)
+    )
 
-    seg[z]:seg[z+1] are the neighbours of species z. Pairs outside (r_in, r_cut) get zero radials.
-    Returns the number of neighbours.
+
+@njit(cache=True, fastmath=True)
+def _features(i, species, first, jnb, D, rad, buf):
+    """Radials, harmonics and geometry of the neighbours of atom i, then its atomic basis A.
+
+    Pairs outside (r_in, r_cut) get zero radials. Returns the number of neighbours.
     """
+    nmax, lmax, p, r0, rin, rcut, xin, xcut, anorms, nl, aoff, astride, ynorm = rad
+    ywork, rtmp, drtmp, RbT, YbT, dYbT, DT, rinv, seg, Rb, dRb, A = buf[:12]
     s = species[i]
     f0 = first[i]
     nq = first[i + 1] - f0
@@ -117,18 +119,15 @@ def _features(
         DT[1, q] = d[1]
         DT[2, q] = d[2]
         rinv[q] = 1.0 / r
-        ok = ace_radial(r, r0[s, z], p, rin[s, z], rcut[s, z], xin[s, z], xcut[s, z], nmax, anorms, rtmp, drtmp)
-        if ok:
+        if ace_radial(r, r0[s, z], p, rin[s, z], rcut[s, z], xin[s, z], xcut[s, z], nmax, anorms, rtmp, drtmp):
             for n in range(nmax):
                 RbT[n, q] = rtmp[n]
-                dRbT[n, q] = drtmp[n]
                 Rb[q, n] = rtmp[n]
                 dRb[q, n] = drtmp[n]
             real_ylm(d, lmax, ynorm, ywork, YbT[:, q], dYbT[:, :, q].T)
         else:
             for n in range(nmax):
                 RbT[n, q] = 0.0
-                dRbT[n, q] = 0.0
                 Rb[q, n] = 0.0
                 dRb[q, n] = 0.0
             for lm in range(nlm):
@@ -136,6 +135,7 @@ def _features(
                 dYbT[0, lm, q] = 0.0
                 dYbT[1, lm, q] = 0.0
                 dYbT[2, lm, q] = 0.0
+    _atomic_basis(lmax, nl, aoff, astride, seg, RbT, YbT, A)
     return nq
 
 
@@ -297,172 +297,77 @@ def _pullback_members(
             grad[2, c] += t * d2 + g * e2
 
 
-@njit(cache=True)
-def _buffers(species, first, nmax, lmax, ns, nA, maxblock, K):
-    N = species.shape[0]
-    maxnb = 1
-    for i in range(N):
-        maxnb = max(maxnb, first[i + 1] - first[i])
-    nlm = (lmax + 1) * (lmax + 1)
-    return (
-        maxnb,
-        np.zeros(nA),  # A
-        np.zeros((nA, K)),  # adjA
-        np.zeros((5, lmax + 1, lmax + 1)),  # ywork
-        np.zeros(nmax),  # rtmp
-        np.zeros(nmax),  # drtmp
-        np.zeros(nlm),  # ytmp
-        np.zeros((nlm, 3)),  # dytmp
-        np.zeros((nmax, maxnb)),  # RbT
-        np.zeros((nmax, maxnb)),  # dRbT
-        np.zeros((nlm, maxnb)),  # YbT
-        np.zeros((3, nlm, maxnb)),  # dYbT
-        np.zeros((3, maxnb)),  # DT
-        np.zeros(maxnb),  # rinv
-        np.zeros(ns + 1, dtype=np.int64),  # seg
-        np.zeros(maxblock),  # AA
-        np.zeros((maxblock, K)),  # adj
-        np.zeros((maxnb, nmax)),  # Rb (neighbour-major copies of RbT, dRbT)
-        np.zeros((maxnb, nmax)),  # dRb
+@njit(cache=True, fastmath=True, inline="always")
+def _pair_terms(i, s, q, z, rad, pair, buf, P, dP):
+    """Pair basis values P_n and dP_n/dr of neighbour q of atom i; False outside the pair cutoff."""
+    npair, pp_, prcut, pxin, pxcut, core, pnorms, _ = pair
+    r0, rin = rad[3], rad[4]
+    r = 1.0 / buf[7][q]
+    return npair > 0 and pair_radial(
+        r, r0[s, z], pp_, rin[s, z], prcut[s, z], pxin[s, z], pxcut[s, z], core, npair, pnorms, P, dP
     )
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _scatter(F, V, c, i, j, g0, g1, g2, DT, q):
+    """Add the pair gradient dE_c/dr_q to the forces of i (+) and j (-) and to the virial."""
+    F[c, i, 0] += g0
+    F[c, i, 1] += g1
+    F[c, i, 2] += g2
+    F[c, j, 0] -= g0
+    F[c, j, 1] -= g1
+    F[c, j, 2] -= g2
+    _add_virial(V[c], g0, g1, g2, DT[0, q], DT[1, q], DT[2, q], -1.0)
+
+
+def _maxblock(node_start):
+    return max(1, int(np.diff(node_start).max(initial=0)))
 
 
 @njit(cache=True, fastmath=True)
-def eval_folded(
-    species,
-    first,
-    jnb,
-    D,
-    nmax,
-    lmax,
-    p,
-    r0,
-    rin,
-    rcut,
-    xin,
-    xcut,
-    anorms,
-    nl,
-    aoff,
-    astride,
-    ynorm,
-    node_start,
-    parent,
-    aidx,
-    ctil,
-    npair,
-    pp_,
-    prcut,
-    pxin,
-    pxcut,
-    core,
-    pnorms,
-    pcoef,
-    pcol,
-    Eat,
-    F,
-    V,
-    AAsum,
-    Ep,
-):
+def eval_folded(species, first, jnb, D, rad, dag, pair, maxblock, ctil, pcoef, Eat, F, V, AAsum, Ep):
     """Fast path for K gradient vectors at once (K may be 0: energies only).
 
-    ctil: (n_nodes, K) folded coefficients; pcoef: (ns, ns, npair, K) pair coefficients (already
-    halved for the double-counted full list). Outputs (accumulated): Eat (K, N) site energies,
-    F (K, N, 3) forces, V (K, 6) virials; AAsum (n_nodes) Σ_i AA_i and Ep (n_pair columns) the
-    pair basis energies, from which any coefficient vector's energy is one dot product.
+    rad, dag, pair: the basis constants (see ``ACEBasis``); ctil (n_nodes, K) folded coefficients;
+    pcoef (ns, ns, npair, K) pair coefficients, halved for the double-counted full list. Outputs
+    (accumulated): Eat (K, N) site energies, F (K, N, 3) forces, V (K, 6) virials; AAsum (n_nodes)
+    Σ_i AA_i and Ep (n_pair columns) the pair basis energies, from which any coefficient vector's
+    energy is one dot product.
     """
+    node_start, parent, aidx = dag
+    npair, pcol = pair[0], pair[7]
+    lmax, nl, aoff, astride = rad[1], rad[9], rad[10], rad[11]
     N = species.shape[0]
     K = ctil.shape[1]
-    ns = r0.shape[0]
     nlm = (lmax + 1) * (lmax + 1)
-    maxblock = 1
-    for s in range(ns):
-        maxblock = max(maxblock, node_start[s + 1] - node_start[s])
-    (maxnb, A, adjA, ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg, AA, adj, Rb, dRb) = _buffers(
-        species, first, nmax, lmax, ns, ns * astride, maxblock, K
-    )
+    buf = _buffers(species, first, rad, maxblock, K)
+    YbT, dYbT, DT, rinv, seg, Rb, dRb, A, adjA, AA, adj, grad = buf[4:]
     P = np.zeros(max(npair, 1))
     dP = np.zeros(max(npair, 1))
-    grad = np.zeros((3, maxnb))
     gk1 = np.zeros((nlm, K))
     gk2 = np.zeros((nlm, K))
     gradk = np.zeros((3, K))
     for i in range(N):
         s = species[i]
         f0 = first[i]
-        nq = _features(
-            i,
-            species,
-            first,
-            jnb,
-            D,
-            nmax,
-            lmax,
-            p,
-            r0,
-            rin,
-            rcut,
-            xin,
-            xcut,
-            anorms,
-            ynorm,
-            ywork,
-            rtmp,
-            drtmp,
-            ytmp,
-            dytmp,
-            RbT,
-            dRbT,
-            YbT,
-            dYbT,
-            DT,
-            rinv,
-            seg,
-            Rb,
-            dRb,
-        )
-        _atomic_basis(lmax, nl, aoff, astride, seg, RbT, YbT, A)
-        # pair potential (half per ordered pair)
-        if npair > 0:
-            for q in range(nq):
-                j = jnb[f0 + q]
-                z = species[j]
-                r = 1.0 / rinv[q]
-                if not pair_radial(
-                    r,
-                    r0[s, z],
-                    pp_,
-                    rin[s, z],
-                    prcut[s, z],
-                    pxin[s, z],
-                    pxcut[s, z],
-                    core,
-                    npair,
-                    pnorms,
-                    P,
-                    dP,
-                ):
-                    continue
-                c0 = pcol[s, z]
+        nq = _features(i, species, first, jnb, D, rad, buf)
+        for q in range(nq):  # pair potential, half per ordered pair
+            j = jnb[f0 + q]
+            z = species[j]
+            if not _pair_terms(i, s, q, z, rad, pair, buf, P, dP):
+                continue
+            c0 = pcol[s, z]
+            for n in range(npair):
+                Ep[c0 + n] += 0.5 * P[n]
+            for c in range(K):
+                e = 0.0
+                g = 0.0
                 for n in range(npair):
-                    Ep[c0 + n] += 0.5 * P[n]
-                for c in range(K):
-                    e = 0.0
-                    g = 0.0
-                    for n in range(npair):
-                        e += pcoef[s, z, n, c] * P[n]
-                        g += pcoef[s, z, n, c] * dP[n]
-                    Eat[c, i] += e
-                    g *= rinv[q]
-                    g0, g1, g2 = g * DT[0, q], g * DT[1, q], g * DT[2, q]
-                    F[c, i, 0] += g0
-                    F[c, i, 1] += g1
-                    F[c, i, 2] += g2
-                    F[c, j, 0] -= g0
-                    F[c, j, 1] -= g1
-                    F[c, j, 2] -= g2
-                    _add_virial(V[c], g0, g1, g2, DT[0, q], DT[1, q], DT[2, q], -1.0)
+                    e += pcoef[s, z, n, c] * P[n]
+                    g += pcoef[s, z, n, c] * dP[n]
+                Eat[c, i] += e
+                g *= rinv[q]
+                _scatter(F, V, c, i, j, g * DT[0, q], g * DT[1, q], g * DT[2, q], DT, q)
         n0 = node_start[s]
         nb = node_start[s + 1] - n0
         if nb == 0:
@@ -476,169 +381,49 @@ def eval_folded(
         if K == 1:
             _pullback_one(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA.reshape(adjA.shape[0]), grad)
             for q in range(nq):
-                j = jnb[f0 + q]
-                g0, g1, g2 = grad[0, q], grad[1, q], grad[2, q]
-                F[0, i, 0] += g0
-                F[0, i, 1] += g1
-                F[0, i, 2] += g2
-                F[0, j, 0] -= g0
-                F[0, j, 1] -= g1
-                F[0, j, 2] -= g2
-                _add_virial(V[0], g0, g1, g2, DT[0, q], DT[1, q], DT[2, q], -1.0)
+                _scatter(F, V, 0, i, jnb[f0 + q], grad[0, q], grad[1, q], grad[2, q], DT, q)
             continue
         for q in range(nq):  # vectorised over the K members
             j = jnb[f0 + q]
             _pullback_members(
-                q,
-                species[j],
-                lmax,
-                nl,
-                aoff,
-                astride,
-                Rb,
-                dRb,
-                YbT,
-                dYbT,
-                DT,
-                rinv,
-                adjA,
-                gk1,
-                gk2,
-                gradk,
+                q, species[j], lmax, nl, aoff, astride, Rb, dRb, YbT, dYbT, DT, rinv, adjA, gk1, gk2, gradk
             )
             for c in range(K):
-                g0, g1, g2 = gradk[0, c], gradk[1, c], gradk[2, c]
-                F[c, i, 0] += g0
-                F[c, i, 1] += g1
-                F[c, i, 2] += g2
-                F[c, j, 0] -= g0
-                F[c, j, 1] -= g1
-                F[c, j, 2] -= g2
-                _add_virial(V[c], g0, g1, g2, DT[0, q], DT[1, q], DT[2, q], -1.0)
+                _scatter(F, V, c, i, j, gradk[0, c], gradk[1, c], gradk[2, c], DT, q)
 
 
 @njit(cache=True, fastmath=True)
-def eval_full(
-    species,
-    first,
-    jnb,
-    D,
-    nmax,
-    lmax,
-    p,
-    r0,
-    rin,
-    rcut,
-    xin,
-    xcut,
-    anorms,
-    nl,
-    aoff,
-    astride,
-    ynorm,
-    a_z,
-    a_n,
-    a_lm,
-    node_start,
-    parent,
-    aidx,
-    npair,
-    pp_,
-    prcut,
-    pxin,
-    pxcut,
-    core,
-    pnorms,
-    pcol,
-    AAsum,
-    dAA,
-    vAA,
-    Ep,
-    dEp,
-    Vp,
-):
+def eval_full(species, first, jnb, D, rad, dag, pair, maxblock, amap, AAsum, dAA, vAA, Ep, dEp, Vp):
     """All monomials and pair functions with their gradients (for the design matrix).
 
-    Outputs (accumulated): AAsum (n_nodes) Σ_i AA_ik; dAA (n_nodes, N, 3) gradients dΣAA/dr_j;
-    vAA (n_nodes, 6) virials; Ep, dEp (n_pcols, N, 3), Vp the same for the pair functions, whose
-    columns start at pcol[s, z] (symmetric in s, z).
+    amap = (a_z, a_n, a_lm): species, radial and harmonic index of each A entry. Outputs
+    (accumulated): AAsum (n_nodes) Σ_i AA_ik; dAA (n_nodes, N, 3) gradients dΣAA/dr_j; vAA
+    (n_nodes, 6) virials; Ep, dEp (n_pcols, N, 3), Vp the same for the pair functions, whose columns
+    start at pcol[s, z] (symmetric in s, z).
     """
+    node_start, parent, aidx = dag
+    a_z, a_n, a_lm = amap
+    npair, pcol = pair[0], pair[7]
     N = species.shape[0]
-    ns = r0.shape[0]
-    maxblock = 1
-    for s in range(ns):
-        maxblock = max(maxblock, node_start[s + 1] - node_start[s])
-    (maxnb, A, adjA, ywork, rtmp, drtmp, ytmp, dytmp, RbT, dRbT, YbT, dYbT, DT, rinv, seg, AA, adj, Rb, dRb) = _buffers(
-        species, first, nmax, lmax, ns, ns * astride, maxblock, 0
-    )
+    buf = _buffers(species, first, rad, maxblock, 0)
+    YbT, dYbT, DT, rinv, _, Rb, dRb, A, _, AA = buf[4:14]
     dAp = np.zeros((maxblock, 3))
     P = np.zeros(max(npair, 1))
     dP = np.zeros(max(npair, 1))
     for i in range(N):
         s = species[i]
         f0 = first[i]
-        nq = _features(
-            i,
-            species,
-            first,
-            jnb,
-            D,
-            nmax,
-            lmax,
-            p,
-            r0,
-            rin,
-            rcut,
-            xin,
-            xcut,
-            anorms,
-            ynorm,
-            ywork,
-            rtmp,
-            drtmp,
-            ytmp,
-            dytmp,
-            RbT,
-            dRbT,
-            YbT,
-            dYbT,
-            DT,
-            rinv,
-            seg,
-            Rb,
-            dRb,
-        )
-        _atomic_basis(lmax, nl, aoff, astride, seg, RbT, YbT, A)
+        nq = _features(i, species, first, jnb, D, rad, buf)
         for q in range(nq):
             j = jnb[f0 + q]
             z = species[j]
-            d0, d1, d2 = DT[0, q], DT[1, q], DT[2, q]
-            if npair > 0 and pair_radial(
-                1.0 / rinv[q],
-                r0[s, z],
-                pp_,
-                rin[s, z],
-                prcut[s, z],
-                pxin[s, z],
-                pxcut[s, z],
-                core,
-                npair,
-                pnorms,
-                P,
-                dP,
-            ):
-                c0 = pcol[s, z]
-                for n in range(npair):
-                    Ep[c0 + n] += 0.5 * P[n]
-                    g = 0.5 * dP[n] * rinv[q]
-                    g0, g1, g2 = g * d0, g * d1, g * d2
-                    dEp[c0 + n, j, 0] += g0
-                    dEp[c0 + n, j, 1] += g1
-                    dEp[c0 + n, j, 2] += g2
-                    dEp[c0 + n, i, 0] -= g0
-                    dEp[c0 + n, i, 1] -= g1
-                    dEp[c0 + n, i, 2] -= g2
-                    _add_virial(Vp[c0 + n], g0, g1, g2, d0, d1, d2, -1.0)
+            if not _pair_terms(i, s, q, z, rad, pair, buf, P, dP):
+                continue
+            c0 = pcol[s, z]
+            for n in range(npair):
+                Ep[c0 + n] += 0.5 * P[n]
+                g = 0.5 * dP[n] * rinv[q]
+                _scatter(dEp, Vp, c0 + n, j, i, g * DT[0, q], g * DT[1, q], g * DT[2, q], DT, q)
         n0 = node_start[s]
         nb = node_start[s + 1] - n0
         if nb == 0:
@@ -667,18 +452,12 @@ def eval_full(
                     n = a_n[a]
                     lm = a_lm[a]
                     w = 1.0 if pa < 0 else AA[pa - n0]
-                    t = dRbT[n, q] * YbT[lm, q] * rinv[q]
-                    Rn = RbT[n, q]
+                    t = dRb[q, n] * YbT[lm, q] * rinv[q]
+                    Rn = Rb[q, n]
                     g0 += w * (t * d0 + Rn * dYbT[0, lm, q])
                     g1 += w * (t * d1 + Rn * dYbT[1, lm, q])
                     g2 += w * (t * d2 + Rn * dYbT[2, lm, q])
                 dAp[kk, 0] = g0
                 dAp[kk, 1] = g1
                 dAp[kk, 2] = g2
-                dAA[k, j, 0] += g0
-                dAA[k, j, 1] += g1
-                dAA[k, j, 2] += g2
-                dAA[k, i, 0] -= g0
-                dAA[k, i, 1] -= g1
-                dAA[k, i, 2] -= g2
-                _add_virial(vAA[k], g0, g1, g2, d0, d1, d2, -1.0)
+                _scatter(dAA, vAA, k, j, i, g0, g1, g2, DT, q)

@@ -34,32 +34,25 @@ def transform(r: np.ndarray | float, r0: float, p: float) -> np.ndarray | float:
     return ((1.0 + r0) / (1.0 + np.asarray(r, dtype=float))) ** p
 
 
-def _gauss(n: int = 200) -> tuple[np.ndarray, np.ndarray]:
-    return np.polynomial.legendre.leggauss(n)
+def _unit_norms(poly_t, nmax: int) -> np.ndarray:
+    """Constants giving each function poly_t(t)_n unit L² norm in t on [-1, 1] (Gauss–Legendre)."""
+    t, w = np.polynomial.legendre.leggauss(200)
+    vals = np.empty((nmax, len(t)))
+    P, dP = np.empty(nmax), np.empty(nmax)
+    for k, tk in enumerate(t):
+        poly_t(tk, nmax, np.ones(nmax), P, dP)
+        vals[:, k] = P
+    return 1.0 / np.sqrt((vals**2) @ w)
 
 
 def ace_norms(nmax: int) -> np.ndarray:
-    """Constants making ∫ R_n R_m dt = δ_nm on [-1, 1]."""
-    t, w = _gauss()
-    vals = np.empty((nmax, len(t)))
-    for k, tk in enumerate(t):
-        R = np.empty(nmax)
-        dR = np.empty(nmax)
-        _ace_t(tk, nmax, np.ones(nmax), R, dR)
-        vals[:, k] = R
-    return 1.0 / np.sqrt((vals**2) @ w)
+    """Constants making ∫ R_n R_m dt = δ_nm on [-1, 1] (the R_n are already orthogonal)."""
+    return _unit_norms(_ace_t, nmax)
 
 
 def pair_norms(nmax: int) -> np.ndarray:
     """Constants giving each pair function unit L² norm in t on [-1, 1]."""
-    t, w = _gauss()
-    vals = np.empty((nmax, len(t)))
-    for k, tk in enumerate(t):
-        P = np.empty(nmax)
-        dP = np.empty(nmax)
-        _pair_t(tk, nmax, np.ones(nmax), P, dP)
-        vals[:, k] = P
-    return 1.0 / np.sqrt((vals**2) @ w)
+    return _unit_norms(_pair_t, nmax)
 
 
 @njit(cache=True, fastmath=True)
