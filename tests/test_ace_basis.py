@@ -188,6 +188,10 @@ def test_bad_input_errors(basis_ch):
         basis_ch.fold(np.zeros(3))
     with pytest.raises(ValueError, match="order"):
         ACEBasis(["C"], order=5)
+    with pytest.raises(ValueError, match="Xx"):
+        ACEBasis(["C", "Xx"])
+    with pytest.raises(ValueError, match="C-H"):
+        ACEBasis(["C", "H"], order=2, max_degree=4, r_cut={("C", "C"): 4.0, ("H", "H"): 3.0})
     with pytest.raises(ValueError, match="r_in"):
         ACEBasis(["C"], order=2, max_degree=4, r_cut=1.0, r_in=2.0)
     for atoms in (Atoms(), Atoms("C"), Atoms("H", cell=[3, 3, 3], pbc=True)):

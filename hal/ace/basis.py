@@ -43,9 +43,8 @@ class BasisValues:
 class FoldedCoefficients:
     """K coefficient vectors in fast-path form.
 
-    Energies come for all K rows (from the basis energies, almost free); forces, virials and site
-    energies for the ``gradient_rows`` only, whose coefficients are folded onto the monomials
-    (one backward pass each).
+    Energies come for all K rows (Σ_i AA_i dotted with the folded rows: almost free); forces,
+    virials and site energies for the ``gradient_rows`` only (one backward pass each).
     """
 
     coefficients: np.ndarray  # (K, size)
@@ -82,6 +81,8 @@ def _pair_table(value: PairValue, default: Mapping[tuple[int, int], float], zs: 
                 pa, pb = chemical_symbols[zs[a]], chemical_symbols[zs[b]]
                 keys = [(pa, pb), (pb, pa), f"{pa}-{pb}", f"{pb}-{pa}", f"{pa}{pb}", f"{pb}{pa}"]
                 found = [value[k] for k in keys if k in value]
+                if not found and (a, b) not in default:
+                    raise ValueError(f"{name} has no value for the pair {pa}-{pb}")
                 v = float(found[0]) if found else default[(a, b)]
             else:
                 v = float(value)
@@ -122,6 +123,9 @@ class ACEBasis:
         core_strength: float = 4.0,
         _coupling: Mapping[str, np.ndarray] | None = None,
     ) -> None:
+        unknown = [e for e in elements if isinstance(e, str) and e not in atomic_numbers]
+        if unknown:
+            raise ValueError(f"unknown element symbol(s) {unknown}")
         zs = [atomic_numbers[e] if isinstance(e, str) else int(e) for e in elements]
         if len(zs) == 0 or len(set(zs)) != len(zs):
             raise ValueError(f"elements must be non-empty and distinct, got {list(elements)}")
@@ -207,23 +211,22 @@ class ACEBasis:
 
     def _build(self) -> None:
         ns = len(self.zs)
-        used = [t for s in range(ns) for t in self._tuples(s)]
+        tuples = [self._tuples(s) for s in range(ns)]
+        used = [t for ts in tuples for t in ts]
         self.lmax = max([lab[2] for t in used for lab in t], default=0)
         self._nl = np.zeros(self.lmax + 1, dtype=np.int64)
         for t in used:
             for _, n, l in t:
                 self._nl[l] = max(self._nl[l], n)
         self._set_a_layout()
-        aoff, astride = self._aoff, self._astride
-
-        nl = self._nl
+        aoff, astride, nl = self._aoff, self._astride, self._nl
 
         def a_index(z, n, l, mu):
             return z * astride + aoff[l] + (l + np.asarray(mu)) * nl[l] + (n - 1)
 
         rows, fn_species, fn_labels = [], [], []
         for s in range(ns):
-            for labs in self._tuples(s):
+            for labs in tuples[s]:
                 monos, coef = coupled_monomials(labs, a_index)
                 for row in coef:
                     rows.append((s, monos, row))
