@@ -1,12 +1,17 @@
 """hal: hyperactive learning of machine-learned interatomic potentials.
 
-Linear ACE basis (numba), models and ASE calculators. Import names: ``hal.ACEBasis``,
-``hal.LinearACE``, ``hal.ACECalculator``.
+Linear ACE basis (numba), Bayesian fits with posterior committees, uncertainty and the HAL-biased
+calculator. Public names: ``hal.ACEBasis``, ``hal.fit``, ``hal.LinearACE``, ``hal.ACECalculator``,
+``hal.CommitteeCalculator``, ``hal.HALCalculator``.
 """
 
 from hal.ace.basis import ACEBasis, BasisValues, FastResult
-from hal.calculators import ACECalculator
+from hal.calculators import ACECalculator, CommitteeCalculator, HALCalculator
+from hal.fit import fit
 from hal.model import LinearACE
 
 __version__ = "0.1.0"
-__all__ = ["ACEBasis", "ACECalculator", "BasisValues", "FastResult", "LinearACE", "__version__"]
+__all__ = [
+    "ACEBasis", "ACECalculator", "BasisValues", "CommitteeCalculator", "FastResult", "HALCalculator",
+    "LinearACE", "__version__", "fit",
+]  # fmt: skip

@@ -1,19 +1,38 @@
-"""ASE calculators over hal models."""
+"""ASE calculators: plain (``ACECalculator``), committee and HAL-biased (E − τσ).
+
+The committee and HAL calculators accept any *committee*: an object with
+``evaluate_committee(atoms, member_forces) -> CommitteeResult`` (``LinearACE`` or an NN ensemble);
+a ``sigma_gradient(atoms, w)`` method, when present, gives ∇σ without member forces.
+Stress is −virial/volume (eV/Å³, Voigt xx yy zz yz xz xy), periodic structures only.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+
+from hal.uncertainty import (
+    DEFAULT_EPS,
+    committee_sigma,
+    relative_force_uncertainty,
+    sigma_gradient_from_members,
+    sigma_weights,
+)
+
+
+def _stress(atoms: Atoms, virial: np.ndarray | None, properties) -> dict:
+    if virial is not None:
+        return {"stress": -virial / atoms.get_volume()}
+    if "stress" in properties:
+        raise PropertyNotImplementedError("stress needs a periodic cell")
+    return {}
 
 
 class ACECalculator(Calculator):
-    """Plain ASE calculator of a ``LinearACE`` model: energy, free_energy, forces, stress, energies.
-
-    Stress is ``-virial / volume`` (eV/Å³, Voigt xx yy zz yz xz xy) and is only given for periodic
-    structures.
-    """
+    """Plain ASE calculator of a ``LinearACE`` model: energy, free_energy, forces, stress, energies."""
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
@@ -25,15 +44,86 @@ class ACECalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         res = self.model.evaluate(self.atoms)
         e = float(res.energies[0])
-        self.results = {
-            "energy": e,
-            "free_energy": e,
-            "forces": res.forces[0],
-            "energies": res.atom_energies[0],
-        }
-        if res.virial is not None:
-            self.results["stress"] = -res.virial[0] / self.atoms.get_volume()
-        elif "stress" in properties:
-            from ase.calculators.calculator import PropertyNotImplementedError
+        self.results = {"energy": e, "free_energy": e, "forces": res.forces[0], "energies": res.atom_energies[0]}
+        self.results.update(_stress(self.atoms, None if res.virial is None else res.virial[0], properties))
 
-            raise PropertyNotImplementedError("stress needs a periodic cell")
+
+class CommitteeCalculator(Calculator):
+    """Mean-model calculator that also reports ``committee_energies`` (K,), ``committee_forces``
+    (K, N, 3), ``sigma`` (eV) and ``force_uncertainty`` f_i (N,) with regulariser ``eps`` (eV/Å)."""
+
+    implemented_properties = [
+        "energy", "free_energy", "forces", "stress", "energies",
+        "committee_energies", "committee_forces", "sigma", "force_uncertainty",
+    ]  # fmt: skip
+
+    def __init__(self, committee, eps: float = DEFAULT_EPS, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.committee = committee
+        self.eps = eps
+
+    def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        res = self.committee.evaluate_committee(self.atoms, member_forces=True)
+        self.results = {
+            "energy": res.energy,
+            "free_energy": res.energy,
+            "forces": res.forces,
+            "energies": res.atom_energies,
+            "committee_energies": res.member_energies,
+            "committee_forces": res.member_forces,
+            "sigma": committee_sigma(res.member_energies, res.energy),
+            "force_uncertainty": relative_force_uncertainty(res.member_forces, res.forces, self.eps),
+        }
+        self.results.update(_stress(self.atoms, res.virial, properties))
+
+
+class HALCalculator(Calculator):
+    """Biased calculator: energy E − τσ, forces F̄ + τ∇σ, stress of the biased energy.
+
+    Extra results: ``sigma`` (eV), ``tau``, ``mean_energy``, ``mean_forces``, ``bias_forces``
+    (= ∇σ, the force per unit τ, as needed for the adaptive τ) and, when ``force_uncertainty`` is
+    True, ``force_uncertainty`` f_i (this needs every member's forces; without it a linear model
+    gets ∇σ from one extra fast-path pass). ``tau`` may be changed between calls.
+    """
+
+    implemented_properties = [
+        "energy", "free_energy", "forces", "stress", "sigma", "tau",
+        "mean_energy", "mean_forces", "bias_forces", "force_uncertainty",
+    ]  # fmt: skip
+
+    def __init__(
+        self, committee, tau: float = 0.0, eps: float = DEFAULT_EPS, force_uncertainty: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.committee = committee
+        self.tau = float(tau)
+        self.eps = eps
+        self.force_uncertainty = force_uncertainty
+
+    def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        members = self.force_uncertainty or not hasattr(self.committee, "sigma_gradient")
+        res = self.committee.evaluate_committee(self.atoms, member_forces=members)
+        sigma = committee_sigma(res.member_energies, res.energy)
+        w = sigma_weights(res.member_energies, res.energy, sigma)
+        if members:
+            grad, dvir = sigma_gradient_from_members(res, w)
+        else:
+            grad, dvir = self.committee.sigma_gradient(self.atoms, w)
+        tau = self.tau
+        energy = res.energy - tau * sigma
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": res.forces + tau * grad,
+            "sigma": sigma,
+            "tau": tau,
+            "mean_energy": res.energy,
+            "mean_forces": res.forces,
+            "bias_forces": grad,
+        }
+        if members:
+            self.results["force_uncertainty"] = relative_force_uncertainty(res.member_forces, res.forces, self.eps)
+        virial = None if res.virial is None else res.virial - tau * (-dvir)
+        self.results.update(_stress(self.atoms, virial, properties))

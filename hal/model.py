@@ -17,14 +17,23 @@ from ase import Atoms
 from ase.data import atomic_numbers
 
 from hal.ace.basis import ACEBasis, FastResult
+from hal.uncertainty import CommitteeResult
 
 FORMAT_VERSION = 1
 
 
 class LinearACE:
-    """Linear ACE model: ``basis``, ``coefficients`` (size,), ``e0`` {symbol: eV} per species."""
+    """Linear ACE model: ``basis``, ``coefficients`` c̄ (size,), ``e0`` {symbol: eV} per species,
+    and optionally a ``committee`` (K × size) of posterior samples with the ``fit_info`` of the fit."""
 
-    def __init__(self, basis: ACEBasis, coefficients: np.ndarray, e0: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        basis: ACEBasis,
+        coefficients: np.ndarray,
+        e0: Mapping[str, float] | None = None,
+        committee: np.ndarray | None = None,
+        fit_info: Mapping | None = None,
+    ) -> None:
         c = np.asarray(coefficients, dtype=float)
         if c.shape != (basis.size,):
             raise ValueError(f"coefficients must have shape ({basis.size},), got {c.shape}")
@@ -41,6 +50,14 @@ class LinearACE:
         for el, v in self.e0.items():
             self._e0_by_z[atomic_numbers[el]] = v
         self._folded = basis.fold(c)
+        self.committee = None
+        if committee is not None:
+            committee = np.atleast_2d(np.asarray(committee, dtype=float))
+            if committee.shape[1] != basis.size or not np.all(np.isfinite(committee)):
+                raise ValueError(f"committee must be finite with {basis.size} columns, got {committee.shape}")
+            self.committee = committee
+        self.fit_info = dict(fit_info or {})
+        self._cfolds = None
 
     def reference_energies(self, atoms: Atoms) -> np.ndarray:
         """E0[z_i] per atom (eV)."""
@@ -60,15 +77,60 @@ class LinearACE:
 
         return ACECalculator(self, **kwargs)
 
+    def committee_calculator(self, **kwargs):
+        """ASE calculator with committee energies and forces, σ and f_i (needs a committee)."""
+        from hal.calculators import CommitteeCalculator
+
+        return CommitteeCalculator(self, **kwargs)
+
+    # ------------------------------------------------------------------ committee interface
+    @property
+    def committee_size(self) -> int:
+        return 0 if self.committee is None else len(self.committee)
+
+    def _committee_folds(self):
+        if self.committee is None:
+            raise ValueError("this model has no committee (fit it with committee_size > 0)")
+        if self._cfolds is None:
+            rows = np.vstack([self.coefficients[None, :], self.committee])
+            self._cfolds = (self.basis.fold(rows), self.basis.fold(rows, gradient_rows=[0]))
+        return self._cfolds
+
+    def evaluate_committee(self, atoms: Atoms, member_forces: bool = True) -> CommitteeResult:
+        """Mean model and committee members (energies always; member forces/virials on request)."""
+        all_rows, mean_only = self._committee_folds()
+        res = self.basis.evaluate_folded(atoms, all_rows if member_forces else mean_only)
+        ref = self.reference_energies(atoms)
+        E = res.energies + ref.sum()
+        vir = res.virial
+        return CommitteeResult(
+            energy=float(E[0]),
+            forces=res.forces[0],
+            virial=None if vir is None else vir[0],
+            member_energies=E[1:],
+            member_forces=res.forces[1:] if member_forces else None,
+            member_virials=None if (vir is None or not member_forces) else vir[1:],
+            atom_energies=res.atom_energies[0] + ref,
+        )
+
+    def sigma_gradient(self, atoms: Atoms, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(∇_r σ, dσ/dstrain) for member weights w_k: one fast-path pass with Σ_k w_k (c^k − c̄)."""
+        delta = (self.committee - self.coefficients[None]).T @ np.asarray(weights, dtype=float)
+        res = self.basis.evaluate_folded(atoms, self.basis.fold(delta))
+        return -res.forces[0], None if res.virial is None else -res.virial[0]
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to one ``.npz`` file atomically; returns the path."""
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
-        meta = {"format": "hal.LinearACE", "version": FORMAT_VERSION, "e0": self.e0}
+        meta = {"format": "hal.LinearACE", "version": FORMAT_VERSION, "e0": self.e0, "fit_info": self.fit_info}
+        extra = {} if self.committee is None else {"committee": self.committee}
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, meta_json=np.array(json.dumps(meta)), coefficients=self.coefficients, **self.basis.to_dict())
+        np.savez(
+            tmp, meta_json=np.array(json.dumps(meta)), coefficients=self.coefficients, **extra, **self.basis.to_dict()
+        )
         os.replace(tmp, path)
         return path
 
@@ -81,7 +143,8 @@ class LinearACE:
         if meta.get("format") != "hal.LinearACE" or meta.get("version") != FORMAT_VERSION:
             raise ValueError(f"{path} is not a hal LinearACE model file (version {FORMAT_VERSION})")
         coefficients = d.pop("coefficients")
-        return cls(ACEBasis.from_dict(d), coefficients, meta["e0"])
+        committee = d.pop("committee", None)
+        return cls(ACEBasis.from_dict(d), coefficients, meta["e0"], committee, meta.get("fit_info"))
 
     def __repr__(self) -> str:
         e0 = ", ".join(f"{k}: {v:.4f}" for k, v in self.e0.items())
