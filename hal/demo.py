@@ -21,6 +21,7 @@ from ase.calculators.emt import EMT
 from tqdm import tqdm
 
 from hal import ACEBasis, LinearACE
+from hal.fit.metrics import errors
 
 
 def alloy_cells(n: int, seed: int = 0, elements: tuple[str, str] = ("Cu", "Al")) -> list[Atoms]:
@@ -76,22 +77,6 @@ def least_squares(basis: ACEBasis, configs: list[Atoms], e0: dict[str, float], r
     return LinearACE(basis, coef, e0)
 
 
-def errors(model: LinearACE, configs: list[Atoms]) -> dict[str, float]:
-    """RMSE and MAE of energies (meV/atom) and force components (eV/Å)."""
-    de, df = [], []
-    for atoms in configs:
-        res = model.evaluate(atoms)
-        de.append((res.energies[0] - atoms.info["energy"]) / len(atoms) * 1000)
-        df.append((res.forces[0] - atoms.arrays["forces"]).ravel())
-    de, df = np.array(de), np.concatenate(df)
-    return {
-        "E_rmse": float(np.sqrt(np.mean(de**2))),
-        "E_mae": float(np.mean(np.abs(de))),
-        "F_rmse": float(np.sqrt(np.mean(df**2))),
-        "F_mae": float(np.mean(np.abs(df))),
-    }
-
-
 def parity_plot(model: LinearACE, configs: list[Atoms], path: Path) -> None:
     """Force parity plot (model vs EMT) of the test set."""
     import matplotlib
@@ -137,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     e0 = isolated_atom_energies(("Cu", "Al"))
     model = least_squares(basis, train, e0)
     path = model.save(out / "model.npz")
-    table = {"train": errors(model, train), "test": errors(model, test)}
+    table = {"train": errors(model, train)["all"], "test": errors(model, test)["all"]}
     parity_plot(model, test, out / "parity_forces.png")
     print(f"\n{n_train} train / {n_test} test configurations (32 atoms), basis {basis.size} functions")
     print(f"{'set':6s} {'E RMSE':>10s} {'E MAE':>10s} {'F RMSE':>10s} {'F MAE':>10s}")

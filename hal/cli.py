@@ -1,0 +1,133 @@
+"""Command line: ``hal fit`` (later issues add ``hal run`` and ``hal report``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+
+class DataError(Exception):
+    """Bad input data; the message names the file and the configuration index."""
+
+
+def read_configs(path: str) -> list[Atoms]:
+    """All configurations of an extxyz file or an ASE database (``.db``/``.json``)."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{path}: no such file")
+    try:
+        if p.suffix in (".db", ".json"):
+            from ase.db import connect
+
+            out = []
+            for row in connect(str(p)).select():
+                atoms = row.toatoms()
+                atoms.info.update(row.key_value_pairs)
+                out.append(atoms)
+            return out
+        from ase.io import read
+
+        return list(read(str(p), index=":"))
+    except Exception as exc:  # noqa: BLE001 (any reader error becomes a data error naming the file)
+        raise DataError(f"{path}: cannot read ({exc})") from exc
+
+
+def _parse_e0(text: str | None) -> dict[str, float] | None:
+    if not text:
+        return None
+    try:
+        return {k.strip(): float(v) for k, v in (item.split("=") for item in text.split(","))}
+    except ValueError as exc:
+        raise DataError(f"--e0 must look like 'C=-1.2,H=-0.4', got {text!r}") from exc
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from hal import ACEBasis
+    from hal.fit import LabelKeys, Weights, fit
+    from hal.fit.design import read_labels
+    from hal.fit.metrics import errors, format_table
+
+    keys = LabelKeys(energy=args.energy_key, forces=args.forces_key, stress=args.stress_key)
+    data = [(path, i, atoms) for path in args.data for i, atoms in enumerate(read_configs(path))]
+    test_data = [(path, i, atoms) for path in (args.test or []) for i, atoms in enumerate(read_configs(path))]
+    elements = args.elements or sorted({s for _, _, a in data for s in a.get_chemical_symbols()})
+    for path, i, atoms in data + test_data:
+        bad = sorted(set(atoms.get_chemical_symbols()) - set(elements))
+        if bad:
+            raise DataError(f"{path}: configuration {i}: element(s) {bad} not in the basis elements {elements}")
+        try:
+            read_labels(atoms, keys)
+        except ValueError as exc:
+            raise DataError(f"{path}: configuration {i}: {exc}") from exc
+    configs = [a for _, _, a in data]
+    if test_data:
+        train, test = configs, [a for _, _, a in test_data]
+    else:
+        order = np.random.default_rng(args.seed).permutation(len(configs))
+        n_test = int(round(args.test_fraction * len(configs)))
+        test = [configs[k] for k in order[:n_test]]
+        train = [configs[k] for k in order[n_test:]]
+    basis = ACEBasis(elements, order=args.order, max_degree=args.max_degree, r_cut=args.r_cut,
+                     pair_degree=args.pair_degree)  # fmt: skip
+    print(basis.summary())
+    t0 = time.perf_counter()
+    model = fit(
+        train, basis, solver=args.solver, weights=Weights(*args.weights, f_max=args.f_max), e0=_parse_e0(args.e0),
+        committee_size=args.committee, seed=args.seed, ard_threshold=args.ard_threshold, keys=keys,
+        n_workers=args.workers,
+    )  # fmt: skip
+    print(f"\nfitted {len(train)} configurations in {time.perf_counter() - t0:.1f} s "
+          f"({model.fit_info['n_rows']} rows, solver {args.solver})")  # fmt: skip
+    tables = {"train": errors(model, train, keys)}
+    if test:
+        tables["test"] = errors(model, test, keys)
+    print(format_table(tables))
+    path = model.save(args.out)
+    print(f"\nmodel written to {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="hal", description="Hyperactive learning of interatomic potentials")
+    sub = ap.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("fit", help="fit a linear ACE model (Bayesian) to labelled data")
+    f.add_argument("data", nargs="+", help="extxyz files or ASE databases (.db)")
+    f.add_argument("--test", nargs="*", help="held-out files (default: a random --test-fraction of the data)")
+    f.add_argument("--test-fraction", type=float, default=0.1)
+    f.add_argument("--out", default="model.npz", help="model file to write")
+    f.add_argument("--elements", nargs="*", help="basis elements (default: those in the data)")
+    f.add_argument("--order", type=int, default=3)
+    f.add_argument("--max-degree", type=int, nargs="+", default=[12, 10, 8])
+    f.add_argument("--r-cut", type=float, default=5.0)
+    f.add_argument("--pair-degree", type=int, default=8)
+    f.add_argument("--solver", choices=["brr", "ard"], default="brr")
+    f.add_argument("--ard-threshold", type=float, default=1e4, help="α' of ARD")
+    f.add_argument("--committee", type=int, default=32, help="committee size K")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--weights", type=float, nargs=3, default=[30.0, 1.0, 1.0], metavar=("W_E", "W_F", "W_V"))
+    f.add_argument("--f-max", type=float, default=20.0, help="forces above this (eV/Å) are not fitted")
+    f.add_argument("--e0", help="reference energies, e.g. 'C=-1.2,H=-0.4' (default: isolated atoms or fitted)")
+    f.add_argument("--energy-key", default="energy")
+    f.add_argument("--forces-key", default="forces")
+    f.add_argument("--stress-key", default="stress")
+    f.add_argument("--workers", type=int, default=None, help="processes for the design assembly")
+    f.set_defaults(func=cmd_fit)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DataError as exc:
+        print(f"hal {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
