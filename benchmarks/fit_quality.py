@@ -17,12 +17,11 @@ import time
 
 import numpy as np
 import pandas as pd
+from datasets import cual_emt, hexane_md, labels_to_info
 
 import hal
 from hal.fit.design import reference_energies
 from hal.fit.metrics import errors
-
-from datasets import cual_emt, hexane_md, labels_to_info  # noqa: I001  (benchmarks/ on sys.path)
 
 CASES = {
     "hexane (GFN2-xTB MD)": dict(

@@ -23,12 +23,11 @@ import time
 import numpy as np
 import pandas as pd
 from ase.calculators.calculator import all_changes
+from datasets import hexane_md, labels_to_info
 
 import hal
 from hal.fit import assemble, solve
 from hal.fit.design import reference_energies
-
-from datasets import hexane_md, labels_to_info  # noqa: I001  (benchmarks/ on sys.path)
 
 HEX = dict(order=4, max_degree=[15, 11, 9, 6], r_cut=5.0)
 SIZES = {"~100": dict(order=3, max_degree=[8, 6, 4], r_cut=5.0), "~1000": HEX,
