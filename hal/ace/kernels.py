@@ -196,12 +196,15 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
             else:
                 A1[a] += w
         return
+    e = np.zeros(K)
     for kk in range(nb):
         v = AA[kk]
         for c in range(K):
             cc = ctil[n0 + kk, c]
-            Eat[c, i] += cc * v
+            e[c] += cc * v
             adj[kk, c] = cc
+    for c in range(K):
+        Eat[c, i] += e[c]
     for kk in range(nb - 1, -1, -1):
         k = n0 + kk
         pa = parent[k]
