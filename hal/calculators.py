@@ -84,7 +84,7 @@ class HALCalculator(Calculator):
     Extra results: ``sigma`` (eV), ``tau``, ``mean_energy``, ``mean_forces``, ``bias_forces``
     (= ∇σ, the force per unit τ, as needed for the adaptive τ) and, when ``force_uncertainty`` is
     True, ``force_uncertainty`` f_i (this needs every member's forces; without it a linear model
-    gets ∇σ from one extra fast-path pass). ``tau`` may be changed between calls.
+    gets ∇σ from the same pass, with one extra adjoint column). ``tau`` may be changed between calls.
     """
 
     implemented_properties = [
@@ -103,14 +103,14 @@ class HALCalculator(Calculator):
 
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
-        members = self.force_uncertainty or not hasattr(self.committee, "sigma_gradient")
-        res = self.committee.evaluate_committee(self.atoms, member_forces=members)
-        sigma = committee_sigma(res.member_energies, res.energy)
-        w = sigma_weights(res.member_energies, res.energy, sigma)
+        members = self.force_uncertainty or not hasattr(self.committee, "evaluate_bias")
         if members:
-            grad, dvir = sigma_gradient_from_members(res, w)
-        else:
-            grad, dvir = self.committee.sigma_gradient(self.atoms, w)
+            res = self.committee.evaluate_committee(self.atoms, member_forces=True)
+            sigma = committee_sigma(res.member_energies, res.energy)
+            grad, dvir = sigma_gradient_from_members(res, sigma_weights(res.member_energies, res.energy, sigma))
+        else:  # a linear committee: ∇σ from one extra adjoint column, no member forces
+            res, grad, dvir = self.committee.evaluate_bias(self.atoms)
+            sigma = committee_sigma(res.member_energies, res.energy)
         tau = self.tau
         energy = res.energy - tau * sigma
         self.results = {

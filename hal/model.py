@@ -17,7 +17,7 @@ from ase import Atoms
 from ase.data import atomic_numbers
 
 from hal.ace.basis import ACEBasis, FastResult
-from hal.uncertainty import CommitteeResult
+from hal.uncertainty import CommitteeResult, committee_sigma, sigma_weights
 
 FORMAT_VERSION = 1
 
@@ -93,13 +93,15 @@ class LinearACE:
             raise ValueError("this model has no committee (fit it with committee_size > 0)")
         if self._cfolds is None:
             rows = np.vstack([self.coefficients[None, :], self.committee])
-            self._cfolds = (self.basis.fold(rows), self.basis.fold(rows, gradient_rows=[0]))
+            self._cfolds = {
+                k: self.basis.fold(rows, gradient_rows=g) for k, g in (("all", None), ("mean", [0]), ("none", []))
+            }
         return self._cfolds
 
     def evaluate_committee(self, atoms: Atoms, member_forces: bool = True) -> CommitteeResult:
         """Mean model and committee members (energies always; member forces/virials on request)."""
-        all_rows, mean_only = self._committee_folds()
-        res = self.basis.evaluate_folded(atoms, all_rows if member_forces else mean_only)
+        folds = self._committee_folds()
+        res = self.basis.evaluate_folded(atoms, folds["all" if member_forces else "mean"])
         ref = self.reference_energies(atoms)
         E = res.energies + ref.sum()
         vir = res.virial
@@ -112,6 +114,31 @@ class LinearACE:
             member_virials=None if (vir is None or not member_forces) else vir[1:],
             atom_energies=res.atom_energies[0] + ref,
         )
+
+    def evaluate_bias(self, atoms: Atoms) -> tuple[CommitteeResult, np.ndarray, np.ndarray | None]:
+        """Mean model + member energies, and (∇_r σ, dσ/dstrain), from one forward pass and one
+        backward pass with the two columns c̄ and Σ_k w_k (c^k − c̄) (no member forces)."""
+        folds = self._committee_folds()
+        mean_col = (folds["mean"].ctil, folds["mean"].pcoef)
+        c0, members = self.coefficients, self.committee
+
+        def gradient_columns(E: np.ndarray) -> list:
+            w = sigma_weights(E[1:], E[0], committee_sigma(E[1:], E[0]))
+            return [mean_col, self.basis.fold_gradient((members - c0[None]).T @ w)]
+
+        E, res = self.basis.evaluate_two_phase(atoms, folds["none"], gradient_columns)
+        ref = self.reference_energies(atoms)
+        vir = res.virial
+        mean = CommitteeResult(
+            energy=float(E[0] + ref.sum()),
+            forces=res.forces[0],
+            virial=None if vir is None else vir[0],
+            member_energies=E[1:] + ref.sum(),
+            member_forces=None,
+            member_virials=None,
+            atom_energies=res.atom_energies[0] + ref,
+        )
+        return mean, -res.forces[1], None if vir is None else -vir[1]
 
     def sigma_gradient(self, atoms: Atoms, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(∇_r σ, dσ/dstrain) for member weights w_k: one fast-path pass with Σ_k w_k (c^k − c̄)."""

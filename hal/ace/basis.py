@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -487,9 +487,9 @@ class ACEBasis:
         return FoldedCoefficients(
             coefficients=c,
             gradient_rows=rows,
-            ctil=np.ascontiguousarray(self._CT @ g[:, : self.n_ace].T).reshape(-1, len(rows)),
+            ctil=np.ascontiguousarray(self._CT @ g[:, : self.n_ace].T).reshape(self._CT.shape[0], len(rows)),
             pcoef=pcoef,
-            energy_nodes=np.ascontiguousarray(self._CT @ c[:, : self.n_ace].T).reshape(-1, len(c)),
+            energy_nodes=np.ascontiguousarray(self._CT @ c[:, : self.n_ace].T).reshape(self._CT.shape[0], len(c)),
             energy_pairs=np.ascontiguousarray(c[:, self.n_ace :].T),
         )
 
@@ -513,6 +513,63 @@ class ACEBasis:
             virial=V if atoms.pbc.any() else None,
             atom_energies=Eat,
         )
+
+    def fold_gradient(self, coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One coefficient vector as a single gradient column (c̃ (n_nodes, 1), pair (ns, ns, n, 1))."""
+        c = np.asarray(coefficients, dtype=float)
+        ctil = np.ascontiguousarray((self._CT @ c[: self.n_ace])[:, None])
+        ns = len(self.zs)
+        pcoef = np.zeros((ns, ns, max(self.pair_degree, 1), 1))
+        for a, b in self._upairs:
+            lo = self.n_ace + self._pcol[a, b]
+            pcoef[a, b, : self.pair_degree, 0] = pcoef[b, a, : self.pair_degree, 0] = (
+                0.5 * c[lo : lo + self.pair_degree]
+            )
+        return ctil, pcoef
+
+    STORE_LIMIT_BYTES = 512 * 2**20
+
+    def evaluate_two_phase(
+        self,
+        atoms: Atoms,
+        energy_rows: FoldedCoefficients,
+        gradient_columns: Callable[[np.ndarray], list[tuple[np.ndarray, np.ndarray]]],
+    ) -> tuple[np.ndarray, FastResult]:
+        """Energies of ``energy_rows``, then the gradients of the columns (``fold_gradient`` form)
+        that ``gradient_columns(energies)`` returns, reusing one forward pass (HAL's σ and ∇σ).
+
+        The forward pass is stored per atom; past ``STORE_LIMIT_BYTES`` it is recomputed instead.
+        """
+        species, first, jnb, D = self.neighbours(atoms)
+        N = len(species)
+        maxnb = int(np.diff(first).max(initial=1))
+        per_pair = 3 * self.nmax + 4 * (self.lmax + 1) ** 2 + 4 + 2 * max(self.pair_degree, 1)
+        size = 8 * N * (maxnb * per_pair + len(self._a_z) + self._maxblock)
+        if N and size <= self.STORE_LIMIT_BYTES:
+            AAsum = np.zeros(len(self._node_keys))
+            Ep = np.zeros(self.n_pair)
+            store = kernels.store_buffers(species, first, self._rad, self._maxblock, 1, self.pair_degree)
+            kernels.forward_all(species, first, jnb, D, self._rad, self._dag, self._pairk, store, AAsum, Ep)
+            energies = AAsum @ energy_rows.energy_nodes + Ep @ energy_rows.energy_pairs
+        else:
+            energies = self.evaluate_folded(atoms, energy_rows).energies
+        cols = gradient_columns(energies)
+        Eat = np.zeros((len(cols), N))
+        F = np.zeros((len(cols), N, 3))
+        V = np.zeros((len(cols), 6))
+        for c, (ctil, pcoef) in enumerate(cols):  # one fast single-column backward pass each
+            if N and size <= self.STORE_LIMIT_BYTES:
+                kernels.gradients_all(
+                    species, first, jnb, self._rad, self._dag, self._pairk, store, ctil, pcoef,
+                    Eat[c : c + 1], F[c : c + 1], V[c : c + 1],
+                )  # fmt: skip
+            elif N:
+                kernels.eval_folded(
+                    species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock, ctil, pcoef,
+                    Eat[c : c + 1], F[c : c + 1], V[c : c + 1], np.zeros(len(self._node_keys)), np.zeros(self.n_pair),
+                )  # fmt: skip
+        res = FastResult(energies=Eat.sum(axis=1), forces=F, virial=V if atoms.pbc.any() else None, atom_energies=Eat)
+        return energies, res
 
     def evaluate_coefficients(self, atoms: Atoms, coefficients: np.ndarray) -> FastResult:
         """Fast path without a prior ``fold`` (folds on every call: prefer ``fold`` in loops)."""

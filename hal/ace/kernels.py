@@ -63,7 +63,7 @@ def _add_virial(V, g0, g1, g2, d0, d1, d2, scale):
 
 
 @njit(cache=True)
-def _buffers(species, first, rad, maxblock, K):
+def _buffers(species, first, rad, maxblock, K, npair):
     """Per-atom work buffers (neighbour index last in the transposed ones)."""
     nmax, lmax = rad[0], rad[1]
     ns = rad[3].shape[0]
@@ -90,6 +90,8 @@ def _buffers(species, first, rad, maxblock, K):
         np.zeros(maxblock),  # 13 AA
         np.zeros((maxblock, K)),  # 14 adj
         np.zeros((3, maxnb)),  # 15 grad (one adjoint column, all neighbours)
+        np.zeros((maxnb, max(npair, 1))),  # 16 Pb: pair basis values per neighbour (NaN: outside)
+        np.zeros((maxnb, max(npair, 1))),  # 17 dPb: their r-derivatives
     )
 
 
@@ -327,9 +329,87 @@ def _maxblock(node_start):
     return max(1, int(np.diff(node_start).max(initial=0)))
 
 
+@njit(cache=True, fastmath=True, inline="always")
+def _atom_forward(i, species, first, jnb, D, rad, dag, pair, buf, P, dP, AAsum, Ep):
+    """Atom i: neighbour features, A, pair-basis energies (into Ep) and monomials (into AAsum)."""
+    node_start, parent, aidx = dag
+    npair, pcol = pair[0], pair[7]
+    s = species[i]
+    f0 = first[i]
+    nq = _features(i, species, first, jnb, D, rad, buf)
+    Pb, dPb = buf[16], buf[17]
+    for q in range(nq):  # pair basis, half per ordered pair; values kept for the gradients
+        z = species[jnb[f0 + q]]
+        if _pair_terms(i, s, q, z, rad, pair, buf, P, dP):
+            c0 = pcol[s, z]
+            for n in range(npair):
+                Ep[c0 + n] += 0.5 * P[n]
+                Pb[q, n] = P[n]
+                dPb[q, n] = dP[n]
+        else:
+            Pb[q, 0] = np.nan
+    n0 = node_start[s]
+    nb = node_start[s + 1] - n0
+    A, AA = buf[11], buf[13]
+    _monomials(n0, nb, parent, aidx, A, AA)
+    for kk in range(nb):
+        AAsum[n0 + kk] += AA[kk]
+    return nq
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef, Eat, F, V, gk):
+    """Atom i after ``_atom_forward``: site energies, forces and virials of the K gradient columns."""
+    node_start, parent, aidx = dag
+    npair = pair[0]
+    lmax, nl, aoff, astride = rad[1], rad[9], rad[10], rad[11]
+    DT, rinv, seg, Rb, dRb, A, adjA, AA, adj, grad = buf[6:16]
+    YbT, dYbT = buf[4], buf[5]
+    gk1, gk2, gradk = gk
+    K = ctil.shape[1]
+    s = species[i]
+    f0 = first[i]
+    Pb, dPb = buf[16], buf[17]
+    for q in range(nq):  # pair potential of the K columns
+        if npair == 0 or np.isnan(Pb[q, 0]):
+            continue
+        j = jnb[f0 + q]
+        z = species[j]
+        for c in range(K):
+            e = 0.0
+            g = 0.0
+            for n in range(npair):
+                e += pcoef[s, z, n, c] * Pb[q, n]
+                g += pcoef[s, z, n, c] * dPb[q, n]
+            Eat[c, i] += e
+            g *= rinv[q]
+            _scatter(F, V, c, i, j, g * DT[0, q], g * DT[1, q], g * DT[2, q], DT, q)
+    n0 = node_start[s]
+    nb = node_start[s + 1] - n0
+    if nb == 0:
+        return
+    _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA)
+    if K == 1:
+        _pullback_one(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA.reshape(adjA.shape[0]), grad)
+        for q in range(nq):
+            _scatter(F, V, 0, i, jnb[f0 + q], grad[0, q], grad[1, q], grad[2, q], DT, q)
+        return
+    for q in range(nq):  # vectorised over the K columns
+        j = jnb[f0 + q]
+        _pullback_members(q, species[j], lmax, nl, aoff, astride, Rb, dRb, YbT, dYbT, DT, rinv, adjA, gk1, gk2, gradk)
+        for c in range(K):
+            _scatter(F, V, c, i, j, gradk[0, c], gradk[1, c], gradk[2, c], DT, q)
+
+
+@njit(cache=True)
+def _member_work(rad, K):
+    nlm = (rad[1] + 1) * (rad[1] + 1)
+    return np.zeros((nlm, K)), np.zeros((nlm, K)), np.zeros((3, K))
+
+
 @njit(cache=True, fastmath=True)
 def eval_folded(species, first, jnb, D, rad, dag, pair, maxblock, ctil, pcoef, Eat, F, V, AAsum, Ep):
-    """Fast path for K gradient vectors at once (K may be 0: energies only).
+    """Fast path for K gradient vectors at once (K may be 0: energies only), one pass per atom.
 
     rad, dag, pair: the basis constants (see ``ACEBasis``); ctil (n_nodes, K) folded coefficients;
     pcoef (ns, ns, npair, K) pair coefficients, halved for the double-counted full list. Outputs
@@ -337,62 +417,56 @@ def eval_folded(species, first, jnb, D, rad, dag, pair, maxblock, ctil, pcoef, E
     Σ_i AA_i and Ep (n_pair columns) the pair basis energies, from which any coefficient vector's
     energy is one dot product.
     """
-    node_start, parent, aidx = dag
-    npair, pcol = pair[0], pair[7]
-    lmax, nl, aoff, astride = rad[1], rad[9], rad[10], rad[11]
-    N = species.shape[0]
+    npair = pair[0]
     K = ctil.shape[1]
-    nlm = (lmax + 1) * (lmax + 1)
-    buf = _buffers(species, first, rad, maxblock, K)
-    YbT, dYbT, DT, rinv, seg, Rb, dRb, A, adjA, AA, adj, grad = buf[4:]
+    buf = _buffers(species, first, rad, maxblock, K, pair[0])
     P = np.zeros(max(npair, 1))
     dP = np.zeros(max(npair, 1))
-    gk1 = np.zeros((nlm, K))
-    gk2 = np.zeros((nlm, K))
-    gradk = np.zeros((3, K))
-    for i in range(N):
-        s = species[i]
-        f0 = first[i]
-        nq = _features(i, species, first, jnb, D, rad, buf)
-        for q in range(nq):  # pair potential, half per ordered pair
-            j = jnb[f0 + q]
-            z = species[j]
-            if not _pair_terms(i, s, q, z, rad, pair, buf, P, dP):
-                continue
-            c0 = pcol[s, z]
-            for n in range(npair):
-                Ep[c0 + n] += 0.5 * P[n]
-            for c in range(K):
-                e = 0.0
-                g = 0.0
-                for n in range(npair):
-                    e += pcoef[s, z, n, c] * P[n]
-                    g += pcoef[s, z, n, c] * dP[n]
-                Eat[c, i] += e
-                g *= rinv[q]
-                _scatter(F, V, c, i, j, g * DT[0, q], g * DT[1, q], g * DT[2, q], DT, q)
-        n0 = node_start[s]
-        nb = node_start[s + 1] - n0
-        if nb == 0:
-            continue
-        _monomials(n0, nb, parent, aidx, A, AA)
-        for kk in range(nb):
-            AAsum[n0 + kk] += AA[kk]
-        if K == 0:
-            continue
-        _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA)
-        if K == 1:
-            _pullback_one(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA.reshape(adjA.shape[0]), grad)
-            for q in range(nq):
-                _scatter(F, V, 0, i, jnb[f0 + q], grad[0, q], grad[1, q], grad[2, q], DT, q)
-            continue
-        for q in range(nq):  # vectorised over the K members
-            j = jnb[f0 + q]
-            _pullback_members(
-                q, species[j], lmax, nl, aoff, astride, Rb, dRb, YbT, dYbT, DT, rinv, adjA, gk1, gk2, gradk
-            )
-            for c in range(K):
-                _scatter(F, V, c, i, j, gradk[0, c], gradk[1, c], gradk[2, c], DT, q)
+    gk = _member_work(rad, K)
+    for i in range(species.shape[0]):
+        nq = _atom_forward(i, species, first, jnb, D, rad, dag, pair, buf, P, dP, AAsum, Ep)
+        if K > 0:
+            _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef, Eat, F, V, gk)
+
+
+@njit(cache=True)
+def store_buffers(species, first, rad, maxblock, K, npair):
+    """Per-atom copies of the buffers that ``_atom_forward`` fills, for the two-phase evaluation."""
+    N = species.shape[0]
+    b = _buffers(species, first, rad, maxblock, K, npair)
+    return (
+        np.zeros((N,) + b[3].shape), np.zeros((N,) + b[4].shape), np.zeros((N,) + b[5].shape),
+        np.zeros((N,) + b[6].shape), np.zeros((N,) + b[7].shape), np.zeros((N,) + b[8].shape, dtype=np.int64),
+        np.zeros((N,) + b[9].shape), np.zeros((N,) + b[10].shape), np.zeros((N,) + b[11].shape),
+        np.zeros((N,) + b[13].shape), b, np.zeros((N,) + b[16].shape), np.zeros((N,) + b[17].shape),
+    )  # fmt: skip
+
+
+@njit(cache=True, inline="always")
+def _atom_view(store, i):
+    b = store[10]
+    return (b[0], b[1], b[2], store[0][i], store[1][i], store[2][i], store[3][i], store[4][i], store[5][i],
+            store[6][i], store[7][i], store[8][i], b[12], store[9][i], b[14], b[15], store[11][i],
+            store[12][i])  # fmt: skip
+
+
+@njit(cache=True, fastmath=True)
+def forward_all(species, first, jnb, D, rad, dag, pair, store, AAsum, Ep):
+    """Phase 1 of the two-phase evaluation: every atom's forward pass, kept in ``store``."""
+    npair = pair[0]
+    P = np.zeros(max(npair, 1))
+    dP = np.zeros(max(npair, 1))
+    for i in range(species.shape[0]):
+        _atom_forward(i, species, first, jnb, D, rad, dag, pair, _atom_view(store, i), P, dP, AAsum, Ep)
+
+
+@njit(cache=True, fastmath=True)
+def gradients_all(species, first, jnb, rad, dag, pair, store, ctil, pcoef, Eat, F, V):
+    """Phase 2: gradients of K columns chosen after phase 1 (e.g. from the committee energies)."""
+    gk = _member_work(rad, ctil.shape[1])
+    for i in range(species.shape[0]):
+        nq = first[i + 1] - first[i]
+        _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, _atom_view(store, i), ctil, pcoef, Eat, F, V, gk)
 
 
 @njit(cache=True, fastmath=True)
@@ -408,7 +482,7 @@ def eval_full(species, first, jnb, D, rad, dag, pair, maxblock, amap, AAsum, dAA
     a_z, a_n, a_lm = amap
     npair, pcol = pair[0], pair[7]
     N = species.shape[0]
-    buf = _buffers(species, first, rad, maxblock, 0)
+    buf = _buffers(species, first, rad, maxblock, 0, pair[0])
     YbT, dYbT, DT, rinv, _, Rb, dRb, A, _, AA = buf[4:14]
     dAp = np.zeros((maxblock, 3))
     P = np.zeros(max(npair, 1))
