@@ -126,7 +126,7 @@ class LinearACE:
             w = sigma_weights(E[1:], E[0], committee_sigma(E[1:], E[0]))
             return [mean_col, self.basis.fold_gradient((members - c0[None]).T @ w)]
 
-        E, res = self.basis.evaluate_two_phase(atoms, folds["none"], gradient_columns)
+        E, res = self.basis.evaluate_two_phase(atoms, folds["none"], gradient_columns, n_columns=2)
         ref = self.reference_energies(atoms)
         vir = res.virial
         mean = CommitteeResult(

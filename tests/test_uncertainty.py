@@ -95,3 +95,17 @@ def test_model_without_committee_is_refused(model, cell):
     plain = hal.LinearACE(model.basis, model.coefficients, model.e0)
     with pytest.raises(ValueError, match="committee"):
         plain.evaluate_committee(cell)
+
+
+def test_two_phase_store_reuse_across_structures(model):
+    """The stored forward pass is reused between calls of equal size; results must not leak."""
+    cells = alloy_cells(3, seed=21)
+    cells[1].set_cell(cells[1].cell * 1.05, scale_atoms=True)  # fewer neighbours than the first
+    fast = hal.HALCalculator(model, tau=0.5, force_uncertainty=False)
+    ref = hal.HALCalculator(model, tau=0.5, force_uncertainty=True)
+    for atoms in cells + cells[:1]:
+        fast.calculate(atoms, ["energy", "forces", "stress"])
+        ref.calculate(atoms, ["energy", "forces", "stress"])
+        assert fast.results["energy"] == pytest.approx(ref.results["energy"], rel=1e-12)
+        assert np.allclose(fast.results["forces"], ref.results["forces"], rtol=1e-9, atol=1e-12)
+        assert np.allclose(fast.results["stress"], ref.results["stress"], rtol=1e-9, atol=1e-14)

@@ -161,6 +161,7 @@ class ACEBasis:
         self._px_cut = transform(self.pair_r_cut, self.r0, self.pair_transform_p)
         self._px_in = transform(self.r_in, self.r0, self.pair_transform_p)
         self._nlist = None
+        self._store_key = self._store_cache = None
         self._species_of = np.full(119, -1, dtype=np.int64)
         self._species_of[zs] = np.arange(ns)
         if _coupling is None:
@@ -443,6 +444,7 @@ class ACEBasis:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_nlist"] = None  # ctypes handle: rebuilt on first use after unpickling
+        state["_store_key"] = state["_store_cache"] = None
         return state
 
     def evaluate(self, atoms: Atoms) -> BasisValues:
@@ -529,45 +531,55 @@ class ACEBasis:
 
     STORE_LIMIT_BYTES = 512 * 2**20
 
+    def _store(self, species: np.ndarray, first: np.ndarray, maxnb: int, n_columns: int):
+        """Per-atom forward-pass store, reused while N and n_columns stay and it has room for
+        maxnb neighbours (MD): entries past an atom's neighbour count are never read."""
+        key = self._store_key
+        if key is None or key[0] != len(species) or key[2] != n_columns or key[1] < maxnb:
+            self._store_cache = kernels.store_buffers(
+                species, first, self._rad, self._maxblock, n_columns, self.pair_degree
+            )
+            self._store_key = (len(species), maxnb, n_columns)
+        return self._store_cache
+
     def evaluate_two_phase(
         self,
         atoms: Atoms,
         energy_rows: FoldedCoefficients,
         gradient_columns: Callable[[np.ndarray], list[tuple[np.ndarray, np.ndarray]]],
+        n_columns: int,
     ) -> tuple[np.ndarray, FastResult]:
-        """Energies of ``energy_rows``, then the gradients of the columns (``fold_gradient`` form)
-        that ``gradient_columns(energies)`` returns, reusing one forward pass (HAL's σ and ∇σ).
-
-        The forward pass is stored per atom; past ``STORE_LIMIT_BYTES`` it is recomputed instead.
+        """Energies of ``energy_rows``, then the gradients of the ``n_columns`` columns
+        (``fold_gradient`` form) that ``gradient_columns(energies)`` returns, reusing one forward
+        pass (HAL's σ and ∇σ). The forward pass is stored per atom; past ``STORE_LIMIT_BYTES`` it
+        is recomputed instead.
         """
         species, first, jnb, D = self.neighbours(atoms)
         N = len(species)
         maxnb = int(np.diff(first).max(initial=1))
         per_pair = 3 * self.nmax + 4 * (self.lmax + 1) ** 2 + 4 + 2 * max(self.pair_degree, 1)
-        size = 8 * N * (maxnb * per_pair + len(self._a_z) + self._maxblock)
-        if N and size <= self.STORE_LIMIT_BYTES:
+        store = None
+        if N and 8 * N * (maxnb * per_pair + len(self._a_z) + self._maxblock) <= self.STORE_LIMIT_BYTES:
             AAsum = np.zeros(len(self._node_keys))
             Ep = np.zeros(self.n_pair)
-            store = kernels.store_buffers(species, first, self._rad, self._maxblock, 1, self.pair_degree)
+            store = self._store(species, first, maxnb, n_columns)
             kernels.forward_all(species, first, jnb, D, self._rad, self._dag, self._pairk, store, AAsum, Ep)
             energies = AAsum @ energy_rows.energy_nodes + Ep @ energy_rows.energy_pairs
         else:
             energies = self.evaluate_folded(atoms, energy_rows).energies
         cols = gradient_columns(energies)
-        Eat = np.zeros((len(cols), N))
-        F = np.zeros((len(cols), N, 3))
-        V = np.zeros((len(cols), 6))
-        for c, (ctil, pcoef) in enumerate(cols):  # one fast single-column backward pass each
-            if N and size <= self.STORE_LIMIT_BYTES:
-                kernels.gradients_all(
-                    species, first, jnb, self._rad, self._dag, self._pairk, store, ctil, pcoef,
-                    Eat[c : c + 1], F[c : c + 1], V[c : c + 1],
-                )  # fmt: skip
-            elif N:
-                kernels.eval_folded(
-                    species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock, ctil, pcoef,
-                    Eat[c : c + 1], F[c : c + 1], V[c : c + 1], np.zeros(len(self._node_keys)), np.zeros(self.n_pair),
-                )  # fmt: skip
+        ctil = np.ascontiguousarray(np.hstack([c for c, _ in cols]))
+        pcoef = np.ascontiguousarray(np.concatenate([p for _, p in cols], axis=3))
+        Eat = np.zeros((n_columns, N))
+        F = np.zeros((n_columns, N, 3))
+        V = np.zeros((n_columns, 6))
+        if store is not None:  # all columns in one backward walk over the stored forward pass
+            kernels.gradients_all(species, first, jnb, self._rad, self._dag, self._pairk, store, ctil, pcoef, Eat, F, V)
+        elif N:
+            kernels.eval_folded(
+                species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock, ctil, pcoef,
+                Eat, F, V, np.zeros(len(self._node_keys)), np.zeros(self.n_pair),
+            )  # fmt: skip
         res = FastResult(energies=Eat.sum(axis=1), forces=F, virial=V if atoms.pbc.any() else None, atom_energies=Eat)
         return energies, res
 

@@ -198,6 +198,35 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
             else:
                 A1[a] += w
         return
+    if K == 2:  # two columns (HAL: c̄ and the σ direction) share every load of the DAG walk
+        e0 = 0.0
+        e1 = 0.0
+        for kk in range(nb):
+            a0 = ctil[n0 + kk, 0]
+            a1 = ctil[n0 + kk, 1]
+            e0 += a0 * AA[kk]
+            e1 += a1 * AA[kk]
+            adj[kk, 0] = a0
+            adj[kk, 1] = a1
+        Eat[0, i] += e0
+        Eat[1, i] += e1
+        for kk in range(nb - 1, -1, -1):
+            k = n0 + kk
+            pa = parent[k]
+            a = aidx[k]
+            w0 = adj[kk, 0]
+            w1 = adj[kk, 1]
+            if pa >= 0:
+                x = AA[pa - n0]
+                y = A[a]
+                adjA[a, 0] += w0 * x
+                adjA[a, 1] += w1 * x
+                adj[pa - n0, 0] += w0 * y
+                adj[pa - n0, 1] += w1 * y
+            else:
+                adjA[a, 0] += w0
+                adjA[a, 1] += w1
+        return
     e = np.zeros(K)
     for kk in range(nb):
         v = AA[kk]
@@ -251,6 +280,58 @@ def _pullback_one(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, ad
             grad[0, q] = t * DT[0, q] + gx
             grad[1, q] = t * DT[1, q] + gy
             grad[2, q] = t * DT[2, q] + gz
+
+
+@njit(cache=True, fastmath=True)
+def _pullback_two(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA, grad, grad2):
+    """``_pullback_one`` for the two columns of adjA at once (grad: column 0, grad2: column 1)."""
+    ns = seg.shape[0] - 1
+    for z in range(ns):
+        for q in range(seg[z], seg[z + 1]):
+            t0 = 0.0
+            t1 = 0.0
+            gx0 = 0.0
+            gy0 = 0.0
+            gz0 = 0.0
+            gx1 = 0.0
+            gy1 = 0.0
+            gz1 = 0.0
+            for l in range(lmax + 1):
+                nn = nl[l]
+                for m in range(2 * l + 1):
+                    lm = l * l + m
+                    base = z * astride + aoff[l] + m * nn
+                    s10 = 0.0
+                    s20 = 0.0
+                    s11 = 0.0
+                    s21 = 0.0
+                    for n in range(nn):
+                        w0 = adjA[base + n, 0]
+                        w1 = adjA[base + n, 1]
+                        dr = dRb[q, n]
+                        rr = Rb[q, n]
+                        s10 += w0 * dr
+                        s20 += w0 * rr
+                        s11 += w1 * dr
+                        s21 += w1 * rr
+                    y = YbT[lm, q]
+                    dy0, dy1, dy2 = dYbT[0, lm, q], dYbT[1, lm, q], dYbT[2, lm, q]
+                    t0 += s10 * y
+                    t1 += s11 * y
+                    gx0 += s20 * dy0
+                    gy0 += s20 * dy1
+                    gz0 += s20 * dy2
+                    gx1 += s21 * dy0
+                    gy1 += s21 * dy1
+                    gz1 += s21 * dy2
+            t0 *= rinv[q]
+            t1 *= rinv[q]
+            grad[0, q] = t0 * DT[0, q] + gx0
+            grad[1, q] = t0 * DT[1, q] + gy0
+            grad[2, q] = t0 * DT[2, q] + gz0
+            grad2[0, q] = t1 * DT[0, q] + gx1
+            grad2[1, q] = t1 * DT[1, q] + gy1
+            grad2[2, q] = t1 * DT[2, q] + gz1
 
 
 @njit(cache=True, fastmath=True)
@@ -365,7 +446,7 @@ def _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef
     lmax, nl, aoff, astride = rad[1], rad[9], rad[10], rad[11]
     DT, rinv, seg, Rb, dRb, A, adjA, AA, adj, grad = buf[6:16]
     YbT, dYbT = buf[4], buf[5]
-    gk1, gk2, gradk = gk
+    gk1, gk2, gradk, grad2 = gk
     K = ctil.shape[1]
     s = species[i]
     f0 = first[i]
@@ -394,6 +475,13 @@ def _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef
         for q in range(nq):
             _scatter(F, V, 0, i, jnb[f0 + q], grad[0, q], grad[1, q], grad[2, q], DT, q)
         return
+    if K == 2:
+        _pullback_two(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA, grad, grad2)
+        for q in range(nq):
+            j = jnb[f0 + q]
+            _scatter(F, V, 0, i, j, grad[0, q], grad[1, q], grad[2, q], DT, q)
+            _scatter(F, V, 1, i, j, grad2[0, q], grad2[1, q], grad2[2, q], DT, q)
+        return
     for q in range(nq):  # vectorised over the K columns
         j = jnb[f0 + q]
         _pullback_members(q, species[j], lmax, nl, aoff, astride, Rb, dRb, YbT, dYbT, DT, rinv, adjA, gk1, gk2, gradk)
@@ -402,9 +490,11 @@ def _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef
 
 
 @njit(cache=True)
-def _member_work(rad, K):
+def _member_work(rad, K, first):
+    """Work arrays of ``_atom_gradients``: member pull-back (K > 2) and the second column (K = 2)."""
     nlm = (rad[1] + 1) * (rad[1] + 1)
-    return np.zeros((nlm, K)), np.zeros((nlm, K)), np.zeros((3, K))
+    maxnb = max(1, int(np.max(first[1:] - first[:-1]))) if first.shape[0] > 1 else 1
+    return np.zeros((nlm, K)), np.zeros((nlm, K)), np.zeros((3, K)), np.zeros((3, maxnb))
 
 
 @njit(cache=True, fastmath=True)
@@ -422,7 +512,7 @@ def eval_folded(species, first, jnb, D, rad, dag, pair, maxblock, ctil, pcoef, E
     buf = _buffers(species, first, rad, maxblock, K, pair[0])
     P = np.zeros(max(npair, 1))
     dP = np.zeros(max(npair, 1))
-    gk = _member_work(rad, K)
+    gk = _member_work(rad, K, first)
     for i in range(species.shape[0]):
         nq = _atom_forward(i, species, first, jnb, D, rad, dag, pair, buf, P, dP, AAsum, Ep)
         if K > 0:
@@ -463,7 +553,7 @@ def forward_all(species, first, jnb, D, rad, dag, pair, store, AAsum, Ep):
 @njit(cache=True, fastmath=True)
 def gradients_all(species, first, jnb, rad, dag, pair, store, ctil, pcoef, Eat, F, V):
     """Phase 2: gradients of K columns chosen after phase 1 (e.g. from the committee energies)."""
-    gk = _member_work(rad, ctil.shape[1])
+    gk = _member_work(rad, ctil.shape[1], first)
     for i in range(species.shape[0]):
         nq = first[i + 1] - first[i]
         _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, _atom_view(store, i), ctil, pcoef, Eat, F, V, gk)
