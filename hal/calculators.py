@@ -1,9 +1,10 @@
 """ASE calculators: plain (``ACECalculator``), committee and HAL-biased (E − τσ).
 
 The committee and HAL calculators accept any *committee*: an object with
-``evaluate_committee(atoms, member_forces) -> CommitteeResult`` (``LinearACE`` or an NN ensemble);
-a ``sigma_gradient(atoms, w)`` method, when present, gives ∇σ without member forces.
-Stress is −virial/volume (eV/Å³, Voigt xx yy zz yz xz xy), periodic structures only.
+``evaluate_committee(atoms, member_forces) -> CommitteeResult`` (``LinearACE`` or an NN ensemble).
+An ``evaluate_bias(atoms) -> (CommitteeResult, ∇σ, dσ/dstrain)`` method, when present, gives σ and
+its gradient without member forces (a linear model: one forward pass and a two-column backward
+pass). Stress is −virial/volume (eV/Å³, Voigt xx yy zz yz xz xy), periodic structures only.
 """
 
 from __future__ import annotations
@@ -125,5 +126,5 @@ class HALCalculator(Calculator):
         }
         if members:
             self.results["force_uncertainty"] = relative_force_uncertainty(res.member_forces, res.forces, self.eps)
-        virial = None if res.virial is None else res.virial - tau * (-dvir)
+        virial = None if res.virial is None else res.virial + tau * dvir  # −d(E − τσ)/dstrain
         self.results.update(_stress(self.atoms, virial, properties))

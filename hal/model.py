@@ -140,12 +140,6 @@ class LinearACE:
         )
         return mean, -res.forces[1], None if vir is None else -vir[1]
 
-    def sigma_gradient(self, atoms: Atoms, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(∇_r σ, dσ/dstrain) for member weights w_k: one fast-path pass with Σ_k w_k (c^k − c̄)."""
-        delta = (self.committee - self.coefficients[None]).T @ np.asarray(weights, dtype=float)
-        res = self.basis.evaluate_folded(atoms, self.basis.fold(delta))
-        return -res.forces[0], None if res.virial is None else -res.virial[0]
-
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to one ``.npz`` file atomically; returns the path."""

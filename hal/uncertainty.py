@@ -6,7 +6,7 @@ a committee (linear-ACE posterior samples or a neural-network ensemble alike).
 * σ = sqrt((1/K) Σ_k (E^k − Ē)²) (eV). The optional 1/λ noise term of the HAL paper is left out:
   λ is the precision of *weighted* rows and has no fixed energy unit.
 * ∇σ = Σ_k w_k (∇E^k − ∇Ē) with w_k = (E^k − Ē)/(K σ): one linear combination of members, so a
-  linear model gets it from one extra fast-path evaluation with Σ_k w_k (c^k − c̄).
+  linear model gets it from one extra adjoint column with Σ_k w_k (c^k − c̄).
 * f_i = (1/K) Σ_k ‖F_i^k − F̄_i‖ / (‖F̄_i‖ + ε), ε = 0.2 eV/Å by default.
 """
 
