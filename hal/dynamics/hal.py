@@ -1,0 +1,180 @@
+"""HAL dynamics: Langevin MD on E_HAL = E − τσ with an adaptive τ, stopped by the uncertainty criterion.
+
+The integrator is ASE's ``LangevinBAOAB`` (friction 1/T_tau) on a ``HALCalculator``, so any
+committee works (linear ACE or an NN ensemble). After each step the driver reads σ, the mean and
+bias forces and (every ``check_every`` steps) the relative force uncertainty f_i, updates τ and
+tests the stopping criteria:
+
+* adaptive τ: τ = 0 for the first ``n_hist`` steps (burn-in), then
+  τ = τ_r · Σ_m ‖F̄(t−m)‖ / Σ_m ‖∇σ(t−m)‖ over the last ``n_hist`` steps (HAL paper, Eq. 12, in the
+  form of the SPEC: the bias force is τ_r times the typical physical force); or a fixed τ;
+* stop when max_i softmax(f)_i > s_tol (default 0.5), or max_i f_i > f_tol when f_tol is given,
+  or when two atoms come closer than ``min_distance`` (Å), or after ``steps`` steps.
+f_i needs every member's forces (the expensive part of a HAL step); ``check_every`` > 1 evaluates
+it on every n-th step only, while σ and ∇σ act on every step. Units: fs, K, eV, Å.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+from ase.io import write
+from ase.md.langevinbaoab import LangevinBAOAB
+
+try:  # ASE ≥ 3.29
+    from ase.md.velocitydistribution import thermalize_momenta as _thermalize
+except ImportError:  # pragma: no cover
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as _thermalize
+from ase.neighborlist import neighbor_list
+from tqdm import tqdm
+
+from hal.calculators import HALCalculator
+from hal.uncertainty import max_criterion, softmax_criterion
+
+Schedule = float | Callable[[int], float]
+
+
+def thermalize(atoms: Atoms, temperature_K: float, rng: np.random.Generator) -> None:
+    """Maxwell–Boltzmann momenta at temperature_K (K)."""
+    _thermalize(atoms, temperature_K=temperature_K, rng=rng)
+
+
+def _value(x: Schedule, step: int) -> float:
+    return float(x(step)) if callable(x) else float(x)
+
+
+class AdaptiveTau:
+    """τ from the last ``n_hist`` norms of the mean force and of ∇σ (burn-in: τ = 0)."""
+
+    def __init__(self, tau_rel: Schedule = 0.1, n_hist: int = 100) -> None:
+        if n_hist < 1:
+            raise ValueError("n_hist must be >= 1")
+        self.tau_rel = tau_rel
+        self.n_hist = n_hist
+        self.f_mean: deque[float] = deque(maxlen=n_hist)
+        self.f_sigma: deque[float] = deque(maxlen=n_hist)
+
+    def update(self, step: int, mean_forces: np.ndarray, bias_forces: np.ndarray) -> float:
+        """Record this step's force norms and return τ for the next step."""
+        self.f_mean.append(float(np.linalg.norm(mean_forces)))
+        self.f_sigma.append(float(np.linalg.norm(bias_forces)))
+        if len(self.f_mean) < self.n_hist or sum(self.f_sigma) == 0:
+            return 0.0
+        return _value(self.tau_rel, step) * sum(self.f_mean) / sum(self.f_sigma)
+
+
+@dataclasses.dataclass
+class HALRun:
+    """Outcome of one HAL trajectory: why and when it stopped, the stopping configuration, traces."""
+
+    stopped: bool
+    reason: str  # "criterion", "min_distance" or "max_steps"
+    steps: int
+    atoms: Atoms  # the configuration at the stop (to be labelled by the oracle)
+    trace: dict[str, np.ndarray]  # per step: sigma, tau, temperature, criterion (NaN if not checked),
+    #                               f_norm ‖F̄‖ and f_sigma_norm ‖∇σ‖ (eV/Å)
+
+
+def run_hal(
+    atoms: Atoms,
+    committee,
+    steps: int,
+    temperature_K: Schedule = 300.0,
+    timestep_fs: float = 1.0,
+    friction_fs: float = 100.0,
+    tau: float | None = None,
+    tau_rel: Schedule = 0.1,
+    n_hist: int = 100,
+    s_tol: float = 0.5,
+    f_tol: float | None = None,
+    eps: float = 0.2,
+    check_every: int = 1,
+    min_distance: float | None = None,
+    seed: int | None = 0,
+    trajectory: str | Path | None = None,
+    trajectory_every: int = 10,
+    initialize_velocities: bool = True,
+    progress: bool = False,
+) -> HALRun:
+    """Run HAL-biased Langevin dynamics from ``atoms`` (not modified) until a stopping criterion.
+
+    ``tau`` fixes τ; otherwise τ adapts (``tau_rel``, ``n_hist``). ``temperature_K`` and
+    ``tau_rel`` may be functions of the step (ramps). ``friction_fs`` is the thermostat time (fs).
+    The trajectory (extxyz) gets every ``trajectory_every``-th frame and the final one, with σ, τ,
+    criterion and T in ``info`` and f_i in ``arrays`` when computed.
+    """
+    if steps < 0 or check_every < 1:
+        raise ValueError("steps must be >= 0 and check_every >= 1")
+    work = atoms.copy()
+    rng = np.random.default_rng(seed)
+    calc = HALCalculator(committee, tau=0.0 if tau is None else tau, eps=eps, force_uncertainty=True)
+    work.calc = calc
+    if initialize_velocities:
+        thermalize(work, _value(temperature_K, 0), rng)
+    dyn = LangevinBAOAB(
+        work, timestep_fs * units.fs, temperature_K=_value(temperature_K, 0), T_tau=friction_fs * units.fs, rng=rng
+    )
+    adapt = None if tau is not None else AdaptiveTau(tau_rel, n_hist)
+    traj = Path(trajectory) if trajectory else None
+    if traj is not None and traj.exists():
+        traj.unlink()
+    trace: dict[str, list[float]] = {
+        k: [] for k in ("sigma", "tau", "temperature", "criterion", "f_norm", "f_sigma_norm")
+    }
+    reason, step = "max_steps", 0
+    score_fn = (lambda f: max_criterion(f)) if f_tol is not None else softmax_criterion
+    tol = f_tol if f_tol is not None else s_tol
+
+    def frame(score: float, f: np.ndarray | None) -> None:
+        snap = work.copy()
+        snap.calc = None
+        snap.info.update(step=step, sigma=calc.results["sigma"], tau=calc.results["tau"], criterion=score,
+                         temperature=work.get_temperature())  # fmt: skip
+        if f is not None:
+            snap.arrays["f_i"] = f
+        write(traj, snap, format="extxyz", append=True)
+
+    bar = tqdm(total=steps, desc="HAL MD", unit="step", disable=not progress, leave=False)
+    work.get_forces()  # step 0: forces, σ and f_i at the start
+    T_now = _value(temperature_K, 0)
+    for step in range(steps + 1):
+        if step > 0:
+            T = _value(temperature_K, step)
+            if T != T_now:
+                dyn.set_temperature(T)
+                T_now = T
+            dyn.step()
+            bar.update(1)
+        res = calc.results
+        f = res.get("force_uncertainty")
+        score = score_fn(f) if f is not None else float("nan")
+        trace["sigma"].append(res["sigma"])
+        trace["tau"].append(res["tau"])
+        trace["temperature"].append(work.get_temperature())
+        trace["criterion"].append(score)
+        trace["f_norm"].append(float(np.linalg.norm(res["mean_forces"])))
+        trace["f_sigma_norm"].append(float(np.linalg.norm(res["bias_forces"])))
+        if adapt is not None:
+            calc.tau = adapt.update(step, res["mean_forces"], res["bias_forces"])
+        calc.force_uncertainty = (step + 1) % check_every == 0
+        stop = f is not None and score > tol
+        if stop:
+            reason = "criterion"
+        elif min_distance is not None and len(work) > 1 and len(neighbor_list("i", work, min_distance)):
+            stop, reason = True, "min_distance"
+        if traj is not None and (stop or step % trajectory_every == 0 or step == steps):
+            frame(score, f)
+        if stop:
+            break
+    bar.close()
+    final = work.copy()
+    final.calc = None
+    return HALRun(
+        stopped=reason != "max_steps", reason=reason, steps=step, atoms=final,
+        trace={k: np.array(v) for k, v in trace.items()},
+    )  # fmt: skip

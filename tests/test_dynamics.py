@@ -1,0 +1,89 @@
+"""HAL dynamics: τ = 0 is plain Langevin, temperature, Eq. 12, stopping rules, HAL vs plain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import units
+from ase.io import read
+from ase.md.langevinbaoab import LangevinBAOAB
+
+import hal
+from hal.demo import alloy_cells
+from hal.dynamics import AdaptiveTau, run_hal
+from hal.dynamics.hal import thermalize
+
+
+@pytest.fixture(scope="module")
+def model():
+    basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 8], r_cut=4.5, r0=2.6, r_in=1.6, pair_degree=4)
+    return hal.fit(alloy_cells(10, seed=11), basis, committee_size=16, progress=False)
+
+
+@pytest.fixture(scope="module")
+def start():
+    return alloy_cells(1, seed=5)[0]
+
+
+def test_tau_zero_reproduces_plain_langevin(model, start):
+    run = run_hal(start, model, steps=30, temperature_K=500, timestep_fs=2.0, tau=0.0, seed=3)
+    plain = start.copy()
+    plain.calc = model.calculator()
+    rng = np.random.default_rng(3)
+    thermalize(plain, 500, rng)
+    dyn = LangevinBAOAB(plain, 2.0 * units.fs, temperature_K=500, T_tau=100 * units.fs, rng=rng)
+    for _ in range(30):
+        dyn.step()
+    assert np.allclose(run.atoms.positions, plain.positions, rtol=0, atol=1e-9)
+    assert run.reason == "max_steps" and np.all(run.trace["tau"] == 0)
+
+
+def test_langevin_samples_target_temperature(model, start):
+    run = run_hal(start, model, steps=1500, temperature_K=400, timestep_fs=2.0, tau=0.0, check_every=10**6, seed=1)
+    T = run.trace["temperature"][500:]
+    assert abs(T.mean() - 400) < 0.08 * 400, T.mean()
+
+
+def test_adaptive_tau_follows_eq12(model, start):
+    run = run_hal(start, model, steps=60, temperature_K=600, timestep_fs=2.0, tau_rel=0.15, n_hist=20, seed=2)
+    tr = run.trace
+    assert np.all(tr["tau"][:20] == 0)  # burn-in (τ applies from the step after it is computed)
+    for t in range(20, len(tr["tau"]) - 1):
+        expect = 0.15 * tr["f_norm"][t - 19 : t + 1].sum() / tr["f_sigma_norm"][t - 19 : t + 1].sum()
+        assert tr["tau"][t + 1] == pytest.approx(expect, rel=1e-12)
+    a = AdaptiveTau(tau_rel=lambda step: 0.1 * step, n_hist=2)
+    assert a.update(1, np.ones(3), np.ones(3)) == 0.0
+    assert a.update(2, 2 * np.ones(3), np.ones(3)) == pytest.approx(0.2 * 3 / 2)
+
+
+def test_hal_reaches_high_sigma_sooner_than_plain_md(model, start):
+    def steps_to(tau, seed):
+        kw = dict(tau=0.0) if tau == 0 else dict(tau_rel=0.2, n_hist=30)
+        run = run_hal(start, model, steps=500, temperature_K=800, timestep_fs=2.0, check_every=10**6, seed=seed, **kw)
+        above = np.flatnonzero(run.trace["sigma"] > 0.5)  # eV: 10× the starting σ
+        return above[0] if len(above) else 501
+
+    hal_steps = [steps_to(0.2, s) for s in range(5)]
+    md_steps = [steps_to(0, s) for s in range(5)]
+    assert np.mean(hal_steps) < 0.8 * np.mean(md_steps), (hal_steps, md_steps)
+    assert sum(h < 501 for h in hal_steps) >= 4
+
+
+def test_stopping_rules_and_trajectory(model, start, tmp_path):
+    close = run_hal(start, model, steps=50, temperature_K=300, tau=0.0, min_distance=2.7)  # fcc NN ≈ 2.6 Å
+    assert close.stopped and close.reason == "min_distance" and close.steps == 0
+    path = tmp_path / "traj.xyz"
+    run = run_hal(start, model, steps=400, temperature_K=800, timestep_fs=2.0, tau_rel=0.2, n_hist=50, seed=1,
+                  trajectory=path, trajectory_every=25)  # fmt: skip
+    assert run.stopped and run.reason == "criterion"
+    assert run.trace["criterion"][-1] > 0.5 and np.all(run.trace["criterion"][:-1] <= 0.5)
+    frames = read(path, ":")
+    assert frames[-1].info["step"] == run.steps and "f_i" in frames[-1].arrays
+    assert frames[-1].info["sigma"] == pytest.approx(run.trace["sigma"][-1])
+    # f_i checked every 5th step only: the trajectory is the same (same forces), the criterion sparse
+    sparse = run_hal(start, model, steps=20, temperature_K=800, timestep_fs=2.0, tau=0.3, check_every=5, seed=4)
+    dense = run_hal(start, model, steps=20, temperature_K=800, timestep_fs=2.0, tau=0.3, check_every=1, seed=4)
+    assert np.allclose(sparse.atoms.positions, dense.atoms.positions, rtol=0, atol=1e-8)
+    assert np.isnan(sparse.trace["criterion"][1:5]).all() and not np.isnan(sparse.trace["criterion"][5])
+    with pytest.raises(ValueError):
+        run_hal(start, model, steps=-1)
