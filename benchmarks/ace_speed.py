@@ -59,29 +59,13 @@ def hal_calculator(case: str):
 
 
 def pace_calculator(case: str):
-    from pyace import ACEBBasisSet, PyACECalculator, create_multispecies_basis_config
+    from pace import pace_config, pace_size
+    from pyace import ACEBBasisSet, PyACECalculator
 
     spec = CASES[case]
-    nrad, lmax = spec["pace"]
-    config = {
-        "deltaSplineBins": 0.001,
-        "elements": spec["elements"],
-        "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1], "ndensity": 1}},
-        "bonds": {
-            "ALL": {
-                "radbase": "SBessel",
-                "radparameters": [5.25],
-                "rcut": 5.0,
-                "dcut": 0.01,
-                "NameOfCutoffFunction": "cos",
-            }
-        },
-        "functions": {"ALL": {"nradmax_by_orders": nrad, "lmax_by_orders": lmax}},
-    }
-    bconf = create_multispecies_basis_config(config, func_coefs_initializer="random")
-    size = sum(len(block.funcspecs) for block in bconf.funcspecs_blocks)
+    bconf = pace_config(spec["elements"], *spec["pace"])
     ctilde = ACEBBasisSet(bconf).to_ACECTildeBasisSet()
-    return size, PyACECalculator(ctilde, recursive_evaluator=True, recursive=True)
+    return pace_size(bconf), PyACECalculator(ctilde, recursive_evaluator=True, recursive=True)
 
 
 def call(calc, atoms) -> None:

@@ -27,20 +27,12 @@ SETTINGS = [
 ]
 
 
-def pace_size(elements, nrad, lmax) -> int | None:
+def pace_functions(elements, nrad, lmax) -> int | None:
     try:
-        from pyace import create_multispecies_basis_config
+        from pace import pace_config, pace_size
     except ImportError:
         return None
-    cfg = {
-        "deltaSplineBins": 0.001,
-        "elements": elements,
-        "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1], "ndensity": 1}},
-        "bonds": {"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": 5.0, "dcut": 0.01}},
-        "functions": {"ALL": {"nradmax_by_orders": nrad, "lmax_by_orders": lmax}},
-    }
-    conf = create_multispecies_basis_config(cfg)
-    return sum(len(block.funcspecs) for block in conf.funcspecs_blocks)
+    return pace_size(pace_config(elements, nrad, lmax))
 
 
 def main() -> None:
@@ -56,7 +48,7 @@ def main() -> None:
         sizes[label] = b.size
         ptxt = "–"
         if pace is not None:
-            n = pace_size(els, *pace)
+            n = pace_functions(els, *pace)
             ptxt = f"{n} ({pace[0]}; {pace[1]})" if n is not None else "(python-ace not installed)"
         print(f"| {label} | {b.n_ace} | {b.n_pair} | {b.size} | {len(b._node_keys)} | {ptxt} |")
     print(f"alsi_nu2_deg13_vs_ace1: {sizes[SETTINGS[0][0]] / 723:.2f}")

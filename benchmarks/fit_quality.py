@@ -44,18 +44,11 @@ CASES = {
 
 
 def pace_fit(train, test, elements, nrad, lmax, e0):
-    from pyace import create_multispecies_basis_config
+    from pace import pace_config, pace_size
     from pyace.linearacefit import LinearACEDataset, LinearACEFit
 
-    cfg = {
-        "deltaSplineBins": 0.001,
-        "elements": elements,
-        "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1], "ndensity": 1}},
-        "bonds": {"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": 5.0, "dcut": 0.01}},
-        "functions": {"ALL": {"nradmax_by_orders": nrad, "lmax_by_orders": lmax}},
-    }
-    bconf = create_multispecies_basis_config(cfg)
-    size = sum(len(b.funcspecs) for b in bconf.funcspecs_blocks)
+    bconf = pace_config(elements, nrad, lmax)
+    size = pace_size(bconf)
 
     def frame(configs):
         return pd.DataFrame(

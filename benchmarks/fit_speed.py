@@ -43,17 +43,10 @@ def hal_fit_time(configs, basis, e0) -> tuple[float, float]:
 
 
 def pace_fit_time(configs, e0) -> tuple[float, float, int]:
-    from pyace import create_multispecies_basis_config
+    from pace import pace_config
     from pyace.linearacefit import LinearACEDataset, LinearACEFit
 
-    cfg = {
-        "deltaSplineBins": 0.001,
-        "elements": ["C", "H"],
-        "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1], "ndensity": 1}},
-        "bonds": {"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": 5.0, "dcut": 0.01}},
-        "functions": {"ALL": {"nradmax_by_orders": [15, 4, 3, 2], "lmax_by_orders": [0, 2, 1, 1]}},
-    }
-    bconf = create_multispecies_basis_config(cfg)
+    bconf = pace_config(["C", "H"], [15, 4, 3, 2], [0, 2, 1, 1])
     df = pd.DataFrame(
         {
             "ase_atoms": configs,
