@@ -86,3 +86,27 @@ def test_stopping_rules_and_trajectory(model, start, tmp_path):
     assert np.isnan(sparse.trace["criterion"][1:5]).all() and not np.isnan(sparse.trace["criterion"][5])
     with pytest.raises(ValueError):
         run_hal(start, model, steps=-1)
+
+
+def test_barostat_reaches_the_target_pressure(model, start):
+    atoms = start.copy()
+    atoms.set_cell(atoms.cell * 0.987, scale_atoms=True)  # start at about −1.5 GPa
+    run = run_hal(atoms, model, steps=1500, temperature_K=300, timestep_fs=2.0, tau=0.0, check_every=10**6,
+                  pressure_GPa=2.0, barostat_fs=200, seed=0)  # fmt: skip
+    P = run.trace["pressure_GPa"]
+    assert P[0] < 0 and abs(P[-700:].mean() - 2.0) < 0.15
+    assert run.atoms.get_volume() < atoms.get_volume()
+
+
+def test_monte_carlo_moves_inside_the_run(model, start):
+    run = run_hal(start, model, steps=60, temperature_K=1500, timestep_fs=2.0, tau=0.0, check_every=10**6,
+                  mc_every=2, mc_moves=("swap", "volume", "shape"), seed=0)  # fmt: skip
+    assert (run.atoms.numbers != start.numbers).any()
+    assert sorted(run.atoms.numbers) == sorted(start.numbers)
+    assert run.atoms.get_volume() != pytest.approx(start.get_volume())
+    with pytest.raises(ValueError, match="flip"):
+        run_hal(start, model, steps=1, mc_every=1, mc_moves=("flip",))
+    molecule = start.copy()
+    molecule.pbc = False
+    with pytest.raises(ValueError, match="periodic"):
+        run_hal(molecule, model, steps=1, pressure_GPa=0.0)

@@ -34,6 +34,7 @@ from ase.neighborlist import neighbor_list
 from tqdm import tqdm
 
 from hal.calculators import HALCalculator
+from hal.dynamics.montecarlo import GPA, shape_move, swap_move, volume_move
 from hal.uncertainty import max_criterion, softmax_criterion
 
 Schedule = float | Callable[[int], float]
@@ -68,6 +69,24 @@ class AdaptiveTau:
         return _value(self.tau_rel, step) * sum(self.f_mean) / sum(self.f_sigma)
 
 
+def _pressure(atoms: Atoms, calc: HALCalculator) -> float:
+    """Instantaneous pressure (eV/Å³) of the biased energy: virial part + N k_B T / V."""
+    return -float(np.mean(calc.results["stress"][:3])) + 2.0 * atoms.get_kinetic_energy() / (3.0 * atoms.get_volume())
+
+
+def _berendsen(atoms: Atoms, calc: HALCalculator, target_GPa: float, dt_over_tau: float, kappa: float) -> None:
+    """Scale the cell toward the target pressure (proportional control, clipped to ±1 % per step)."""
+    mu3 = 1.0 - kappa * dt_over_tau * (target_GPa - _pressure(atoms, calc) / GPA)
+    atoms.set_cell(atoms.cell * float(np.clip(mu3, 0.97, 1.03)) ** (1.0 / 3.0), scale_atoms=True)
+
+
+MC_MOVES = {
+    "swap": lambda atoms, T, rng, P: swap_move(atoms, T, rng),
+    "volume": lambda atoms, T, rng, P: volume_move(atoms, T, P, rng),
+    "shape": lambda atoms, T, rng, P: shape_move(atoms, T, rng),
+}
+
+
 @dataclasses.dataclass
 class HALRun:
     """Outcome of one HAL trajectory: why and when it stopped, the stopping configuration, traces."""
@@ -77,7 +96,7 @@ class HALRun:
     steps: int
     atoms: Atoms  # the configuration at the stop (to be labelled by the oracle)
     trace: dict[str, np.ndarray]  # per step: sigma, tau, temperature, criterion (NaN if not checked),
-    #                               f_norm ‖F̄‖ and f_sigma_norm ‖∇σ‖ (eV/Å)
+    #                               f_norm ‖F̄‖, f_sigma_norm ‖∇σ‖ (eV/Å), pressure_GPa (NaN: no cell)
 
 
 def run_hal(
@@ -99,6 +118,11 @@ def run_hal(
     trajectory: str | Path | None = None,
     trajectory_every: int = 10,
     initialize_velocities: bool = True,
+    pressure_GPa: Schedule | None = None,
+    barostat_fs: float = 1000.0,
+    compressibility_per_GPa: float = 0.01,
+    mc_every: int = 0,
+    mc_moves: tuple[str, ...] = ("swap",),
     progress: bool = False,
 ) -> HALRun:
     """Run HAL-biased Langevin dynamics from ``atoms`` (not modified) until a stopping criterion.
@@ -107,24 +131,38 @@ def run_hal(
     ``tau_rel`` may be functions of the step (ramps). ``friction_fs`` is the thermostat time (fs).
     The trajectory (extxyz) gets every ``trajectory_every``-th frame and the final one, with σ, τ,
     criterion and T in ``info`` and f_i in ``arrays`` when computed.
+
+    ``pressure_GPa`` (a number or a function of the step) switches on a proportional (Berendsen)
+    barostat: after each step the cell is scaled by μ, μ³ = 1 − κ (dt/τ_P)(P₀ − P), with P the
+    instantaneous pressure of the biased energy (virial + kinetic), κ = ``compressibility_per_GPa``,
+    τ_P = ``barostat_fs``. ``mc_every`` > 0 attempts the Monte Carlo moves ``mc_moves`` ("swap",
+    "volume" at ``pressure_GPa`` (default 0), "shape") every that many steps, Metropolis on E_HAL
+    at the current temperature.
     """
-    if steps < 0 or check_every < 1:
-        raise ValueError("steps must be >= 0 and check_every >= 1")
+    if steps < 0 or check_every < 1 or mc_every < 0:
+        raise ValueError("steps and mc_every must be >= 0 and check_every >= 1")
+    unknown = set(mc_moves) - set(MC_MOVES)
+    if unknown:
+        raise ValueError(f"unknown Monte Carlo move(s) {sorted(unknown)}; known: {sorted(MC_MOVES)}")
+    if (pressure_GPa is not None or {"volume", "shape"} & set(mc_moves) and mc_every) and not atoms.pbc.all():
+        raise ValueError("a barostat or cell moves need a fully periodic cell")
     work = atoms.copy()
     rng = np.random.default_rng(seed)
     calc = HALCalculator(committee, tau=0.0 if tau is None else tau, eps=eps, force_uncertainty=True)
     work.calc = calc
     if initialize_velocities:
         thermalize(work, _value(temperature_K, 0), rng)
-    dyn = LangevinBAOAB(
-        work, timestep_fs * units.fs, temperature_K=_value(temperature_K, 0), T_tau=friction_fs * units.fs, rng=rng
-    )
+
+    def integrator(T: float) -> LangevinBAOAB:  # (re)built after MC moves: it caches the forces
+        return LangevinBAOAB(work, timestep_fs * units.fs, temperature_K=T, T_tau=friction_fs * units.fs, rng=rng)
+
+    dyn = integrator(_value(temperature_K, 0))
     adapt = None if tau is not None else AdaptiveTau(tau_rel, n_hist)
     traj = Path(trajectory) if trajectory else None
     if traj is not None and traj.exists():
         traj.unlink()
     trace: dict[str, list[float]] = {
-        k: [] for k in ("sigma", "tau", "temperature", "criterion", "f_norm", "f_sigma_norm")
+        k: [] for k in ("sigma", "tau", "temperature", "criterion", "f_norm", "f_sigma_norm", "pressure_GPa")
     }
     reason, step = "max_steps", 0
     score_fn = (lambda f: max_criterion(f)) if f_tol is not None else softmax_criterion
@@ -149,6 +187,12 @@ def run_hal(
                 dyn.set_temperature(T)
                 T_now = T
             dyn.step()
+            if pressure_GPa is not None:
+                _berendsen(work, calc, _value(pressure_GPa, step), timestep_fs / barostat_fs, compressibility_per_GPa)
+            if mc_every and step % mc_every == 0:
+                moved = [MC_MOVES[m](work, T_now, rng, _value(pressure_GPa or 0.0, step)) for m in mc_moves]
+                if any(moved):
+                    dyn = integrator(T_now)
             bar.update(1)
         res = calc.results
         f = res.get("force_uncertainty")
@@ -159,6 +203,7 @@ def run_hal(
         trace["criterion"].append(score)
         trace["f_norm"].append(float(np.linalg.norm(res["mean_forces"])))
         trace["f_sigma_norm"].append(float(np.linalg.norm(res["bias_forces"])))
+        trace["pressure_GPa"].append(_pressure(work, calc) / GPA if "stress" in res else float("nan"))
         if adapt is not None:
             calc.tau = adapt.update(step, res["mean_forces"], res["bias_forces"])
         calc.force_uncertainty = (step + 1) % check_every == 0
