@@ -1,6 +1,7 @@
-"""The learning loop's parts: the oracle wrapper and the provenance store (more to come)."""
+"""The learning loop: oracle wrapper, provenance store and the resumable learner."""
 
+from hal.loop.learner import Learner, LearnerSettings
 from hal.loop.oracle import Oracle, OracleResult
 from hal.loop.store import Store
 
-__all__ = ["Oracle", "OracleResult", "Store"]
+__all__ = ["Learner", "LearnerSettings", "Oracle", "OracleResult", "Store"]

@@ -1,0 +1,123 @@
+"""The HAL learning loop: fit → HAL trajectories → label what they stop on → refit, resumable.
+
+A run directory holds ``data.db`` (every oracle result with provenance), ``models/iter_NNN.npz``,
+``trajectories/`` and ``log.jsonl`` (one JSON event per line). Iteration k fits on the data of
+iterations < k, and every walker's trajectory has a seed fixed by (seed, k, walker): re-running an
+interrupted iteration replays the same trajectories, and results whose uid (``itK-wW``) is already
+stored are not labelled again. So a killed run resumes where it stopped, losing nothing and
+labelling nothing twice, except the one oracle call that was in flight at the kill.
+The loop ends when every walker runs ``n_stable`` steps without triggering, or when
+``max_oracle_calls`` HAL labels have been made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ase import Atoms
+
+from hal.ace.basis import ACEBasis
+from hal.dynamics.hal import run_hal
+from hal.fit import fit
+from hal.fit.design import read_labels
+from hal.loop.oracle import Oracle, OracleResult
+from hal.loop.store import Store
+
+
+@dataclasses.dataclass
+class LearnerSettings:
+    """Loop settings; ``hal`` and ``fit`` are passed on to ``run_hal`` and ``hal.fit``."""
+
+    n_stable: int = 1000
+    max_oracle_calls: int = 100
+    seed: int = 0
+    hal: dict = dataclasses.field(default_factory=dict)
+    fit: dict = dataclasses.field(default_factory=dict)
+
+
+class Learner:
+    """Hyperactive learning from initial data and walker start structures (see module docstring)."""
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        basis: ACEBasis,
+        oracle: Oracle,
+        starts: Sequence[Atoms],
+        initial: Sequence[Atoms],
+        settings: LearnerSettings | None = None,
+    ) -> None:
+        self.dir = Path(run_dir)
+        (self.dir / "models").mkdir(parents=True, exist_ok=True)
+        (self.dir / "trajectories").mkdir(exist_ok=True)
+        self.basis, self.oracle = basis, oracle
+        self.starts, self.initial = list(starts), list(initial)
+        self.settings = settings or LearnerSettings()
+        self.store = Store(self.dir / "data.db")
+
+    def log(self, event: str, **fields) -> None:
+        with open(self.dir / "log.jsonl", "a") as fh:
+            fh.write(json.dumps({"time": time.time(), "event": event, **fields}) + "\n")
+
+    def _label_initial(self) -> None:
+        for k, atoms in enumerate(self.initial):
+            uid = f"init-{k}"
+            if self.store.has(uid):
+                continue
+            try:
+                read_labels(atoms)
+                labelled = atoms.copy()
+                labelled.calc = None
+                result = OracleResult(labelled, "ok", 0.0)
+            except ValueError:  # unlabelled: ask the oracle
+                result = self.oracle(atoms)
+            self.store.add(result, uid, iteration=-1, source="initial")
+
+    def _first_iteration(self) -> int:
+        rows = [r.iteration for r in self.store.db.select(source="hal")]
+        return max(rows) if rows else 0
+
+    def run(self) -> dict:
+        """Run (or resume) the loop; returns a summary."""
+        s = self.settings
+        self._label_initial()
+        k = self._first_iteration()
+        self.log("start", iteration=k, stored=len(self.store))
+        while True:
+            calls = self.store.count(source="hal")
+            if calls >= s.max_oracle_calls:
+                return self._finish("budget", k)
+            data = [a for a in self.store.labelled() if a.info["iteration"] < k]
+            model = fit(data, self.basis, seed=s.seed + k, progress=False, **s.fit)
+            model.save(self.dir / "models" / f"iter_{k:03d}.npz")
+            self.log("fit", iteration=k, n_data=len(data))
+            stable = True
+            for w, start in enumerate(self.starts):
+                uid = f"it{k:03d}-w{w:02d}"
+                run = run_hal(start, model, steps=s.n_stable, seed=(s.seed, k, w),
+                              trajectory=self.dir / "trajectories" / f"{uid}.xyz", **s.hal)  # fmt: skip
+                self.log("walker", iteration=k, walker=w, reason=run.reason, steps=run.steps)
+                if run.reason == "max_steps":
+                    continue
+                stable = False
+                if self.store.has(uid) or self.store.count(source="hal") >= s.max_oracle_calls:
+                    continue
+                result = self.oracle(run.atoms)
+                self.store.add(result, uid, iteration=k, walker=w, source="hal", reason=run.reason,
+                               tau=float(run.trace["tau"][-1]), sigma=float(run.trace["sigma"][-1]),
+                               steps=int(run.steps))  # fmt: skip
+                self.log("label", uid=uid, status=result.status, oracle_time=result.wall_time)
+            if stable:
+                return self._finish("stable", k)
+            k += 1
+
+    def _finish(self, reason: str, k: int) -> dict:
+        labels = self.store.count(source="hal")
+        summary = {"reason": reason, "iterations": k, "labels": labels,
+                   "failures": labels - self.store.count(source="hal", status="ok")}  # fmt: skip
+        self.log("end", **summary)
+        return summary
