@@ -65,3 +65,34 @@ def test_learner_resumes_after_kill_without_losing_or_repeating(tmp_path):
     assert dict(final) == dict(reference)  # the resumed run made exactly the reference run's labels
     events = [line for line in (run_dir / "log.jsonl").read_text().splitlines() if '"event": "end"' in line]
     assert len(events) == 1
+
+
+def test_dask_cluster_gives_the_same_database_as_a_local_run(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ase.calculators.emt import EMT
+    from distributed import Client, LocalCluster
+
+    import hal
+    from hal.demo import alloy_cells
+    from hal.loop import Learner, LearnerSettings, Oracle
+
+    basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 8], r_cut=4.5, r0=2.6, r_in=1.6, pair_degree=4)
+    settings = LearnerSettings(n_stable=300, max_oracle_calls=6, fit=dict(committee_size=8),
+                               hal=dict(temperature_K=900, timestep_fs=2.0, tau_rel=0.35, n_hist=30))  # fmt: skip
+
+    def learn(run_dir, executor=None):
+        learner = Learner(run_dir, basis, Oracle(EMT), alloy_cells(3, seed=7), alloy_cells(3, seed=1), settings,
+                          executor=executor)  # fmt: skip
+        return learner.run()
+
+    local = learn(tmp_path / "local")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            remote = learn(tmp_path / "dask", client.get_executor())
+    with ProcessPoolExecutor(2) as pool:
+        pooled = learn(tmp_path / "pool", pool)
+    assert local == remote == pooled and local["labels"] >= 1
+    ref = sorted(_rows(tmp_path / "local" / "data.db"))
+    assert sorted(_rows(tmp_path / "dask" / "data.db")) == ref
+    assert sorted(_rows(tmp_path / "pool" / "data.db")) == ref

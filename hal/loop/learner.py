@@ -7,7 +7,9 @@ interrupted iteration replays the same trajectories, and results whose uid (``it
 stored are not labelled again. So a killed run resumes where it stopped, losing nothing and
 labelling nothing twice, except the one oracle call that was in flight at the kill.
 The loop ends when every walker runs ``n_stable`` steps without triggering, or when
-``max_oracle_calls`` HAL labels have been made.
+``max_oracle_calls`` HAL labels have been made. Walkers and oracle calls run on any
+``concurrent.futures.Executor`` (processes locally; ``dask.distributed.Client.get_executor()`` on
+a cluster); without one, in this process.
 """
 
 from __future__ import annotations
@@ -16,16 +18,23 @@ import dataclasses
 import json
 import time
 from collections.abc import Sequence
+from concurrent.futures import Executor, as_completed
 from pathlib import Path
 
 from ase import Atoms
 
 from hal.ace.basis import ACEBasis
-from hal.dynamics.hal import run_hal
+from hal.dynamics.hal import HALRun, run_hal
 from hal.fit import fit
 from hal.fit.design import read_labels
 from hal.loop.oracle import Oracle, OracleResult
 from hal.loop.store import Store
+
+
+def _walk(job) -> HALRun:
+    """One walker's HAL trajectory (module level: executors pickle it)."""
+    start, model, steps, seed, trajectory, hal_kwargs = job
+    return run_hal(start, model, steps=steps, seed=seed, trajectory=trajectory, **hal_kwargs)
 
 
 @dataclasses.dataclass
@@ -50,6 +59,7 @@ class Learner:
         starts: Sequence[Atoms],
         initial: Sequence[Atoms],
         settings: LearnerSettings | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.dir = Path(run_dir)
         (self.dir / "models").mkdir(parents=True, exist_ok=True)
@@ -57,6 +67,7 @@ class Learner:
         self.basis, self.oracle = basis, oracle
         self.starts, self.initial = list(starts), list(initial)
         self.settings = settings or LearnerSettings()
+        self.executor = executor
         self.store = Store(self.dir / "data.db")
 
     def log(self, event: str, **fields) -> None:
@@ -91,22 +102,26 @@ class Learner:
             calls = self.store.count(source="hal")
             if calls >= s.max_oracle_calls:
                 return self._finish("budget", k)
-            data = [a for a in self.store.labelled() if a.info["iteration"] < k]
+            # sorted by uid: the fit must not depend on the order in which parallel labels arrived
+            data = sorted((a for a in self.store.labelled() if a.info["iteration"] < k), key=lambda a: a.info["uid"])
             model = fit(data, self.basis, seed=s.seed + k, progress=False, **s.fit)
             model.save(self.dir / "models" / f"iter_{k:03d}.npz")
             self.log("fit", iteration=k, n_data=len(data))
+            jobs = [(start, model, s.n_stable, (s.seed, k, w), self.dir / "trajectories" / f"it{k:03d}-w{w:02d}.xyz",
+                     s.hal) for w, start in enumerate(self.starts)]  # fmt: skip
+            runs = self._map(_walk, jobs)
             stable = True
-            for w, start in enumerate(self.starts):
+            todo = []
+            for w, run in enumerate(runs):
                 uid = f"it{k:03d}-w{w:02d}"
-                run = run_hal(start, model, steps=s.n_stable, seed=(s.seed, k, w),
-                              trajectory=self.dir / "trajectories" / f"{uid}.xyz", **s.hal)  # fmt: skip
                 self.log("walker", iteration=k, walker=w, reason=run.reason, steps=run.steps)
                 if run.reason == "max_steps":
                     continue
                 stable = False
-                if self.store.has(uid) or self.store.count(source="hal") >= s.max_oracle_calls:
-                    continue
-                result = self.oracle(run.atoms)
+                if not self.store.has(uid) and self.store.count(source="hal") + len(todo) < s.max_oracle_calls:
+                    todo.append((uid, w, run))
+            # label in parallel; every result is stored the moment it arrives
+            for (uid, w, run), result in self._map_unordered(self.oracle, [r.atoms for _, _, r in todo], todo):
                 self.store.add(result, uid, iteration=k, walker=w, source="hal", reason=run.reason,
                                tau=float(run.trace["tau"][-1]), sigma=float(run.trace["sigma"][-1]),
                                steps=int(run.steps))  # fmt: skip
@@ -114,6 +129,22 @@ class Learner:
             if stable:
                 return self._finish("stable", k)
             k += 1
+
+    def _map(self, fn, items: list) -> list:
+        """fn over items, in order: on the executor when there is one."""
+        if self.executor is None:
+            return [fn(x) for x in items]
+        return [f.result() for f in [self.executor.submit(fn, x) for x in items]]
+
+    def _map_unordered(self, fn, items: list, tags: list):
+        """(tag, fn(item)) pairs as they complete (in order without an executor)."""
+        if self.executor is None:
+            for tag, x in zip(tags, items):
+                yield tag, fn(x)
+            return
+        futures = {self.executor.submit(fn, x): tag for tag, x in zip(tags, items)}
+        for f in as_completed(futures):
+            yield futures[f], f.result()
 
     def _finish(self, reason: str, k: int) -> dict:
         labels = self.store.count(source="hal")
