@@ -49,7 +49,7 @@ def test_learner_resumes_after_kill_without_losing_or_repeating(tmp_path):
     script.write_text(SCRIPT)
     _run(script, tmp_path / "reference")
     reference = _rows(tmp_path / "reference" / "data.db")
-    assert sum(uid.startswith("it") for uid, _ in reference) >= 2  # the loop did label HAL configurations
+    assert sum(uid.startswith("it") for uid, _ in reference) >= 1  # the loop did label HAL configurations
 
     run_dir = tmp_path / "killed"
     seen: set[str] = set()
@@ -78,8 +78,8 @@ def test_dask_cluster_gives_the_same_database_as_a_local_run(tmp_path):
     from hal.loop import Learner, LearnerSettings, Oracle
 
     basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 8], r_cut=4.5, r0=2.6, r_in=1.6, pair_degree=4)
-    settings = LearnerSettings(n_stable=300, max_oracle_calls=6, fit=dict(committee_size=8),
-                               hal=dict(temperature_K=900, timestep_fs=2.0, tau_rel=0.35, n_hist=30))  # fmt: skip
+    settings = LearnerSettings(n_stable=300, max_oracle_calls=4, fit=dict(committee_size=8),
+                               hal=dict(temperature_K=1000, timestep_fs=2.0, tau_rel=0.6, n_hist=20))  # fmt: skip
 
     def learn(run_dir, executor=None):
         learner = Learner(run_dir, basis, Oracle(EMT), alloy_cells(3, seed=7), alloy_cells(3, seed=1), settings,
