@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 from ase.db import connect
 
 SCRIPT = """
@@ -93,6 +94,9 @@ def test_dask_cluster_gives_the_same_database_as_a_local_run(tmp_path):
     with ProcessPoolExecutor(2) as pool:
         pooled = learn(tmp_path / "pool", pool)
     assert local == remote == pooled and local["labels"] >= 1
-    ref = sorted(_rows(tmp_path / "local" / "data.db"))
-    assert sorted(_rows(tmp_path / "dask" / "data.db")) == ref
-    assert sorted(_rows(tmp_path / "pool" / "data.db")) == ref
+    # same structures labelled; energies equal up to round-off (workers use other BLAS thread counts)
+    ref = dict(_rows(tmp_path / "local" / "data.db"))
+    for name in ("dask", "pool"):
+        other = dict(_rows(tmp_path / name / "data.db"))
+        assert other.keys() == ref.keys()
+        assert all(other[k] == pytest.approx(ref[k], rel=1e-8) for k in ref)
