@@ -22,6 +22,7 @@ from concurrent.futures import Executor, as_completed
 from pathlib import Path
 
 from ase import Atoms
+from threadpoolctl import threadpool_limits
 
 from hal.ace.basis import ACEBasis
 from hal.dynamics.hal import HALRun, run_hal
@@ -32,9 +33,11 @@ from hal.loop.store import Store
 
 
 def _walk(job) -> HALRun:
-    """One walker's HAL trajectory (module level: executors pickle it)."""
+    """One walker's HAL trajectory (module level: executors pickle it). BLAS runs single-threaded:
+    walkers run side by side, and the trajectory then does not depend on where it runs."""
     start, model, steps, seed, trajectory, hal_kwargs = job
-    return run_hal(start, model, steps=steps, seed=seed, trajectory=trajectory, **hal_kwargs)
+    with threadpool_limits(1):
+        return run_hal(start, model, steps=steps, seed=seed, trajectory=trajectory, **hal_kwargs)
 
 
 @dataclasses.dataclass
