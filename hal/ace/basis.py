@@ -54,10 +54,6 @@ class FoldedCoefficients:
     energy_nodes: np.ndarray  # (n_nodes, K): all K rows folded, for the energies
     energy_pairs: np.ndarray  # (n_pair, K)
 
-    @property
-    def K(self) -> int:
-        return self.coefficients.shape[0]
-
 
 @dataclasses.dataclass
 class FastResult:
@@ -372,12 +368,6 @@ class ACEBasis:
     def function_orders(self) -> np.ndarray:
         """Correlation order of each basis function (pair functions: 0)."""
         return np.array([len(l) for l in self._fn_labels] + [0] * self.n_pair, dtype=np.int64)
-
-    def function_degrees(self) -> np.ndarray:
-        """Total degree Σ(n + w_L l) of each function (pair functions: n)."""
-        ace = [sum(n + self.w_L * l for _, n, l in labs) for labs in self._fn_labels]
-        pair = [n + 1 for _ in self._upairs for n in range(self.pair_degree)]
-        return np.array(ace + pair, dtype=float)
 
     def summary(self) -> str:
         """Readable table: number of functions per correlation order and centre species."""

@@ -115,6 +115,14 @@ def _xpow(q: float, p: float) -> float:
     return q**p
 
 
+@njit(cache=True, fastmath=True, inline="always")
+def _t_of_r(r: float, r0: float, p: float, x_in: float, x_cut: float) -> tuple[float, float]:
+    """t ∈ [-1, 1] (t = -1 at x_cut, +1 at x_in) of x(r) = ((1+r0)/(1+r))^p, and dt/dr (1/Å)."""
+    x = _xpow((1.0 + r0) / (1.0 + r), p)
+    s = 2.0 / (x_in - x_cut)
+    return s * (x - x_cut) - 1.0, -s * p * x / (1.0 + r)
+
+
 @njit(cache=True, fastmath=True)
 def ace_radial(
     r: float,
@@ -132,12 +140,8 @@ def ace_radial(
     """Fill R[:nmax], dR[:nmax] (1/Å) at distance r; returns False (and leaves R unset) outside."""
     if r >= r_cut or r <= r_in:
         return False
-    x = _xpow((1.0 + r0) / (1.0 + r), p)
-    dxdr = -p * x / (1.0 + r)
-    s = 2.0 / (x_in - x_cut)
-    t = s * (x - x_cut) - 1.0
+    t, f = _t_of_r(r, r0, p, x_in, x_cut)
     _ace_t(t, nmax, norms, R, dR)
-    f = s * dxdr
     for n in range(nmax):
         dR[n] *= f
     return True
@@ -162,12 +166,8 @@ def pair_radial(
     if r >= r_cut:
         return False
     rr = r if r > r_in else r_in
-    x = _xpow((1.0 + r0) / (1.0 + rr), p)
-    dxdr = -p * x / (1.0 + rr)
-    s = 2.0 / (x_in - x_cut)
-    t = s * (x - x_cut) - 1.0
+    t, f = _t_of_r(rr, r0, p, x_in, x_cut)
     _pair_t(t, nmax, norms, P, dP)
-    f = s * dxdr
     for n in range(nmax):
         dP[n] *= f
     if r < r_in:
