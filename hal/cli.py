@@ -1,4 +1,4 @@
-"""Command line: ``hal fit`` (later issues add ``hal run`` and ``hal report``)."""
+"""Command line: ``hal fit``, ``hal run CONFIG`` / ``hal run --resume DIR`` and ``hal report DIR``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+
+from hal.config import ConfigError
 
 
 class DataError(Exception):
@@ -92,6 +94,76 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_path(spec: str) -> Path:
+    """A config file, or the name of a protocol whose packaged default is meant."""
+    from hal import protocols
+
+    path = Path(spec)
+    if not path.exists() and spec in protocols.PROTOCOLS:
+        return protocols.default_config(spec)
+    return path
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from hal import protocols
+    from hal.config import ConfigError, dumps, load
+    from hal.report import report
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        path = run_dir / "config.toml"
+        if not path.exists():
+            raise ConfigError(f"{run_dir}: no config.toml here; is this a hal run directory?")
+    elif args.config:
+        path = _config_path(args.config)
+    else:
+        raise ConfigError("give a config file (or a protocol name, e.g. 'alloy'), or --resume DIR")
+    try:
+        name = tomllib.loads(path.read_text()).get("protocol", "")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    if name not in protocols.PROTOCOLS:
+        raise ConfigError(f"{path}: protocol: {name!r} is not a protocol; known: {', '.join(protocols.PROTOCOLS)}")
+    module = protocols.get(name)
+    config = load(path, module.SCHEMA)
+    try:
+        module.check(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if not args.resume:
+        run_dir = Path(args.dir or config["run_dir"])
+        saved = run_dir / "config.toml"
+        if saved.exists() and load(saved, module.SCHEMA) != config:
+            raise ConfigError(f"{run_dir} holds a run with another configuration: resume it with "
+                              f"'hal run --resume {run_dir}', or choose another run_dir (--dir)")  # fmt: skip
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = run_dir / "config.toml.tmp"
+        tmp.write_text(dumps(config))
+        tmp.replace(saved)
+    if args.workers is not None:
+        config["workers"] = args.workers
+    print(f"hal run: protocol {name}, run directory {run_dir}")
+    summary = module.run(config, run_dir, progress=not args.quiet)
+    for key, value in summary.items():
+        print(f"\n{key}: {value}" if isinstance(value, str) else f"{key}: {value}")
+    print(f"\nreport: {report(run_dir)}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from hal.report import report
+
+    try:
+        print(report(args.dir))
+    except FileNotFoundError as exc:
+        raise DataError(str(exc)) from exc
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="hal", description="Hyperactive learning of interatomic potentials")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -117,6 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--stress-key", default="stress")
     f.add_argument("--workers", type=int, default=None, help="processes for the design assembly")
     f.set_defaults(func=cmd_fit)
+
+    r = sub.add_parser("run", help="run a protocol from a config file (TOML), or resume a run directory")
+    r.add_argument("config", nargs="?", help="config file, or a protocol name for its default (e.g. 'alloy')")
+    r.add_argument("--resume", metavar="DIR", help="continue the run in DIR where it stopped")
+    r.add_argument("--dir", help="run directory (default: run_dir of the config)")
+    r.add_argument("--workers", type=int, help="override the config's number of local worker processes")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="plots and report.md of a run directory")
+    p.add_argument("dir", help="run directory")
+    p.set_defaults(func=cmd_report)
     return ap
 
 
@@ -124,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except DataError as exc:
+    except (DataError, ConfigError) as exc:
         print(f"hal {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

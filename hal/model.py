@@ -141,6 +141,18 @@ class LinearACE:
         return mean, -res.forces[1], None if vir is None else -vir[1]
 
     # ------------------------------------------------------------------ persistence
+    def pruned(self, tol: float = 0.0) -> LinearACE:
+        """The same model on the sub-basis of ACE functions whose coefficients (c̄ and every
+        committee member) exceed ``tol`` in magnitude: identical predictions (for ``tol`` = 0),
+        faster evaluation of sparse (ARD) fits."""
+        n = self.basis.n_ace
+        rows = self.coefficients[None] if self.committee is None else np.vstack([self.coefficients, self.committee])
+        keep = np.flatnonzero(np.abs(rows[:, :n]).max(axis=0) > tol)
+        cols = np.concatenate([keep, np.arange(n, self.basis.size)])
+        committee = None if self.committee is None else self.committee[:, cols]
+        info = {**self.fit_info, "pruned_from": self.basis.size}
+        return LinearACE(self.basis.subset(keep), self.coefficients[cols], self.e0, committee, info)
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model to one ``.npz`` file atomically; returns the path."""
         path = Path(path)

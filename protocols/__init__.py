@@ -1,1 +1,26 @@
-"""Runnable protocols (installed as ``hal.protocols``), each driven by one config file."""
+"""Runnable protocols (installed as ``hal.protocols``), each driven by one config file.
+
+A protocol module has ``SCHEMA`` (see ``hal.config``) and ``run(config, run_dir, progress)``; its
+default configuration is ``<name>.toml`` next to it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+PROTOCOLS = ("alloy",)
+
+
+def get(name: str) -> ModuleType:
+    """The protocol module called ``name``."""
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}")
+    return importlib.import_module(f"hal.protocols.{name}")
+
+
+def default_config(name: str) -> Path:
+    """The packaged default configuration file of a protocol."""
+    get(name)
+    return Path(__file__).with_name(f"{name}.toml")

@@ -101,3 +101,54 @@ def test_dask_cluster_gives_the_same_database_as_a_local_run(tmp_path):
                       for r in connect(str(tmp_path / name / "data.db")).select())  # fmt: skip
 
     assert provenance("dask") == provenance("local") == provenance("pool")
+
+
+class FlakyEMT:
+    """EMT that raises on every 10th call and returns NaN energies on every 10th call after the 5th:
+    an oracle failing 20 % of the time (calls counted per process)."""
+
+    calls = 0
+
+    def __new__(cls):
+        from ase.calculators.emt import EMT
+
+        FlakyEMT.calls += 1
+        n = FlakyEMT.calls
+        calc = EMT()
+        if n % 10 == 1:
+
+            def fail(*args, **kwargs):
+                raise RuntimeError("SCF did not converge")
+
+            calc.calculate = fail
+        elif n % 10 == 6:
+            original = calc.calculate
+
+            def nan(*args, **kwargs):
+                original(*args, **kwargs)
+                calc.results["energy"] = float("nan")
+
+            calc.calculate = nan
+        return calc
+
+
+def test_run_completes_when_the_oracle_fails_a_fifth_of_the_time(tmp_path):
+    import hal
+    from hal.loop import Learner, LearnerSettings, Oracle
+    from hal.protocols.alloy import random_cells
+
+    basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 8], r_cut=4.5, r0=2.6, r_in=1.6, pair_degree=4)
+    cells = random_cells(10, ["Cu", "Al"], 2, [3.7, 4.1], 0.1, np.random.default_rng(3))  # unlabelled
+    settings = LearnerSettings(n_stable=300, max_oracle_calls=10, fit=dict(committee_size=8),
+                               hal=dict(temperature_K=1000, timestep_fs=2.0, tau_rel=0.6, n_hist=20))  # fmt: skip
+    FlakyEMT.calls = 0
+    summary = Learner(tmp_path, basis, Oracle(FlakyEMT), cells[:2], cells, settings).run()
+    rows = list(connect(str(tmp_path / "data.db")).select(sort="id"))
+    assert len(rows) == FlakyEMT.calls  # every call recorded, failed or not
+    statuses = Counter(r.status for r in rows)
+    expected_fail = sum(n % 10 in (1, 6) for n in range(1, FlakyEMT.calls + 1))
+    assert statuses["error"] + statuses["non_finite"] == expected_fail >= 2
+    assert statuses["error"] >= 1 and statuses["non_finite"] >= 1
+    assert all("SCF did not converge" in r.data["error"] for r in rows if r.status == "error")
+    assert summary["failures"] == sum(r.status != "ok" for r in rows if r.source == "hal")
+    assert summary["reason"] in ("stable", "budget")

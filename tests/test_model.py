@@ -65,3 +65,25 @@ def test_model_bad_input(basis_ch):
         LinearACE(basis_ch, np.full(basis_ch.size, np.nan))
     with pytest.raises(ValueError, match="Si"):
         LinearACE(basis_ch, np.zeros(basis_ch.size), {"Si": 1.0})
+
+
+def test_pruned_model_predicts_the_same_on_a_smaller_dag(basis_ch, rng, tmp_path):
+    c = rng.normal(scale=0.01, size=basis_ch.size)
+    off = rng.random(basis_ch.n_ace) < 0.7
+    c[: basis_ch.n_ace][off] = 0.0
+    committee = c + rng.normal(scale=1e-3, size=(3, basis_ch.size)) * np.concatenate([~off, np.ones(basis_ch.n_pair)])
+    model = LinearACE(basis_ch, c, {"C": -1.5, "H": -0.3}, committee=committee)
+    pruned = LinearACE.load(model.pruned().save(tmp_path / "pruned.npz"))
+    assert pruned.basis.n_ace == (~off).sum() and pruned.basis.n_pair == basis_ch.n_pair
+    assert len(pruned.basis._node_keys) < len(basis_ch._node_keys)
+    atoms = random_cluster("C3H5", rng)
+    full, small = model.evaluate_committee(atoms), pruned.evaluate_committee(atoms)
+    assert abs(full.energy - small.energy) < 1e-12
+    assert np.allclose(full.forces, small.forces, rtol=0, atol=1e-12)
+    assert np.allclose(full.member_energies, small.member_energies, rtol=0, atol=1e-12)
+    assert np.allclose(full.member_forces, small.member_forces, rtol=0, atol=1e-12)
+    # the kept columns of the sub-basis are the kept functions of the full basis
+    keep = np.flatnonzero(~off)
+    assert np.allclose(basis_ch.evaluate(atoms).energy[keep], pruned.basis.evaluate(atoms).energy[: len(keep)])
+    with pytest.raises(ValueError, match="distinct indices"):
+        basis_ch.subset([0, 0])

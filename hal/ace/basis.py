@@ -319,6 +319,37 @@ class ACEBasis:
         self._fn_labels = [tuple(tuple(int(v) for v in x) for x in row if x[1] > 0) for row in lab]
         self._coupling_matrix = sp.csr_matrix((c["C_data"], c["C_indices"], c["C_indptr"]), shape=tuple(c["C_shape"]))
 
+    def subset(self, ace_functions: Sequence[int] | np.ndarray) -> ACEBasis:
+        """The basis restricted to the given ACE functions (indices < n_ace; all pair functions
+        stay): only their monomials and those monomials' prefixes remain in the DAG, so a sparse
+        (ARD) model evaluates faster. Columns of the new basis: the kept ACE functions in the
+        given order, then the pair functions."""
+        keep = np.asarray(ace_functions, dtype=np.int64)
+        if keep.size and (keep.min() < 0 or keep.max() >= self.n_ace or len(np.unique(keep)) != len(keep)):
+            raise ValueError(f"ace_functions must be distinct indices in [0, {self.n_ace})")
+        C = self._coupling_matrix[keep]
+        needed = set()
+        for i in np.unique(C.indices):
+            s, key = int(self._node_species[i]), self._node_keys[i]
+            needed.update((s, key[:k]) for k in range(1, len(key) + 1))
+        old_index = {(int(s), k): i for i, (s, k) in enumerate(zip(self._node_species, self._node_keys))}
+        nodes = sorted(needed, key=lambda sk: (sk[0], len(sk[1]), sk[1]))
+        remap = np.full(len(self._node_keys), -1, dtype=np.int64)
+        remap[[old_index[sk] for sk in nodes]] = np.arange(len(nodes))
+        C = C.tocoo()
+        C = sp.csr_matrix((C.data, (C.row, remap[C.col])), shape=(len(keep), len(nodes)))
+        arrays = self.coupling_arrays()
+        arrays.update(
+            node_species=np.array([s for s, _ in nodes], dtype=np.int64),
+            node_flat=np.array([v for _, k in nodes for v in k], dtype=np.int64),
+            node_len=np.array([len(k) for _, k in nodes], dtype=np.int64),
+            fn_species=self._fn_species[keep],
+            fn_labels=arrays["fn_labels"][keep],
+            C_data=C.data, C_indices=C.indices, C_indptr=C.indptr, C_shape=np.array(C.shape),
+        )  # fmt: skip
+        return type(self).from_dict({"spec_json": np.array(json.dumps(self.spec)),
+                                     **{f"coupling_{k}": v for k, v in arrays.items()}})  # fmt: skip
+
     def coupling_arrays(self) -> dict[str, np.ndarray]:
         """Arrays that rebuild this basis exactly without recomputing the coupling (for files)."""
         C = self._coupling_matrix

@@ -172,7 +172,7 @@ def run_hal(
         snap = work.copy()
         snap.calc = None
         snap.info.update(step=step, sigma=calc.results["sigma"], tau=calc.results["tau"], criterion=score,
-                         temperature=work.get_temperature())  # fmt: skip
+                         temperature=work.get_temperature(), pressure_GPa=trace["pressure_GPa"][-1])  # fmt: skip
         if f is not None:
             snap.arrays["f_i"] = f
         write(traj, snap, format="extxyz", append=True)

@@ -10,6 +10,10 @@ The loop ends when every walker runs ``n_stable`` steps without triggering, or w
 ``max_oracle_calls`` HAL labels have been made. Walkers and oracle calls run on any
 ``concurrent.futures.Executor`` (processes locally; ``dask.distributed.Client.get_executor()`` on
 a cluster); without one, in this process.
+
+A protocol may run several stages (e.g. solid, then liquid) one after the other in the same run
+directory: each is a ``Learner`` with its own ``LearnerSettings.stage``; iteration numbers run on
+across stages, and a stage whose ``end`` event is in the log is not run again on resume.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from collections.abc import Sequence
 from concurrent.futures import Executor, as_completed
 from pathlib import Path
 
+import numpy as np
 from ase import Atoms
 from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
 from hal.ace.basis import ACEBasis
 from hal.dynamics.hal import HALRun, run_hal
@@ -47,6 +53,9 @@ class LearnerSettings:
     n_stable: int = 1000
     max_oracle_calls: int = 100
     seed: int = 0
+    stage: str = "hal"
+    stage_index: int = 0
+    progress: bool = False
     hal: dict = dataclasses.field(default_factory=dict)
     fit: dict = dataclasses.field(default_factory=dict)
 
@@ -91,44 +100,81 @@ class Learner:
                 result = self.oracle(atoms)
             self.store.add(result, uid, iteration=-1, source="initial")
 
+    def events(self, event: str | None = None) -> list[dict]:
+        """The log's events (of one kind); a line cut short by a kill is skipped."""
+        path = self.dir / "log.jsonl"
+        out = []
+        for line in path.read_text().splitlines() if path.exists() else []:
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if event is None or item.get("event") == event:
+                out.append(item)
+        return out
+
     def _first_iteration(self) -> int:
+        """Resume this stage at its last labelled iteration; a new stage starts after all earlier labels."""
+        own = [r.iteration for r in self.store.db.select(source="hal", stage=self.settings.stage)]
+        if own:
+            return max(own)
         rows = [r.iteration for r in self.store.db.select(source="hal")]
-        return max(rows) if rows else 0
+        return max(rows) + 1 if rows else 0
 
     def run(self) -> dict:
         """Run (or resume) the loop; returns a summary."""
         s = self.settings
+        done = [e for e in self.events("end") if e.get("stage") == s.stage]
+        if done:
+            return {k: v for k, v in done[-1].items() if k not in ("time", "event")}
         self._label_initial()
         k = self._first_iteration()
-        self.log("start", iteration=k, stored=len(self.store))
+        self.log("start", stage=s.stage, iteration=k, stored=len(self.store))
+        bar = tqdm(total=s.max_oracle_calls, initial=self._calls(), desc=f"{s.stage}: oracle calls", unit="call",
+                   disable=not s.progress)  # fmt: skip
+        try:
+            return self._loop(k, bar)
+        finally:
+            bar.close()
+
+    def _calls(self) -> int:
+        return self.store.count(source="hal", stage=self.settings.stage)
+
+    def _loop(self, k: int, bar: tqdm) -> dict:
+        s = self.settings
         while True:
-            calls = self.store.count(source="hal")
-            if calls >= s.max_oracle_calls:
+            if self._calls() >= s.max_oracle_calls:
                 return self._finish("budget", k)
             # sorted by uid: the fit must not depend on the order in which parallel labels arrived
             data = sorted((a for a in self.store.labelled() if a.info["iteration"] < k), key=lambda a: a.info["uid"])
             model = fit(data, self.basis, seed=s.seed + k, progress=False, **s.fit)
             model.save(self.dir / "models" / f"iter_{k:03d}.npz")
-            self.log("fit", iteration=k, n_data=len(data))
-            jobs = [(start, model, s.n_stable, (s.seed, k, w), self.dir / "trajectories" / f"it{k:03d}-w{w:02d}.xyz",
-                     s.hal) for w, start in enumerate(self.starts)]  # fmt: skip
+            self.log("fit", stage=s.stage, iteration=k, n_data=len(data))
+            traj = self.dir / "trajectories"
+            hal_kwargs = {"progress": s.progress and self.executor is None, **s.hal}
+            name = f"{s.stage}-it{k:03d}-w{{:02d}}"
+            seeds = [(s.seed, s.stage_index, k, w) for w in range(len(self.starts))]
+            jobs = [(start, model, s.n_stable, seeds[w], traj / f"{name.format(w)}.xyz", hal_kwargs)
+                    for w, start in enumerate(self.starts)]  # fmt: skip
             runs = self._map(_walk, jobs)
             stable = True
             todo = []
             for w, run in enumerate(runs):
                 uid = f"it{k:03d}-w{w:02d}"
-                self.log("walker", iteration=k, walker=w, reason=run.reason, steps=run.steps)
+                np.savez(traj / f"{name.format(w)}.npz", **run.trace)
+                self.log("walker", stage=s.stage, iteration=k, walker=w, reason=run.reason, steps=run.steps)
                 if run.reason == "max_steps":
                     continue
                 stable = False
-                if not self.store.has(uid) and self.store.count(source="hal") + len(todo) < s.max_oracle_calls:
+                if not self.store.has(uid) and self._calls() + len(todo) < s.max_oracle_calls:
                     todo.append((uid, w, run))
             # label in parallel; every result is stored the moment it arrives
             for (uid, w, run), result in self._map_unordered(self.oracle, [r.atoms for _, _, r in todo], todo):
-                self.store.add(result, uid, iteration=k, walker=w, source="hal", reason=run.reason,
+                self.store.add(result, uid, iteration=k, walker=w, source="hal", stage=s.stage, reason=run.reason,
                                tau=float(run.trace["tau"][-1]), sigma=float(run.trace["sigma"][-1]),
-                               steps=int(run.steps))  # fmt: skip
-                self.log("label", uid=uid, status=result.status, oracle_time=result.wall_time)
+                               criterion=float(run.trace["criterion"][-1]), steps=int(run.steps))  # fmt: skip
+                self.log("label", stage=s.stage, uid=uid, status=result.status, oracle_time=result.wall_time)
+                bar.update(1)
             if stable:
                 return self._finish("stable", k)
             k += 1
@@ -150,8 +196,9 @@ class Learner:
             yield futures[f], f.result()
 
     def _finish(self, reason: str, k: int) -> dict:
-        labels = self.store.count(source="hal")
-        summary = {"reason": reason, "iterations": k, "labels": labels,
-                   "failures": labels - self.store.count(source="hal", status="ok")}  # fmt: skip
+        stage = self.settings.stage
+        labels = self._calls()
+        summary = {"stage": stage, "reason": reason, "iterations": k, "labels": labels,
+                   "failures": labels - self.store.count(source="hal", stage=stage, status="ok")}  # fmt: skip
         self.log("end", **summary)
         return summary

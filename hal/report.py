@@ -1,0 +1,175 @@
+"""Plots and a Markdown summary of a run directory (``hal report DIR``); reads, never writes the data.
+
+* ``traces.png``: per HAL trajectory, one after the other (HAL paper, Fig. 3): the stopping
+  criterion, temperature, pressure and τ against the MD step, iterations separated by lines.
+* ``learning.png``: labelled structures, σ at the trigger and held-out errors (``test.xyz``, per
+  config_type) of each iteration's model, against the iteration.
+* ``report.md``: stages, labels, failures, oracle time, a per-iteration table and the ARD sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+_TRACE = re.compile(r"(?P<stage>.+)-it(?P<it>\d+)-w(?P<w>\d+)\.npz$")
+
+
+def _events(run_dir: Path) -> list[dict]:
+    path = run_dir / "log.jsonl"
+    out = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+    return out
+
+
+def traces(run_dir: Path) -> list[tuple[str, int, int, dict[str, np.ndarray]]]:
+    """(stage, iteration, walker, trace) of every saved HAL trajectory, in iteration order."""
+    out = []
+    for path in (run_dir / "trajectories").glob("*.npz"):
+        m = _TRACE.match(path.name)
+        if m:
+            with np.load(path) as f:
+                out.append((m["stage"], int(m["it"]), int(m["w"]), {k: f[k] for k in f.files}))
+    return sorted(out, key=lambda t: (t[1], t[0], t[2]))
+
+
+def model_errors(run_dir: Path) -> dict[int, dict[str, dict[str, float]]]:
+    """Held-out errors (``test.xyz``) of every ``models/iter_NNN.npz``, by iteration."""
+    from ase.io import read
+
+    from hal.fit.metrics import errors
+    from hal.model import LinearACE
+
+    test_path = run_dir / "test.xyz"
+    if not test_path.exists():
+        return {}
+    test = read(test_path, ":")
+    out = {}
+    for path in sorted((run_dir / "models").glob("iter_*.npz")):
+        out[int(path.stem.split("_")[1])] = errors(LinearACE.load(path), test)
+    return out
+
+
+def plot_traces(items: list, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [("criterion", "criterion"), ("temperature", "T (K)"), ("pressure_GPa", "P (GPa)"), ("tau", "τ")]
+    fig, axes = plt.subplots(len(keys), 1, figsize=(10, 8), sharex=True)
+    offset, last_it = 0, None
+    for _, it, _, tr in items:
+        x = offset + np.arange(len(tr["sigma"]))
+        for ax, (k, _) in zip(axes, keys):
+            y = tr[k]
+            ok = np.isfinite(y)
+            ax.plot(x[ok], y[ok], lw=0.6, color=f"C{it % 10}")
+        if it != last_it:
+            for ax in axes:
+                ax.axvline(offset, color="0.8", lw=0.5)
+            axes[0].annotate(f"{it}", (offset, 1.0), xycoords=("data", "axes fraction"), fontsize=6, va="bottom")
+            last_it = it
+        offset = x[-1] + 1
+    for ax, (_, label) in zip(axes, keys):
+        ax.set_ylabel(label)
+    axes[-1].set_xlabel("MD step (trajectories one after the other; numbers: iteration)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_learning(rows: list[dict], errs: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    its = [r["iteration"] for r in rows]
+    axes[0].step(its, [r["n_data"] for r in rows], where="post")
+    axes[0].set_ylabel("labelled structures fitted")
+    axes[1].semilogy(its, [r["sigma"] for r in rows], "o-", ms=3)
+    axes[1].set_ylabel("σ at the trigger (eV), mean")
+    groups = sorted({g for e in errs.values() for g in e})
+    for g in groups:
+        k = sorted(errs)
+        axes[2].semilogy(k, [errs[i].get(g, {}).get("F_rmse", np.nan) for i in k], "o-", ms=3, label=g)
+    axes[2].set_ylabel("held-out force RMSE (eV/Å)")
+    if groups:
+        axes[2].legend(fontsize=8)
+    for ax in axes:
+        ax.set_xlabel("iteration")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def report(run_dir: str | Path) -> Path:
+    """Write ``traces.png``, ``learning.png`` and ``report.md`` into ``run_dir``; returns report.md."""
+    from ase.db import connect
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "data.db").exists():
+        raise FileNotFoundError(f"{run_dir}: no data.db here; is this a hal run directory?")
+    events = _events(run_dir)
+    db_rows = list(connect(str(run_dir / "data.db")).select(sort="id"))
+    hal_rows = [r for r in db_rows if r.get("source") == "hal"]
+    fits = {e["iteration"]: e for e in events if e["event"] == "fit"}
+    walkers = defaultdict(list)
+    for e in events:
+        if e["event"] == "walker":
+            walkers[e["iteration"]].append(e)
+    rows = []
+    for it in sorted(fits):
+        labelled = [r for r in hal_rows if r.iteration == it]
+        sig = [r.sigma for r in labelled if r.get("sigma") is not None]
+        steps = [w["steps"] for w in walkers[it]]
+        rows.append({"iteration": it, "stage": fits[it].get("stage", ""), "n_data": fits[it]["n_data"],
+                     "labels": len(labelled), "failed": sum(r.status != "ok" for r in labelled),
+                     "steps": float(np.mean(steps)) if steps else np.nan,
+                     "sigma": float(np.mean(sig)) if sig else np.nan})  # fmt: skip
+    errs = model_errors(run_dir)
+    items = traces(run_dir)
+    if items:
+        plot_traces(items, run_dir / "traces.png")
+    if rows:
+        plot_learning(rows, errs, run_dir / "learning.png")
+
+    ends = [e for e in events if e["event"] == "end"]
+    oracle_s = sum(r.get("oracle_time", 0.0) for r in hal_rows)
+    lines = [f"# HAL run `{run_dir.name}`", "", f"* structures in the database: {len(db_rows)} "
+             f"({len(db_rows) - len(hal_rows)} initial, {len(hal_rows)} from HAL)",
+             f"* failed oracle calls: {sum(r.status != 'ok' for r in db_rows)}",
+             f"* oracle time: {oracle_s:.1f} s", ""]  # fmt: skip
+    for e in ends:
+        lines.append(f"* stage `{e.get('stage', 'hal')}`: {e['reason']} after iteration {e['iterations']}, "
+                     f"{e['labels']} labels ({e['failures']} failed)")  # fmt: skip
+    groups = sorted({g for e in errs.values() for g in e if g != "all"})
+    head = "| iteration | stage | fitted on | labels | failed | mean steps | σ at trigger (eV) |"
+    head += "".join(f" {g} E / F RMSE |" for g in groups)
+    lines += ["", "## Iterations", "", head, "|" + "---:|" * (7 + len(groups))]
+    for r in rows:
+        e = errs.get(r["iteration"], {})
+        cells = [f"{e.get(g, {}).get('E_rmse', np.nan):.2f} meV / {e.get(g, {}).get('F_rmse', np.nan):.3f} eV/Å"
+                 for g in groups]  # fmt: skip
+        lines.append(f"| {r['iteration']} | {r['stage']} | {r['n_data']} | {r['labels']} | {r['failed']} | "
+                     f"{r['steps']:.0f} | {r['sigma']:.3g} |" + "".join(f" {c} |" for c in cells))  # fmt: skip
+    if items:
+        lines += ["", "![traces](traces.png)"]
+    if rows:
+        lines += ["", "![learning](learning.png)"]
+    sweep = run_dir / "ard_sweep.md"
+    if sweep.exists():
+        lines += ["", "## Final refits (ARD α' sweep, HAL paper Table II)", "", sweep.read_text()]
+    out = run_dir / "report.md"
+    out.write_text("\n".join(lines) + "\n")
+    return out

@@ -1,0 +1,257 @@
+"""Alloy protocol: HAL on a random fcc binary alloy with ASE's EMT as the embedded oracle.
+
+Initial data: ``n_initial`` fcc cells (``supercell``³ cubic cells, 32 atoms by default) with random
+composition, a lattice constant drawn from ``lattice_constant`` (Å) and a rattle, labelled by EMT.
+Then the ``[[stages]]`` run in order on one learner (default: a solid at 800 K with swap and cell
+Monte Carlo, then a liquid at high T under the barostat), each until a HAL trajectory runs
+``n_stable`` steps without triggering or ``max_oracle_calls`` labels are made. Last, an ARD refit
+on all labels for each α' in ``final.ard_thresholds`` (HAL paper, Table II): basis size, µs/atom,
+fit time and errors on held-out solid and liquid EMT MD samples → ``ard_sweep.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.data import atomic_numbers
+from ase.io import write
+from ase.md.langevin import Langevin
+from tqdm import tqdm
+
+from hal.ace.basis import ACEBasis
+from hal.config import ConfigError, Field
+from hal.dynamics.hal import thermalize
+from hal.fit import fit
+from hal.fit.design import Weights
+from hal.fit.metrics import errors
+from hal.loop import Learner, LearnerSettings, Oracle
+from hal.loop.executors import make_executor
+
+ORACLES = {"emt": EMT}
+
+STAGE = {
+    "name": Field(str, required=True),
+    "n_stable": Field(int, 5000),
+    "max_oracle_calls": Field(int, 100),
+    "temperature_K": Field(float, 800.0),
+    "timestep_fs": Field(float, 2.0),
+    "friction_fs": Field(float, 100.0),
+    "tau": Field(float),
+    "tau_rel": Field(float, 0.1),
+    "n_hist": Field(int, 100),
+    "s_tol": Field(float, 0.5),
+    "f_tol": Field(float),
+    "eps": Field(float, 0.2),
+    "check_every": Field(int, 10),
+    "min_distance": Field(float, 1.6),
+    "pressure_GPa": Field(float),
+    "barostat_fs": Field(float, 1000.0),
+    "compressibility_per_GPa": Field(float, 0.01),
+    "mc_every": Field(int, 0),
+    "mc_moves": Field(list, ["swap"], item=str, choices=("swap", "volume", "shape")),
+    "trajectory_every": Field(int, 50),
+}
+
+SCHEMA = {
+    "protocol": Field(str, "alloy", choices=("alloy",)),
+    "run_dir": Field(str, "runs/alloy"),
+    "seed": Field(int, 0),
+    "workers": Field(int, 2),
+    "scheduler": Field(str),
+    "system": {
+        "elements": Field(list, ["Cu", "Al"], item=str),
+        "n_initial": Field(int, 10),
+        "supercell": Field(int, 2),
+        "lattice_constant": Field(list, [3.7, 4.1], item=float),
+        "rattle": Field(float, 0.1),
+        "n_walkers": Field(int, 4),
+    },
+    "basis": {
+        "order": Field(int, 3),
+        "max_degree": Field(list, [12, 10, 8], item=int),
+        "r_cut": Field(float, 5.0),
+        "pair_degree": Field(int, 8),
+    },
+    "fit": {
+        "solver": Field(str, "brr", choices=("brr", "ard")),
+        "committee_size": Field(int, 32),
+        "weights": Field(list, [30.0, 1.0, 1.0], item=float),
+        "f_max": Field(float, 20.0),
+    },
+    "oracle": {
+        "calculator": Field(str, "emt", choices=tuple(ORACLES)),
+        "timeout_s": Field(float, 120.0),
+    },
+    "stages": [STAGE],
+    "final": {
+        "ard_thresholds": Field(list, [1e2, 1e3, 1e4, 1e5], item=float),
+        "n_test": Field(int, 20),
+        "solid_K": Field(float, 800.0),
+        "liquid_K": Field(float, 2500.0),
+    },
+}
+
+
+def random_cells(n: int, elements: list[str], supercell: int, a_range: list[float], rattle: float,
+                 rng: np.random.Generator) -> list[Atoms]:  # fmt: skip
+    """n fcc cells (supercell³ cubic cells) of random composition and lattice constant (Å), rattled."""
+    out = []
+    for _ in range(n):
+        atoms = bulk(elements[0], "fcc", a=rng.uniform(*a_range), cubic=True).repeat(supercell)
+        atoms.numbers = rng.choice([atomic_numbers[e] for e in elements], size=len(atoms))
+        atoms.rattle(rattle, rng=rng)
+        out.append(atoms)
+    return out
+
+
+def md_samples(start: Atoms, n: int, temperature_K: float, seed: int, every: int = 100, burn_in: int = 1000,
+               config_type: str = "md") -> list[Atoms]:  # fmt: skip
+    """n EMT-labelled frames, ``every`` steps apart, of Langevin MD (2 fs; 1 fs above 1500 K) at
+    fixed cell after ``burn_in`` steps: held-out test data and the plain-MD baseline."""
+    atoms = start.copy()
+    atoms.calc = EMT()
+    rng = np.random.default_rng(seed)
+    thermalize(atoms, temperature_K, rng)
+    dt = 1.0 if temperature_K > 1500 else 2.0
+    dyn = Langevin(atoms, dt * units.fs, temperature_K=temperature_K, friction=0.01, fixcm=False, rng=rng)
+    dyn.run(burn_in)
+    out = []
+    for _ in range(n):
+        dyn.run(every)
+        frame = atoms.copy()
+        frame.info.update(energy=atoms.get_potential_energy(), stress=atoms.get_stress(), config_type=config_type)
+        frame.arrays["forces"] = atoms.get_forces()
+        out.append(frame)
+    return out
+
+
+def held_out_set(config: dict, seed: int) -> list[Atoms]:
+    """Held-out solid and liquid EMT MD samples (config_type "solid" / "liquid")."""
+    s, f = config["system"], config["final"]
+    rng = np.random.default_rng(seed)
+    solid, liquid = random_cells(2, s["elements"], s["supercell"], s["lattice_constant"], 0.0, rng)
+    n = f["n_test"]
+    return (md_samples(solid, n, f["solid_K"], seed, config_type="solid")
+            + md_samples(liquid, n, f["liquid_K"], seed + 1, config_type="liquid"))  # fmt: skip
+
+
+def basis_of(config: dict) -> ACEBasis:
+    b = config["basis"]
+    return ACEBasis(config["system"]["elements"], order=b["order"], max_degree=b["max_degree"], r_cut=b["r_cut"],
+                    pair_degree=b["pair_degree"])  # fmt: skip
+
+
+def fit_options(config: dict) -> dict:
+    f = config["fit"]
+    return {"solver": f["solver"], "committee_size": f["committee_size"], "weights": Weights(*f["weights"],
+            f_max=f["f_max"])}  # fmt: skip
+
+
+def microseconds_per_atom(model, atoms: Atoms, repeats: int = 20) -> float:
+    """Best-of-repeats time of energy + forces (µs per atom)."""
+    model.evaluate(atoms)
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.evaluate(atoms)
+        best = min(best, time.perf_counter() - t0)
+    return best / len(atoms) * 1e6
+
+
+def ard_sweep(data: list[Atoms], test: list[Atoms], basis: ACEBasis, thresholds: list[float],
+              options: dict, progress: bool = False) -> list[dict]:  # fmt: skip
+    """BRR and one ARD fit per α' on ``data``: size, speed, fit time, train and test errors."""
+    rows = []
+    fits = [("brr", None)] + [("ard", t) for t in thresholds]
+    for solver, threshold in tqdm(fits, desc="final refits", disable=not progress):
+        opts = {**options, "solver": solver, "committee_size": 0}
+        if threshold is not None:
+            opts["ard_threshold"] = threshold
+        t0 = time.perf_counter()
+        model = fit(data, basis, progress=False, **opts).pruned()
+        row = {"solver": solver, "alpha_prime": threshold, "size": model.basis.size,
+               "fit_s": time.perf_counter() - t0, "us_per_atom": microseconds_per_atom(model, test[0])}  # fmt: skip
+        row["train"] = errors(model, data)["all"]
+        row["test"] = errors(model, test)
+        rows.append(row)
+    return rows
+
+
+def format_sweep(rows: list[dict]) -> str:
+    """Markdown table of ``ard_sweep`` rows (E in meV/atom, F in eV/Å)."""
+    head = "| solver | α' | functions | µs/atom | fit s | train E | train F | solid E | solid F | liquid E | liquid F |"
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        test = r["test"]
+        cells = [f"{test.get(p, {}).get('E_rmse', np.nan):.2f} | {test.get(p, {}).get('F_rmse', np.nan):.3f}"
+                 for p in ("solid", "liquid")]  # fmt: skip
+        alpha = "–" if r["alpha_prime"] is None else f"{r['alpha_prime']:.0e}"
+        train = f"{r['train']['E_rmse']:.2f} | {r['train']['F_rmse']:.3f}"
+        lines.append(f"| {r['solver']} | {alpha} | {r['size']} | {r['us_per_atom']:.1f} | {r['fit_s']:.1f} | "
+                     f"{train} | {cells[0]} | {cells[1]} |")  # fmt: skip
+    return "\n".join(lines) + (
+        "\n\nRMSEs: E in meV/atom, F in eV/Å (force components); µs/atom: energy + forces of a 32-atom cell on the "
+        "pruned model. Training data include HAL's close-contact configurations (high energies and forces), held-out "
+        "data are EMT MD samples.\n"
+    )
+
+
+def check(config: dict) -> None:
+    """What the schema cannot say: raises ``ConfigError`` naming the key."""
+    if not config["stages"]:
+        raise ConfigError("stages: at least one [[stages]] table is needed")
+    names = [st["name"] for st in config["stages"]]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"stages: names must be distinct, got {names}")
+    s = config["system"]
+    if len(s["elements"]) != 2 or len(set(s["elements"])) != 2:
+        raise ConfigError(f"system.elements: a binary alloy needs two distinct elements, got {s['elements']}")
+    if len(s["lattice_constant"]) != 2 or s["n_walkers"] < 1 or s["n_walkers"] > s["n_initial"]:
+        raise ConfigError("system: lattice_constant needs [min, max] and 1 <= n_walkers <= n_initial")
+    for i, st in enumerate(config["stages"]):
+        if st["n_stable"] < 1 or st["max_oracle_calls"] < 0:
+            raise ConfigError(f"stages[{i}]: n_stable must be >= 1 and max_oracle_calls >= 0")
+
+
+def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
+    """Run (or resume) the protocol in ``run_dir``; returns a summary per stage and the sweep."""
+    check(config)
+    run_dir = Path(run_dir)
+    s = config["system"]
+    rng = np.random.default_rng(config["seed"])
+    initial = random_cells(s["n_initial"], s["elements"], s["supercell"], s["lattice_constant"], s["rattle"], rng)
+    starts = initial[: s["n_walkers"]]
+    test_path = run_dir / "test.xyz"
+    if not test_path.exists():  # held-out data, written once (atomically) and reused on resume
+        tmp = run_dir / "test.tmp.xyz"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write(tmp, held_out_set(config, config["seed"] + 1000))
+        tmp.replace(test_path)
+    oracle = Oracle(ORACLES[config["oracle"]["calculator"]], timeout_s=config["oracle"]["timeout_s"])
+    basis = basis_of(config)
+    summary = {}
+    with make_executor(config["workers"], config.get("scheduler")) as executor:
+        for index, stage in enumerate(config["stages"]):
+            hal = {k: v for k, v in stage.items() if k not in ("name", "n_stable", "max_oracle_calls")}
+            hal["mc_moves"] = tuple(hal["mc_moves"])
+            settings = LearnerSettings(n_stable=stage["n_stable"], max_oracle_calls=stage["max_oracle_calls"],
+                                       seed=config["seed"], stage=stage["name"], stage_index=index, hal=hal,
+                                       fit=fit_options(config), progress=progress)  # fmt: skip
+            learner = Learner(run_dir, basis, oracle, starts, initial, settings, executor)
+            summary[stage["name"]] = learner.run()
+    sweep_path = run_dir / "ard_sweep.md"
+    if not sweep_path.exists():
+        from ase.io import read
+
+        data = learner.store.labelled()
+        rows = ard_sweep(data, read(test_path, ":"), basis, config["final"]["ard_thresholds"], fit_options(config),
+                         progress)  # fmt: skip
+        sweep_path.write_text(format_sweep(rows))
+        learner.log("sweep", rows=rows)
+    summary["ard_sweep"] = sweep_path.read_text()
+    return summary

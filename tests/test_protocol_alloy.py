@@ -1,0 +1,77 @@
+"""The alloy protocol end to end through `hal run`, then `hal run` again (a finished run is not redone)
+and `hal report`."""
+
+from __future__ import annotations
+
+import json
+
+from ase.db import connect
+
+from hal.cli import main
+
+CONFIG = """
+protocol = "alloy"
+workers = 1
+[system]
+n_initial = 4
+n_walkers = 2
+[basis]
+order = 2
+max_degree = [8, 8]
+r_cut = 4.5
+pair_degree = 4
+[fit]
+committee_size = 8
+[[stages]]
+name = "solid"
+n_stable = 200
+max_oracle_calls = 2
+temperature_K = 900.0
+n_hist = 30
+tau_rel = 0.3
+mc_every = 10
+mc_moves = ["swap", "volume", "shape"]
+[[stages]]
+name = "liquid"
+n_stable = 200
+max_oracle_calls = 2
+temperature_K = 2500.0
+timestep_fs = 1.0
+n_hist = 30
+tau_rel = 0.3
+pressure_GPa = 0.0
+[final]
+ard_thresholds = [1e3]
+n_test = 3
+"""
+
+
+def test_alloy_protocol_runs_reports_and_does_not_redo(tmp_path, capsys):
+    config = tmp_path / "alloy.toml"
+    config.write_text(CONFIG)
+    run_dir = tmp_path / "run"
+    assert main(["run", str(config), "--dir", str(run_dir), "--quiet"]) == 0
+    rows = list(connect(str(run_dir / "data.db")).select(sort="id"))
+    hal_rows = [r for r in rows if r.source == "hal"]
+    assert sum(r.source == "initial" for r in rows) == 4
+    assert {r.stage for r in hal_rows} <= {"solid", "liquid"} and hal_rows
+    for stage in ("solid", "liquid"):  # each stage within its budget
+        assert sum(r.stage == stage for r in hal_rows) <= 2
+    liquid_iters = [r.iteration for r in hal_rows if r.stage == "liquid"]
+    solid_iters = [r.iteration for r in hal_rows if r.stage == "solid"]
+    if liquid_iters and solid_iters:
+        assert min(liquid_iters) > max(solid_iters)  # iterations run on across stages
+    for name in ("report.md", "traces.png", "learning.png", "ard_sweep.md", "test.xyz", "config.toml"):
+        assert (run_dir / name).stat().st_size > 0, name
+    report = (run_dir / "report.md").read_text()
+    assert "| brr |" in report and "| ard |" in report and "solid E / F RMSE" in report
+    assert "ard_sweep" in capsys.readouterr().out
+
+    # run again with the same config: everything is done, nothing is labelled or logged as ended twice
+    assert main(["run", str(config), "--dir", str(run_dir), "--quiet"]) == 0
+    assert main(["run", "--resume", str(run_dir), "--quiet"]) == 0
+    assert len(list(connect(str(run_dir / "data.db")).select())) == len(rows)
+    events = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    ends = [e["stage"] for e in events if e["event"] == "end"]
+    assert sorted(ends) == ["liquid", "solid"]
+    assert main(["report", str(run_dir)]) == 0
