@@ -2,7 +2,7 @@
 
 Runs ``protocols/alloy.toml`` with ``n_stable`` steps per stage (default 5000) in a fresh run
 directory, then fits the same basis (BRR) to the same number of structures drawn from plain EMT
-Langevin MD (the initial cells + equal numbers of solid 800 K and liquid 2500 K frames) and compares
+Langevin MD (the initial cells + equal numbers of solid 800 K and liquid 3000 K frames) and compares
 both on the run's held-out solid and liquid MD frames. HAL's data also cover close contacts that MD
 at these temperatures never visits, so the run's own close-contact labels are scored too (both models,
 the HAL model in-sample). Prints oracle calls, wall time and the error table; last line the oracle calls.
@@ -58,7 +58,7 @@ def main() -> None:
     n_md = len(hal_data) - len(initial)
     cells = alloy.random_cells(2, s["elements"], s["supercell"], s["lattice_constant"], 0.0, rng)
     md = alloy.md_samples(cells[0], n_md // 2, 800.0, seed=11, every=50, config_type="solid")
-    md += alloy.md_samples(cells[1], n_md - n_md // 2, 2500.0, seed=12, every=50, config_type="liquid")
+    md += alloy.md_samples(cells[1], n_md - n_md // 2, 3000.0, seed=12, every=50, config_type="liquid")
     basis = alloy.basis_of(config)
     options = {**alloy.fit_options(config), "committee_size": 0}
     models = {"HAL": fit(hal_data, basis, progress=False, **options),

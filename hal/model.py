@@ -96,6 +96,7 @@ class LinearACE:
             self._cfolds = {
                 k: self.basis.fold(rows, gradient_rows=g) for k, g in (("all", None), ("mean", [0]), ("none", []))
             }
+            self._cfolds["deviations"] = self.basis.fold(self.committee - self.coefficients[None, :])
         return self._cfolds
 
     def evaluate_committee(self, atoms: Atoms, member_forces: bool = True) -> CommitteeResult:
@@ -120,11 +121,11 @@ class LinearACE:
         backward pass with the two columns c̄ and Σ_k w_k (c^k − c̄) (no member forces)."""
         folds = self._committee_folds()
         mean_col = (folds["mean"].ctil, folds["mean"].pcoef)
-        c0, members = self.coefficients, self.committee
+        dev = folds["deviations"]  # c^k − c̄, folded once: the σ column is a K-term sum per step
 
         def gradient_columns(E: np.ndarray) -> list:
             w = sigma_weights(E[1:], E[0], committee_sigma(E[1:], E[0]))
-            return [mean_col, self.basis.fold_gradient((members - c0[None]).T @ w)]
+            return [mean_col, ((dev.ctil @ w)[:, None], (dev.pcoef @ w)[..., None])]
 
         E, res = self.basis.evaluate_two_phase(atoms, folds["none"], gradient_columns, n_columns=2)
         ref = self.reference_energies(atoms)

@@ -3,7 +3,7 @@
 Initial data: ``n_initial`` fcc cells (``supercell``³ cubic cells, 32 atoms by default) with random
 composition, a lattice constant drawn from ``lattice_constant`` (Å) and a rattle, labelled by EMT.
 Then the ``[[stages]]`` run in order on one learner (default: a solid at 800 K with swap and cell
-Monte Carlo, then a liquid at high T under the barostat), each until a HAL trajectory runs
+Monte Carlo, then a liquid at 3000 K under the barostat at 0.1 GPa), each until a HAL trajectory runs
 ``n_stable`` steps without triggering or ``max_oracle_calls`` labels are made. Last, an ARD refit
 on all labels for each α' in ``final.ard_thresholds`` (HAL paper, Table II): basis size, µs/atom,
 fit time and errors on held-out solid and liquid EMT MD samples → ``ard_sweep.md``.
@@ -92,7 +92,7 @@ SCHEMA = {
         "ard_thresholds": Field(list, [1e2, 1e3, 1e4, 1e5], item=float),
         "n_test": Field(int, 20),
         "solid_K": Field(float, 800.0),
-        "liquid_K": Field(float, 2500.0),
+        "liquid_K": Field(float, 3000.0),
     },
 }
 

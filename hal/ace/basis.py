@@ -537,19 +537,6 @@ class ACEBasis:
             atom_energies=Eat,
         )
 
-    def fold_gradient(self, coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One coefficient vector as a single gradient column (c̃ (n_nodes, 1), pair (ns, ns, n, 1))."""
-        c = np.asarray(coefficients, dtype=float)
-        ctil = np.ascontiguousarray((self._CT @ c[: self.n_ace])[:, None])
-        ns = len(self.zs)
-        pcoef = np.zeros((ns, ns, max(self.pair_degree, 1), 1))
-        for a, b in self._upairs:
-            lo = self.n_ace + self._pcol[a, b]
-            pcoef[a, b, : self.pair_degree, 0] = pcoef[b, a, : self.pair_degree, 0] = (
-                0.5 * c[lo : lo + self.pair_degree]
-            )
-        return ctil, pcoef
-
     STORE_LIMIT_BYTES = 512 * 2**20
 
     def _store(self, species: np.ndarray, first: np.ndarray, maxnb: int, n_columns: int):
@@ -571,7 +558,8 @@ class ACEBasis:
         n_columns: int,
     ) -> tuple[np.ndarray, FastResult]:
         """Energies of ``energy_rows``, then the gradients of the ``n_columns`` columns
-        (``fold_gradient`` form) that ``gradient_columns(energies)`` returns, reusing one forward
+        (pairs (c̃ (n_nodes, 1), pair coefficients (ns, ns, n, 1)) as ``fold`` makes them) that
+        ``gradient_columns(energies)`` returns, reusing one forward
         pass (HAL's σ and ∇σ). The forward pass is stored per atom; past ``STORE_LIMIT_BYTES`` it
         is recomputed instead.
         """

@@ -62,8 +62,12 @@ class AdaptiveTau:
 
     def update(self, step: int, mean_forces: np.ndarray, bias_forces: np.ndarray) -> float:
         """Record this step's force norms and return τ for the next step."""
-        self.f_mean.append(float(np.linalg.norm(mean_forces)))
-        self.f_sigma.append(float(np.linalg.norm(bias_forces)))
+        return self.push(step, float(np.linalg.norm(mean_forces)), float(np.linalg.norm(bias_forces)))
+
+    def push(self, step: int, mean_force_norm: float, bias_force_norm: float) -> float:
+        """``update`` from the norms ‖F̄‖ and ‖∇σ‖ (eV/Å) when they are already known."""
+        self.f_mean.append(mean_force_norm)
+        self.f_sigma.append(bias_force_norm)
         if len(self.f_mean) < self.n_hist or sum(self.f_sigma) == 0:
             return 0.0
         return _value(self.tau_rel, step) * sum(self.f_mean) / sum(self.f_sigma)
@@ -201,11 +205,12 @@ def run_hal(
         trace["tau"].append(res["tau"])
         trace["temperature"].append(work.get_temperature())
         trace["criterion"].append(score)
-        trace["f_norm"].append(float(np.linalg.norm(res["mean_forces"])))
-        trace["f_sigma_norm"].append(float(np.linalg.norm(res["bias_forces"])))
+        f_norm, s_norm = float(np.linalg.norm(res["mean_forces"])), float(np.linalg.norm(res["bias_forces"]))
+        trace["f_norm"].append(f_norm)
+        trace["f_sigma_norm"].append(s_norm)
         trace["pressure_GPa"].append(_pressure(work, calc) / GPA if "stress" in res else float("nan"))
         if adapt is not None:
-            calc.tau = adapt.update(step, res["mean_forces"], res["bias_forces"])
+            calc.tau = adapt.push(step, f_norm, s_norm)
         calc.force_uncertainty = (step + 1) % check_every == 0
         stop = f is not None and score > tol
         if stop:
