@@ -9,25 +9,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from hal.loop.learner import read_events
+
 _TRACE = re.compile(r"(?P<stage>.+)-it(?P<it>\d+)-w(?P<w>\d+)\.npz$")
-
-
-def _events(run_dir: Path) -> list[dict]:
-    path = run_dir / "log.jsonl"
-    out = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut short by a kill
-            continue
-    return out
 
 
 def traces(run_dir: Path) -> list[tuple[str, int, int, dict[str, np.ndarray]]]:
@@ -120,7 +110,7 @@ def report(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     if not (run_dir / "data.db").exists():
         raise FileNotFoundError(f"{run_dir}: no data.db here; is this a hal run directory?")
-    events = _events(run_dir)
+    events = read_events(run_dir)
     db_rows = list(connect(str(run_dir / "data.db")).select(sort="id"))
     hal_rows = [r for r in db_rows if r.get("source") == "hal"]
     fits = {e["iteration"]: e for e in events if e["event"] == "fit"}

@@ -38,6 +38,18 @@ from hal.loop.oracle import Oracle, OracleResult
 from hal.loop.store import Store
 
 
+def read_events(run_dir: str | Path) -> list[dict]:
+    """The events of a run directory's ``log.jsonl``; a line cut short by a kill is skipped."""
+    path = Path(run_dir) / "log.jsonl"
+    out = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
 def _walk(job) -> HALRun:
     """One walker's HAL trajectory (module level: executors pickle it). BLAS runs single-threaded:
     walkers run side by side, and the trajectory then does not depend on where it runs."""
@@ -101,17 +113,8 @@ class Learner:
             self.store.add(result, uid, iteration=-1, source="initial")
 
     def events(self, event: str | None = None) -> list[dict]:
-        """The log's events (of one kind); a line cut short by a kill is skipped."""
-        path = self.dir / "log.jsonl"
-        out = []
-        for line in path.read_text().splitlines() if path.exists() else []:
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if event is None or item.get("event") == event:
-                out.append(item)
-        return out
+        """The log's events (of one kind)."""
+        return [e for e in read_events(self.dir) if event is None or e.get("event") == event]
 
     def _first_iteration(self) -> int:
         """Resume this stage at its last labelled iteration; a new stage starts after all earlier labels."""
