@@ -105,10 +105,8 @@ def _config_path(spec: str) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import tomllib
-
     from hal import protocols
-    from hal.config import ConfigError, dumps, load
+    from hal.config import dumps, load, read
     from hal.report import report
 
     if args.resume:
@@ -120,12 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         path = _config_path(args.config)
     else:
         raise ConfigError("give a config file (or a protocol name, e.g. 'alloy'), or --resume DIR")
-    try:
-        name = tomllib.loads(path.read_text()).get("protocol", "")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    name = read(path).get("protocol", "")
     if name not in protocols.PROTOCOLS:
         raise ConfigError(f"{path}: protocol: {name!r} is not a protocol; known: {', '.join(protocols.PROTOCOLS)}")
     module = protocols.get(name)

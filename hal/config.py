@@ -82,14 +82,19 @@ def validate(raw: dict, schema: dict, where: str = "") -> dict:
     return out
 
 
-def load(path: str | Path, schema: dict) -> dict:
-    """Read and validate a TOML file; a syntax error names the file and line."""
+def read(path: str | Path) -> dict:
+    """The raw (unvalidated) table of a TOML file; an unreadable file or a syntax error names the file."""
     try:
-        raw = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such file") from exc
+        return tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+
+
+def load(path: str | Path, schema: dict) -> dict:
+    """Read and validate a TOML file."""
+    raw = read(path)
     try:
         return validate(raw, schema)
     except ConfigError as exc:

@@ -19,7 +19,7 @@ from ase import Atoms, units
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.data import atomic_numbers
-from ase.io import write
+from ase.io import read, write
 from ase.md.langevin import Langevin
 from tqdm import tqdm
 
@@ -246,8 +246,6 @@ def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
             summary[stage["name"]] = learner.run()
     sweep_path = run_dir / "ard_sweep.md"
     if not sweep_path.exists():
-        from ase.io import read
-
         data = learner.store.labelled()
         rows = ard_sweep(data, read(test_path, ":"), basis, config["final"]["ard_thresholds"], fit_options(config),
                          progress)  # fmt: skip

@@ -338,17 +338,17 @@ class ACEBasis:
         remap[[old_index[sk] for sk in nodes]] = np.arange(len(nodes))
         C = C.tocoo()
         C = sp.csr_matrix((C.data, (C.row, remap[C.col])), shape=(len(keep), len(nodes)))
-        arrays = self.coupling_arrays()
-        arrays.update(
+        d = self.to_dict()
+        new = dict(
             node_species=np.array([s for s, _ in nodes], dtype=np.int64),
             node_flat=np.array([v for _, k in nodes for v in k], dtype=np.int64),
             node_len=np.array([len(k) for _, k in nodes], dtype=np.int64),
             fn_species=self._fn_species[keep],
-            fn_labels=arrays["fn_labels"][keep],
+            fn_labels=d["coupling_fn_labels"][keep],
             C_data=C.data, C_indices=C.indices, C_indptr=C.indptr, C_shape=np.array(C.shape),
         )  # fmt: skip
-        return type(self).from_dict({"spec_json": np.array(json.dumps(self.spec)),
-                                     **{f"coupling_{k}": v for k, v in arrays.items()}})  # fmt: skip
+        d.update({f"coupling_{k}": v for k, v in new.items()})
+        return type(self).from_dict(d)
 
     def coupling_arrays(self) -> dict[str, np.ndarray]:
         """Arrays that rebuild this basis exactly without recomputing the coupling (for files)."""

@@ -25,6 +25,7 @@ from ase.data import covalent_radii
 from ase.io import write
 from ase.md.langevinbaoab import LangevinBAOAB
 from ase.md.nvtberendsen import NVTBerendsen
+from ase.md.velocitydistribution import Stationary
 from ase.neighborlist import natural_cutoffs, neighbor_list
 from ase.optimize import BFGS, FIRE
 from tqdm import tqdm
@@ -165,8 +166,7 @@ def prepare(atoms: Atoms, calculator: Calculator, temperature_K: float = 10.0, s
     BFGS(work, logfile=None).run(fmax=fmax, steps=1000)
     rng = np.random.default_rng(seed)
     thermalize(work, temperature_K, rng)
-    m = work.get_masses()[:, None]
-    work.set_momenta(work.get_momenta() - work.get_momenta().sum(0) * m / m.sum())  # no centre-of-mass drift
+    Stationary(work)  # no centre-of-mass drift
     dyn = NVTBerendsen(work, timestep_fs * units.fs, temperature_K=temperature_K, taut=taut_fs * units.fs, fixcm=False)
     dyn.run(steps)
     out = work.copy()
@@ -175,9 +175,7 @@ def prepare(atoms: Atoms, calculator: Calculator, temperature_K: float = 10.0, s
 
 
 def _groups(atoms: Atoms, pull) -> tuple[list[int], list[int]]:
-    if pull is None:
-        return [terminal_carbons(atoms)[0]], [terminal_carbons(atoms)[1]]
-    a, b = pull
+    a, b = terminal_carbons(atoms) if pull is None else pull
     return list(np.atleast_1d(a)), list(np.atleast_1d(b))
 
 
