@@ -455,8 +455,15 @@ class ACEBasis:
             i, j, D = self._nlist.compute(points=pos, box=cell, periodic=pbc, quantities="ijD", copy=False)
         else:  # matscipy: lower call overhead for molecules; needs a box, any enclosing one will do
             lo = pos.min(axis=0)
-            box = np.diag(pos.max(axis=0) - lo + 1.0)
-            i, j, D = matscipy_neighbour_list("ijD", positions=pos - lo, cell=box, pbc=_NO_PBC, cutoff=self.cutoff)
+            extent = pos.max(axis=0) - lo + 1.0
+            if N <= 1000 and np.prod(extent / self.cutoff) > 8 * N:  # sparse (e.g. a fragment flew off): bins
+                i, j = np.nonzero(~np.eye(N, dtype=bool))  # would be slow: all pairs instead
+                D = pos[j] - pos[i]
+                close = np.einsum("ij,ij->i", D, D) < self.cutoff**2
+                i, j, D = i[close], j[close], D[close]
+            else:
+                i, j, D = matscipy_neighbour_list("ijD", positions=pos - lo, cell=np.diag(extent), pbc=_NO_PBC,
+                                                  cutoff=self.cutoff)  # fmt: skip
         first, jnb, D, bad = kernels.sorted_neighbours(N, species, i, j, D)
         if bad >= 0:
             raise ValueError(f"atoms {i[bad]} and {j[bad]} coincide")

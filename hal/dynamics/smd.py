@@ -76,6 +76,7 @@ class SteeredCalculator(Calculator):
         self.base, self.spring, self._d0 = calculator, spring, float(d0)
         self._key: tuple | None = None
         self._base_results: dict = {}
+        self.base_forces: np.ndarray | None = None  # the wrapped calculator's forces (no spring)
 
     @property
     def d0(self) -> float:
@@ -95,10 +96,11 @@ class SteeredCalculator(Calculator):
             self._base_results = {"energy": work.get_potential_energy(), "forces": work.get_forces()}
             if "sigma" in getattr(self.base, "results", {}):
                 self._base_results["sigma"] = self.base.results["sigma"]
+            self.base_forces = self._base_results["forces"]
             self._key = key
         u, f, d = self.spring.energy_forces(self.atoms, self._d0)
         e = self._base_results["energy"] + u
-        self.results = {"energy": e, "free_energy": e, "forces": self._base_results["forces"] + f,
+        self.results = {"energy": e, "free_energy": e, "forces": self.base_forces + f,
                         "model_energy": self._base_results["energy"], "spring_energy": u, "distance": d}  # fmt: skip
         if "sigma" in self._base_results:
             self.results["sigma"] = self._base_results["sigma"]
@@ -133,6 +135,7 @@ class SMDResult:
     break_step: int | None
     atoms: Atoms  # the final configuration
     stopped_at: int | None = None  # the step at which ``stop`` ended the pull early
+    positions: np.ndarray | None = None  # (steps, N, 3) when ``record_positions``
 
     @property
     def activation_energy(self) -> float:
@@ -200,13 +203,16 @@ def run(
     stop: Callable[[int, Atoms, SteeredCalculator], bool] | None = None,
     trajectory: str | Path | None = None,
     trajectory_every: int = 20,
+    record_positions: bool = False,
     progress: bool = False,
 ) -> SMDResult:
     """Pull ``atoms`` (used as given: relax/equilibrate first with ``prepare``; momenta are kept, or
     drawn at ``temperature_K`` when absent) from ``d0_start`` (default: the current distance) to
     ``d0_end`` (default: + 3.5 Å) at ``velocity`` Å/ps. ``pull``: (i, j) or two index groups.
     ``thermostat``: "berendsen" (τ_T = ``taut_fs``, as in Jung et al.) or "langevin" (``friction_fs``).
-    ``stop(step, atoms, calc)`` may end the pull early (HAL-SMD: an uncertainty trigger)."""
+    ``stop(step, atoms, calc)`` may end the pull early (HAL-SMD: an uncertainty trigger).
+    Trajectory frames are labelled with the wrapped calculator's energy and forces (no spring), so a
+    reference pull is a training set as it stands; ``record_positions`` keeps every step's positions."""
     if thermostat not in ("berendsen", "langevin"):
         raise ValueError(f"thermostat must be 'berendsen' or 'langevin', got {thermostat!r}")
     if velocity <= 0 or timestep_fs <= 0:
@@ -234,7 +240,7 @@ def run(
             dyn = LangevinBAOAB(work, timestep_fs * units.fs, temperature_K=temperature_K,
                                 T_tau=friction_fs * units.fs, rng=rng)  # fmt: skip
     rec: dict[str, list] = {key: [] for key in ("d0", "distance", "work", "energy", "kinetic", "spring_energy",
-                                                "heat", "sigma")}  # fmt: skip
+                                                "heat", "sigma", "positions")}  # fmt: skip
     traj = Path(trajectory) if trajectory else None
     if traj is not None and traj.exists():
         traj.unlink()
@@ -250,7 +256,7 @@ def run(
                 dyn.step()
         if quasi_static:
             FIRE(work, logfile=None).run(fmax=fmax, steps=5000)
-        e = work.get_potential_energy()
+        work.get_potential_energy()  # fills calc.results
         r = calc.results
         rec["d0"].append(d0)
         rec["distance"].append(r["distance"])
@@ -260,6 +266,8 @@ def run(
         rec["spring_energy"].append(r["spring_energy"])
         rec["heat"].append(dyn.heat if isinstance(dyn, _Berendsen) else np.nan)
         rec["sigma"].append(r.get("sigma", np.nan))
+        if record_positions:
+            rec["positions"].append(work.positions.copy())
         if broken is None:
             lengths = np.linalg.norm(work.positions[pairs[:, 1]] - work.positions[pairs[:, 0]], axis=1)
             over = np.flatnonzero(lengths > limit)
@@ -269,13 +277,16 @@ def run(
         if traj is not None and (step % trajectory_every == 0 or step == n):
             frame = work.copy()
             frame.calc = None
-            frame.info.update(step=step, d0=d0, distance=r["distance"], work=W, energy=e)
+            frame.info.update(step=step, d0=d0, distance=r["distance"], work=W, energy=r["model_energy"],
+                              spring_energy=r["spring_energy"])  # fmt: skip
+            frame.arrays["forces"] = calc.base_forces.copy()
             if "sigma" in r:
                 frame.info["sigma"] = r["sigma"]
             write(traj, frame, format="extxyz", append=True)
         if stop is not None and stop(step, work, calc):
             stopped = step
             break
+    positions = np.array(rec.pop("positions")) if record_positions else None
     arrays = {key: np.array(v, dtype=float) for key, v in rec.items()}
     if quasi_static:  # W = ∫ k (d0 − d) dd0 along the minimised path (trapezoids)
         force = k * (arrays["d0"] - arrays["distance"])
@@ -287,5 +298,5 @@ def run(
         work=arrays["work"], energy=arrays["energy"], kinetic=arrays["kinetic"],
         spring_energy=arrays["spring_energy"], heat=arrays["heat"],
         sigma=None if np.all(np.isnan(arrays["sigma"])) else arrays["sigma"], broken_bond=broken,
-        break_d0=break_d0, break_step=break_step, atoms=final, stopped_at=stopped,
+        break_d0=break_d0, break_step=break_step, atoms=final, stopped_at=stopped, positions=positions,
     )  # fmt: skip

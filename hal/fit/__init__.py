@@ -9,10 +9,13 @@ from ase import Atoms
 
 from hal.ace.basis import ACEBasis
 from hal.fit.bayes import ARD, BRR
-from hal.fit.design import LabelKeys, NormalEquations, Weights, assemble, reference_energies
+from hal.fit.design import LabelKeys, NormalEquations, Weights, assemble, assemble_groups, reference_energies
 from hal.model import LinearACE
 
-__all__ = ["ARD", "BRR", "LabelKeys", "NormalEquations", "Weights", "assemble", "fit", "smoothness_scale"]
+__all__ = [
+    "ARD", "BRR", "LabelKeys", "NormalEquations", "Weights", "assemble", "assemble_groups", "fit",
+    "fit_normal_equations", "smoothness_scale",
+]  # fmt: skip
 
 
 def smoothness_scale(basis: ACEBasis, p: float = 2.0) -> np.ndarray:
@@ -70,6 +73,22 @@ def fit(
     keys = keys or LabelKeys()
     e0 = dict(e0) if e0 is not None else reference_energies(configs, basis.elements, keys)
     ne = assemble(basis, configs, e0, weights, keys, n_workers=n_workers, progress=progress)
+    return fit_normal_equations(ne, basis, e0, solver, committee_size, seed, smoothness, ard_threshold,
+                                info={"n_configs": len(configs), "weights": vars(weights)})  # fmt: skip
+
+
+def fit_normal_equations(
+    ne: NormalEquations,
+    basis: ACEBasis,
+    e0: Mapping[str, float],
+    solver: str = "brr",
+    committee_size: int = 32,
+    seed: int | None = 0,
+    smoothness: float | None = 2.0,
+    ard_threshold: float = 1e4,
+    info: dict | None = None,
+) -> LinearACE:
+    """``fit`` from assembled normal equations: cheap refits when rows are added one by one (HAL)."""
     est, scale = solve(ne, basis, solver, smoothness, ard_threshold)
     coef = est.coef_ / scale
     committee = est.sample(committee_size, seed) / scale if committee_size else None
@@ -78,10 +97,9 @@ def fit(
         "alpha": np.asarray(est.alpha_).tolist(),
         "lambda": est.lambda_,
         "n_rows": ne.n_rows,
-        "n_configs": len(configs),
         "smoothness": smoothness,
-        "weights": vars(weights),
         "n_iter": est.n_iter_,
+        **(info or {}),
     }
     if solver == "brr":
         info["log_evidence"] = float(est.log_evidence_)

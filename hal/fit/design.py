@@ -169,6 +169,9 @@ class NormalEquations:
         self.n_rows += other.n_rows
         return self
 
+    def __sub__(self, other: NormalEquations) -> NormalEquations:
+        return NormalEquations(self.G - other.G, self.b - other.b, self.yy - other.yy, self.n_rows - other.n_rows)
+
     def add_rows(self, Psi: np.ndarray, y: np.ndarray) -> None:
         self.G += Psi.T @ Psi
         self.b += Psi.T @ y
@@ -176,27 +179,34 @@ class NormalEquations:
         self.n_rows += len(y)
 
 
-def _accumulate(basis, configs, e0, weights, keys, progress=None) -> NormalEquations:
-    ne = NormalEquations.zeros(basis.size)
-    buf_rows: list[np.ndarray] = []
-    buf_y: list[np.ndarray] = []
-    n_buf = 0
-    for atoms in configs:
+def _accumulate(basis, configs, e0, weights, keys, progress=None, groups=None) -> list[NormalEquations]:
+    """Normal equations of every group of configurations (``groups``: (G, n) booleans; default
+    one group of all); each configuration's rows are computed once, whatever its groups."""
+    groups = np.ones((1, len(configs)), dtype=bool) if groups is None else np.asarray(groups, dtype=bool)
+    nes = [NormalEquations.zeros(basis.size) for _ in groups]
+    buffers: list[tuple[list, list]] = [([], []) for _ in groups]
+
+    def flush(g: int) -> None:
+        rows, ys = buffers[g]
+        if rows:
+            nes[g].add_rows(np.vstack(rows), np.concatenate(ys))
+        buffers[g] = ([], [])
+
+    for c, atoms in enumerate(configs):
         Psi, y = config_rows(basis, atoms, e0, weights, keys)
-        buf_rows.append(Psi)
-        buf_y.append(y)
-        n_buf += len(y)
-        if n_buf >= ROW_BLOCK:
-            ne.add_rows(np.vstack(buf_rows), np.concatenate(buf_y))
-            buf_rows, buf_y, n_buf = [], [], 0
+        for g in np.flatnonzero(groups[:, c]):
+            buffers[g][0].append(Psi)
+            buffers[g][1].append(y)
+            if sum(len(v) for v in buffers[g][1]) >= ROW_BLOCK:
+                flush(g)
         if progress is not None:
             progress.update(1)
-    if buf_rows:
-        ne.add_rows(np.vstack(buf_rows), np.concatenate(buf_y))
-    return ne
+    for g in range(len(groups)):
+        flush(g)
+    return nes
 
 
-def _accumulate_chunk(args) -> NormalEquations:
+def _accumulate_chunk(args) -> list[NormalEquations]:
     return _accumulate(*args)
 
 
@@ -210,21 +220,39 @@ def assemble(
     progress: bool = True,
 ) -> NormalEquations:
     """Normal equations of all configurations; processes in parallel for more than 64 configs."""
-    configs = [a for a in configs if not is_isolated_atom(a)]
+    configs = list(configs)
+    return assemble_groups(basis, configs, np.ones((1, len(configs)), bool), e0, weights, keys, n_workers, progress)[0]
+
+
+def assemble_groups(
+    basis: ACEBasis,
+    configs: Sequence[Atoms],
+    groups: np.ndarray,
+    e0: Mapping[str, float],
+    weights: Weights = Weights(),
+    keys: LabelKeys = LabelKeys(),
+    n_workers: int | None = None,
+    progress: bool = True,
+) -> list[NormalEquations]:
+    """Normal equations of several subsets of ``configs`` (``groups``: (G, n) booleans, e.g. each
+    ensemble member's training split), evaluating every configuration once. Isolated atoms are
+    skipped (they enter through E0). Processes in parallel for more than 64 configurations."""
+    groups = np.asarray(groups, dtype=bool)
+    if groups.shape != (len(groups), len(configs)):
+        raise ValueError(f"groups must have shape (G, {len(configs)}), got {groups.shape}")
+    keep = [c for c, a in enumerate(configs) if not is_isolated_atom(a)]
+    configs, groups = [configs[c] for c in keep], groups[:, keep]
     n_workers = n_workers or min(os.cpu_count() or 1, 8)
-    if n_workers <= 1 or len(configs) <= 64:
-        with tqdm(total=len(configs), desc="design", unit="cfg", disable=not progress, leave=False) as bar:
-            return _accumulate(basis, configs, e0, weights, keys, bar)
-    n_chunks = 4 * n_workers
-    chunks = [configs[k::n_chunks] for k in range(n_chunks)]
-    ne = NormalEquations.zeros(basis.size)
-    with (
-        ProcessPoolExecutor(n_workers) as pool,
-        tqdm(total=len(configs), desc="design", unit="cfg", disable=not progress, leave=False) as bar,
-    ):
-        for chunk, part in zip(
-            chunks, pool.map(_accumulate_chunk, [(basis, c, dict(e0), weights, keys) for c in chunks])
-        ):
-            ne += part
-            bar.update(len(chunk))
-    return ne
+    with tqdm(total=len(configs), desc="design", unit="cfg", disable=not progress, leave=False) as bar:
+        if n_workers <= 1 or len(configs) <= 64:
+            return _accumulate(basis, configs, e0, weights, keys, bar, groups)
+        n_chunks = 4 * n_workers
+        idx = [np.arange(k, len(configs), n_chunks) for k in range(n_chunks)]
+        jobs = [(basis, [configs[c] for c in i], dict(e0), weights, keys, None, groups[:, i]) for i in idx]
+        nes = [NormalEquations.zeros(basis.size) for _ in groups]
+        with ProcessPoolExecutor(n_workers) as pool:
+            for i, parts in zip(idx, pool.map(_accumulate_chunk, jobs)):
+                for ne, part in zip(nes, parts):
+                    ne += part
+                bar.update(len(i))
+    return nes

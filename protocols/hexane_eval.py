@@ -1,0 +1,104 @@
+"""Scoring a model on the hexane study: paired pulls, the quasi-static work curve, unseen-data errors.
+
+A model pulls from the reference's own start states (same positions and momenta, ``hexane_reference``),
+so E_a(model, seed) − E_a(ref, seed) is a paired difference; ``Score.delta`` is its mean over the
+seeds (eV) and ``Score.spread`` its standard deviation. The quasi-static E_a difference is the
+noise-free variant. ``force_mae`` is on the oracle-labelled frames of reference pulls (eV/Å).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from ase.calculators.calculator import Calculator
+from threadpoolctl import threadpool_limits
+
+from hal.dynamics import smd
+from hal.protocols.hexane_reference import Pull, PullSettings, quasi_static_pull, reference_pull, start_state
+
+
+@dataclasses.dataclass
+class Score:
+    """A model's E_a per seed against the reference's (eV) and its errors on unseen data."""
+
+    seeds: list[int]
+    ea_model: list[float]
+    ea_reference: list[float]
+    break_d0: list[float]
+    ea_quasi_static: float = np.nan
+    ea_quasi_static_reference: float = np.nan
+    force_mae: float = np.nan  # eV/Å on reference frames
+    energy_mae: float = np.nan  # meV/atom on reference frames
+
+    @property
+    def delta(self) -> float:
+        """Mean paired E_a difference (eV)."""
+        return float(np.mean(np.subtract(self.ea_model, self.ea_reference)))
+
+    @property
+    def spread(self) -> float:
+        """Standard deviation of the paired differences (eV)."""
+        return float(np.std(np.subtract(self.ea_model, self.ea_reference)))
+
+    @property
+    def delta_quasi_static(self) -> float:
+        return float(self.ea_quasi_static - self.ea_quasi_static_reference)
+
+    def row(self) -> dict:
+        """Flat summary for tables and the event log."""
+        return {"delta_ea": self.delta, "spread_ea": self.spread, "abs_delta_ea": abs(self.delta),
+                "ea_model": self.ea_model, "ea_reference": self.ea_reference, "break_d0": self.break_d0,
+                "delta_ea_quasi_static": self.delta_quasi_static, "force_mae": self.force_mae,
+                "energy_mae": self.energy_mae}  # fmt: skip
+
+
+def model_pull(calculator: Calculator, run_dir: Path, n_carbon: int, seed: int, settings: PullSettings,
+               record_positions: bool = False) -> tuple[Pull, smd.SMDResult]:  # fmt: skip
+    """The pull of ``calculator`` from the reference start state of this seed."""
+    start = start_state(run_dir, n_carbon, seed, settings)
+    with threadpool_limits(1):
+        res = smd.run(start, calculator, seed=seed, record_positions=record_positions, **settings.kwargs(start))
+    return Pull.from_result(res), res
+
+
+def _pull_job(args) -> tuple[float, float]:
+    make_calculator, run_dir, n_carbon, seed, settings = args
+    pull, _ = model_pull(make_calculator(), run_dir, n_carbon, seed, settings)
+    return pull.activation_energy, pull.break_d0
+
+
+def score(
+    make_calculator: Callable[[], Calculator],
+    run_dir: Path,
+    seeds: Sequence[int],
+    settings: PullSettings,
+    n_carbon: int = 6,
+    test_frames: Sequence | None = None,
+    quasi_static: bool = True,
+    executor=None,
+) -> Score:
+    """Pull with the model for every seed (on ``executor`` when given) and compare with the reference."""
+    jobs = [(make_calculator, run_dir, n_carbon, s, settings) for s in seeds]
+    out = list(executor.map(_pull_job, jobs)) if executor is not None else [_pull_job(j) for j in jobs]
+    refs = [reference_pull(run_dir, n_carbon, s, settings).activation_energy for s in seeds]
+    result = Score(list(seeds), [o[0] for o in out], refs, [o[1] for o in out])
+    if quasi_static:
+        start = start_state(run_dir, n_carbon, 0, settings)
+        with threadpool_limits(1):
+            res = smd.run(start, make_calculator(), quasi_static=True, d0_step=0.02, fmax=0.01, **settings.kwargs(start))
+        result.ea_quasi_static = res.activation_energy
+        result.ea_quasi_static_reference = quasi_static_pull(run_dir, n_carbon, settings).activation_energy
+    if test_frames:
+        calc = make_calculator()
+        de, df, nf = 0.0, 0.0, 0
+        for frame in test_frames:
+            a = frame.copy()
+            a.calc = calc
+            de += abs(a.get_potential_energy() - frame.info["energy"]) / len(a)
+            df += np.abs(a.get_forces() - frame.arrays["forces"]).sum()
+            nf += 3 * len(a)
+        result.energy_mae, result.force_mae = 1e3 * de / len(test_frames), df / nf
+    return result
