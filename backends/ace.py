@@ -77,7 +77,7 @@ class ACEBackend:
         ensemble = ACEEnsemble(LinearACE(self.basis, members.mean(axis=0), e0, committee=members, fit_info=info))
         e_mae, f_mae = member_errors(ensemble, data)
         ensemble.best = int(np.argmin(f_mae))
-        info.update(energy_mae=e_mae.tolist(), force_mae=f_mae.tolist(), best_member=ensemble.best)
+        ensemble.model.fit_info.update(energy_mae=e_mae.tolist(), force_mae=f_mae.tolist(), best_member=ensemble.best)
         return ensemble
 
     def load(self, path: str | Path) -> ACEEnsemble:

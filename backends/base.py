@@ -62,7 +62,8 @@ class MemberCalculator(Calculator):
         res = self.ensemble.evaluate_committee(self.atoms, member_forces=True)
         e = float(res.member_energies[self.member])
         self.results = {"energy": e, "free_energy": e, "forces": res.member_forces[self.member],
-                        "sigma": float(np.std(res.member_energies)), "committee_energies": res.member_energies}  # fmt: skip
+                        "sigma": float(np.std(res.member_energies)),
+                        "committee_energies": res.member_energies}  # fmt: skip
 
 
 def member_errors(ensemble: Ensemble, data: Sequence[Atoms]) -> tuple[np.ndarray, np.ndarray]:

@@ -103,6 +103,19 @@ def plot_learning(rows: list[dict], errs: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _protocol_report(run_dir: Path) -> Path | None:
+    """The report of the run's protocol, when that protocol writes its own (e.g. the hexane study)."""
+    from hal import protocols
+    from hal.config import load, read
+
+    path = run_dir / "config.toml"
+    name = read(path).get("protocol") if path.exists() else None
+    if name not in protocols.PROTOCOLS or not hasattr(protocols.get(name), "report"):
+        return None
+    module = protocols.get(name)
+    return module.report(run_dir, load(path, module.SCHEMA))
+
+
 def report(run_dir: str | Path) -> Path:
     """Write ``traces.png``, ``learning.png`` and ``report.md`` into ``run_dir``; returns report.md."""
     from ase.db import connect
@@ -110,6 +123,9 @@ def report(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     if not (run_dir / "data.db").exists():
         raise FileNotFoundError(f"{run_dir}: no data.db here; is this a hal run directory?")
+    own = _protocol_report(run_dir)
+    if own is not None:
+        return own
     events = read_events(run_dir)
     db_rows = list(connect(str(run_dir / "data.db")).select(sort="id"))
     hal_rows = [r for r in db_rows if r.get("source") == "hal"]

@@ -10,7 +10,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-PROTOCOLS = ("alloy",)
+PROTOCOLS = ("alloy", "hexane_smd")
 
 
 def get(name: str) -> ModuleType:

@@ -32,6 +32,7 @@ class Score:
     ea_quasi_static_reference: float = np.nan
     force_mae: float = np.nan  # eV/Å on reference frames
     energy_mae: float = np.nan  # meV/atom on reference frames
+    curves: list = dataclasses.field(default_factory=list)  # (d0, W) per seed, every 10th step
 
     @property
     def delta(self) -> float:
@@ -64,10 +65,10 @@ def model_pull(calculator: Calculator, run_dir: Path, n_carbon: int, seed: int, 
     return Pull.from_result(res), res
 
 
-def _pull_job(args) -> tuple[float, float]:
+def _pull_job(args) -> tuple[float, float, np.ndarray]:
     make_calculator, run_dir, n_carbon, seed, settings = args
     pull, _ = model_pull(make_calculator(), run_dir, n_carbon, seed, settings)
-    return pull.activation_energy, pull.break_d0
+    return pull.activation_energy, pull.break_d0, np.stack([pull.d0[::10], pull.work[::10]])
 
 
 def score(
@@ -84,11 +85,13 @@ def score(
     jobs = [(make_calculator, run_dir, n_carbon, s, settings) for s in seeds]
     out = list(executor.map(_pull_job, jobs)) if executor is not None else [_pull_job(j) for j in jobs]
     refs = [reference_pull(run_dir, n_carbon, s, settings).activation_energy for s in seeds]
-    result = Score(list(seeds), [o[0] for o in out], refs, [o[1] for o in out])
+    result = Score(list(seeds), [o[0] for o in out], refs, [o[1] for o in out], curves=[o[2] for o in out])
     if quasi_static:
         start = start_state(run_dir, n_carbon, 0, settings)
         with threadpool_limits(1):
-            res = smd.run(start, make_calculator(), quasi_static=True, d0_step=0.02, fmax=0.01, **settings.kwargs(start))
+            res = smd.run(
+                start, make_calculator(), quasi_static=True, d0_step=0.02, fmax=0.01, **settings.kwargs(start)
+            )
         result.ea_quasi_static = res.activation_energy
         result.ea_quasi_static_reference = quasi_static_pull(run_dir, n_carbon, settings).activation_energy
     if test_frames:

@@ -177,7 +177,7 @@ def md_dataset(run_dir: Path, n: int, n_carbon: int = 6, temperature_K: float = 
         atoms.calc = oracle_calculator()
         rng = np.random.default_rng(seed)
         thermalize(atoms, temperature_K, rng)
-        dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K, friction=0.01, rng=rng)
+        dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K, friction=0.01, fixcm=False, rng=rng)
         frames = []
         with threadpool_limits(1):
             dyn.run(1000)

@@ -57,3 +57,12 @@ def test_inherited_split_keeps_earlier_assignments_and_random_does_not():
     with pytest.raises(ValueError):
         splits.inherit(10, iteration=2)
     assert best_member([0.3, 0.1, 0.2]) == 1
+
+
+def test_inherited_split_carries_the_best_members_assignment_to_all():
+    splits = Splits(n_members=3, seed=1).inherit(50, iteration=0)
+    best = [t.copy() for t in splits.train][2]
+    splits.inherit(80, iteration=1, best=2)
+    for t in splits.train:
+        assert np.array_equal(t[:50], best) and (~t[50:]).sum() == 6
+    assert len({tuple(np.flatnonzero(~t[50:])) for t in splits.train}) == 3  # new data split per member

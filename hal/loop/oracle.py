@@ -2,8 +2,9 @@
 
 Exceptions (an SCF that does not converge raises in most ASE calculators), non-finite results and
 calculations longer than ``timeout_s`` become a failed ``OracleResult`` (status "error", "non_finite" or
-"timeout") instead of stopping the run. With a timeout the calculation runs in a forked child
-process that is killed when the time is up.
+"timeout") instead of stopping the run. With a timeout the calculation runs in a child process
+(from a forkserver: forking a process whose OpenMP threads are running, e.g. after tblite, can hang)
+that is killed when the time is up; the calculator factory must then be picklable.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class Oracle:
                 return "ok", _compute(self.factory, atoms, self.properties)
             except Exception:  # noqa: BLE001 (any calculator failure is recorded, not raised)
                 return "error", traceback.format_exc(limit=3)
-        ctx = mp.get_context("fork")
+        ctx = mp.get_context("forkserver")  # a fork of a process with OpenMP threads (tblite) can hang
         parent, child = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=_child, args=(child, self.factory, atoms, self.properties), daemon=True)
         proc.start()

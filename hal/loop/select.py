@@ -5,8 +5,9 @@
   differs from every accepted one by ≥ ``min_distance_change`` (Å, spring distance) AND by
   ≥ ``min_energy_change`` (eV; 1 kcal/mol by default); at most ``max_after_break`` after the break.
 * ``augment``: copies with uniform noise of ±``amplitude`` Å on every coordinate.
-* ``Splits``: per-member train/validation assignments; ``inherit`` keeps every earlier assignment
-  and splits only the new data at random (the paper's "inherited" selection), ``random`` re-splits.
+* ``Splits``: per-member train/validation assignments; ``inherit`` carries the best member's earlier
+  assignment to every member and splits only the new data at random per member (the paper's
+  "inherited" selection), ``random`` re-splits everything.
 """
 
 from __future__ import annotations
@@ -85,15 +86,18 @@ class Splits:
         mask[rng.permutation(n)[: int(round(self.validation_fraction * n))]] = False
         return mask
 
-    def inherit(self, n_total: int, iteration: int) -> Splits:
-        """Extend every member's split to ``n_total`` entries: old entries keep their assignment."""
+    def inherit(self, n_total: int, iteration: int, best: int | None = None) -> Splits:
+        """Extend the splits to ``n_total`` entries: the old entries keep the assignment of the
+        ``best`` member for every member (the paper; ``None``: each member keeps its own); the new
+        entries are split at random per member."""
         n_old = len(self.train[0]) if self.train else 0
         if n_total < n_old:
             raise ValueError(f"the dataset shrank from {n_old} to {n_total}")
         rng = np.random.default_rng([self.seed, iteration])
         if not self.train:
             self.train = [np.zeros(0, dtype=bool) for _ in range(self.n_members)]
-        self.train = [np.concatenate([t, self._new(n_total - n_old, rng)]) for t in self.train]
+        old = self.train if best is None else [self.train[best]] * self.n_members
+        self.train = [np.concatenate([t, self._new(n_total - n_old, rng)]) for t in old]
         return self
 
     def random(self, n_total: int, iteration: int) -> Splits:

@@ -1,0 +1,132 @@
+"""Report of a hexane study run directory: learning curves, work curves, snapshots, a strategy table.
+
+* ``learning.png``: paired |ΔE_a| (mean over the seeds, bars: spread/√n) and the quasi-static |ΔE_a|
+  vs oracle calls per strategy, with the 1 kcal/mol line (Fig. 3b/5 of Jung et al.); force MAE on
+  the unseen reference frames vs oracle calls (Fig. 3d).
+* ``work.png``: the reference work curves and each strategy's at every scored model, first seed
+  (Fig. 3a), darker = later.
+* ``snapshots.png``: the reference chain just before, at and after the break (first seed).
+* ``report.md``: per strategy, the last score and the first oracle-call count at |ΔE_a| ≤ 1 kcal/mol.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from ase.io import read  # noqa: E402
+from ase.visualize.plot import plot_atoms  # noqa: E402
+
+from hal.loop.learner import read_events  # noqa: E402
+from hal.loop.select import KCAL_PER_MOL  # noqa: E402
+from hal.protocols.hexane_reference import Pull, PullSettings  # noqa: E402
+
+
+def scores_by_strategy(run_dir: Path) -> dict[str, list[dict]]:
+    """The ``score`` events of the log, per strategy, in order."""
+    out: dict[str, list[dict]] = {}
+    for e in read_events(run_dir):
+        if e["event"] == "score":
+            out.setdefault(e["strategy"], []).append(e)
+    return out
+
+
+def calls_to_target(scores: list[dict], target: float = KCAL_PER_MOL) -> int | None:
+    """Oracle calls at the first score with |mean paired ΔE_a| ≤ target (eV); None if never."""
+    for e in scores:
+        if abs(e["delta_ea"]) <= target:
+            return int(e["oracle_calls"])
+    return None
+
+
+def table(run_dir: Path) -> str:
+    """Markdown table: one row per strategy (its last score)."""
+    head = ("| strategy | oracle calls | ΔE_a paired (eV) | spread (eV) | ΔE_a quasi-static (eV) | "
+            "F MAE unseen (eV/Å) | wall (s) | calls to 1 kcal/mol |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|\n")  # fmt: skip
+    rows = []
+    for name, scores in scores_by_strategy(run_dir).items():
+        e = scores[-1]
+        hit = calls_to_target(scores)
+        rows.append(f"| {name} | {e['oracle_calls']} | {e['delta_ea']:+.3f} | {e['spread_ea']:.3f} | "
+                    f"{e['delta_ea_quasi_static']:+.3f} | {e['force_mae']:.4f} | {e['wall_s']:.0f} | "
+                    f"{hit if hit is not None else 'not reached'} |")  # fmt: skip
+    return head + "\n".join(rows) + "\n"
+
+
+def _learning(run_dir: Path, out: Path) -> None:
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, scores in scores_by_strategy(run_dir).items():
+        calls = [e["oracle_calls"] for e in scores]
+        d = np.abs([e["delta_ea"] for e in scores])
+        err = [e["spread_ea"] / np.sqrt(len(e["ea_model"])) for e in scores]
+        line = ax.errorbar(calls, d, yerr=err, marker="o", ms=3, label=f"{name} (paired)", capsize=2)
+        qs = np.abs([e["delta_ea_quasi_static"] for e in scores])
+        ax.plot(calls, qs, ls=":", color=line[0].get_color(), label=f"{name} (quasi-static)")
+        bx.plot(calls, [e["force_mae"] for e in scores], marker="o", ms=3, label=name)
+    ax.axhline(KCAL_PER_MOL, color="k", lw=0.8, ls="--", label="1 kcal/mol")
+    for a, ylabel in ((ax, "|ΔE_a| (eV)"), (bx, "force MAE, unseen reference pulls (eV/Å)")):
+        a.set(xscale="log", yscale="log", xlabel="oracle calls", ylabel=ylabel)
+        a.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def _work(run_dir: Path, config: dict, out: Path) -> None:
+    settings = PullSettings(**config["pull"])
+    seed, n = config["seeds"][0], config["n_carbon"]
+    ref = Pull.load(run_dir / "reference" / f"C{n}-v{settings.velocity:g}-s{seed}.npz")
+    strategies = scores_by_strategy(run_dir)
+    fig, axes = plt.subplots(1, max(len(strategies), 1), figsize=(4 * max(len(strategies), 1), 3.5), squeeze=False)
+    for ax, (name, scores) in zip(axes[0], strategies.items()):
+        files = [run_dir / "scores" / f"{name}-{e['oracle_calls']:05d}.npz" for e in scores]
+        files = [f for f in files if f.exists()]
+        for k, f in enumerate(files):
+            d0, w = np.load(f)["curves"][0]
+            ax.plot(d0, w, color=plt.cm.viridis(k / max(len(files) - 1, 1)), lw=0.8)
+        ax.plot(ref.d0, ref.work, color="k", lw=1.5, label="GFN2-xTB")
+        ax.set(title=name, xlabel="d0 (Å)", ylabel="W (eV)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def _snapshots(run_dir: Path, config: dict, out: Path) -> None:
+    settings = PullSettings(**config["pull"])
+    seed, n = config["seeds"][0], config["n_carbon"]
+    base = run_dir / "reference" / f"C{n}-v{settings.velocity:g}-s{seed}"
+    ref = Pull.load(base.with_suffix(".npz"))
+    frames = read(base.with_suffix(".xyz"), index=":")
+    d0 = np.array([f.info["d0"] for f in frames])
+    at = int(np.argmin(np.abs(d0 - ref.break_d0)))
+    picks = [max(at - 20, 0), at, min(at + 20, len(frames) - 1)]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+    for ax, k in zip(axes, picks):
+        plot_atoms(frames[k], ax, radii=0.4, rotation="90x,0y,0z")
+        ax.set(title=f"d0 = {d0[k]:.2f} Å, W = {frames[k].info['work']:.2f} eV")
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def write_report(run_dir: Path, config: dict) -> Path:
+    """Plots and ``report.md`` in ``run_dir``; returns the report's path."""
+    run_dir = Path(run_dir)
+    _learning(run_dir, run_dir / "learning.png")
+    _work(run_dir, config, run_dir / "work.png")
+    _snapshots(run_dir, config, run_dir / "snapshots.png")
+    refs = sorted((run_dir / "reference").glob(f"C{config['n_carbon']}-v*-s*.npz"))
+    ea = [Pull.load(p).activation_energy for p in refs]
+    text = (f"# Hexane bond breaking (GFN2-xTB reference)\n\nReference E_a over {len(ea)} seeds: "
+            f"{np.mean(ea):.2f} ± {np.std(ea):.2f} eV.\n\n" + table(run_dir)
+            + "\n![learning](learning.png)\n\n![work](work.png)\n\n![snapshots](snapshots.png)\n")  # fmt: skip
+    path = run_dir / "report.md"
+    path.write_text(text)
+    return path

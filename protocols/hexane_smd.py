@@ -1,0 +1,352 @@
+"""The hexane bond-breaking study (Jung et al., Digital Discovery 2024) with GFN2-xTB (tblite) as oracle.
+
+Strategies, each scored after every refit by paired pulls on the reference seeds (``hexane_eval``):
+* ``baseline-md`` / ``baseline-smd``: the paper's Fig. 2 models, fitted to ``initial.n_md`` frames of
+  500 K MD, or to the whole reference pull of the first seed.
+* ``jung``: the paper's loop on any backend: an ensemble (``members``, 80/20 splits, ``random`` or
+  ``inherited``), a pull with the best member, the μ + 3σ threshold over its first 1000 steps,
+  similarity screening, 2 augmented copies per accepted configuration, ``labels_per_iteration`` new
+  labels per iteration, from the 500 K MD data.
+* ``hal``: HAL-SMD, new: the pull on the linear-ACE posterior committee with the bias −τσ (adaptive
+  τ) stops when max f_i > ``f_tol``; that configuration is labelled, the model refitted (rows added to
+  the normal equations), and the pull goes on from there with the new model. Starts from
+  ``n_initial`` MD frames; ends after ``n_stable`` consecutive pulls without a trigger or at
+  ``max_oracle_calls``.
+Everything lands in the run directory: ``data.db`` (labels with provenance), ``models/``,
+``log.jsonl`` (a ``score`` event per refit: the learning curve), ``reference/`` and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from hal.ace.basis import ACEBasis
+from hal.backends.ace import ACEBackend
+from hal.backends.base import Backend, MemberCalculator
+from hal.calculators import HALCalculator
+from hal.config import ConfigError, Field
+from hal.dynamics import smd
+from hal.dynamics.hal import AdaptiveTau
+from hal.fit import assemble, fit, fit_normal_equations
+from hal.fit.design import reference_energies
+from hal.loop.executors import make_executor
+from hal.loop.learner import read_events
+from hal.loop.oracle import Oracle
+from hal.loop.select import Splits, augment, screen, uq_threshold
+from hal.loop.store import Store
+from hal.protocols.hexane_eval import Score, score
+from hal.protocols.hexane_reference import (
+    PullSettings,
+    md_dataset,
+    oracle_calculator,
+    reference_frames,
+    reference_pulls,
+    start_state,
+)
+from hal.protocols.hexane_report import write_report
+
+STRATEGY = {
+    "name": Field(str, required=True),
+    "kind": Field(str, required=True, choices=("baseline-md", "baseline-smd", "jung", "hal")),
+    "backend": Field(str, "ace", choices=("ace",)),
+    "members": Field(int, 3),
+    "split": Field(str, "inherited", choices=("inherited", "random")),
+    "iterations": Field(int, 10),
+    "labels_per_iteration": Field(int, 150),
+    "uq_first_steps": Field(int, 1000),
+    "n_initial": Field(int, 40),
+    "max_oracle_calls": Field(int, 400),
+    "n_stable": Field(int, 2),
+    "f_tol": Field(float, 0.5),
+    "tau_rel": Field(float, 0.1),
+    "n_hist": Field(int, 100),
+    "check_every": Field(int, 5),
+    "committee_size": Field(int, 32),
+    "score_every": Field(int, 25),
+}
+
+SCHEMA = {
+    "protocol": Field(str, "hexane_smd", choices=("hexane_smd",)),
+    "run_dir": Field(str, "runs/hexane_smd"),
+    "seed": Field(int, 0),
+    "workers": Field(int, 2),
+    "scheduler": Field(str),
+    "seeds": Field(list, [0, 1, 2], item=int),
+    "n_carbon": Field(int, 6),
+    "pull": {
+        "k": Field(float, 10.0),
+        "velocity": Field(float, 1.0),
+        "stretch": Field(float, 3.5),
+        "timestep_fs": Field(float, 0.5),
+        "temperature_K": Field(float, 10.0),
+        "prepare_steps": Field(int, 2000),
+        "frame_every": Field(int, 10),
+    },
+    "initial": {
+        "n_md": Field(int, 2000),
+        "temperature_K": Field(float, 500.0),
+        "every": Field(int, 10),
+    },
+    "basis": {
+        "order": Field(int, 4),
+        "max_degree": Field(list, [15, 11, 9, 6], item=int),
+        "r_cut": Field(float, 5.0),
+    },
+    "oracle": {"timeout_s": Field(float, 300.0)},
+    "strategies": [STRATEGY],
+    "transfer": {
+        "chains": Field(list, [], item=int),
+        "velocities": Field(list, [], item=float),
+        "seeds": Field(list, [0], item=int),
+    },
+}
+
+
+def check(config: dict) -> None:
+    """Checks beyond the schema: names unique, at least one seed, sensible budgets."""
+    names = [s["name"] for s in config["strategies"]]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"strategies: names must be unique, got {names}")
+    if not config["seeds"]:
+        raise ConfigError("seeds: at least one reference seed is needed")
+    for k, s in enumerate(config["strategies"]):
+        if s["kind"] == "jung" and s["members"] < 2:
+            raise ConfigError(f"strategies[{k}].members: an ensemble needs at least 2 members")
+
+
+class Study:
+    """One run directory of the study: reference data, the store, the log, scoring."""
+
+    def __init__(self, config: dict, run_dir: Path, executor=None, progress: bool = True) -> None:
+        self.config, self.dir, self.executor, self.progress = config, Path(run_dir), executor, progress
+        (self.dir / "models").mkdir(parents=True, exist_ok=True)
+        self.settings = PullSettings(**config["pull"])
+        self.n = config["n_carbon"]
+        self.seeds = list(config["seeds"])
+        self.store = Store(self.dir / "data.db")
+        self.oracle = Oracle(oracle_calculator, timeout_s=config["oracle"]["timeout_s"])
+        b = config["basis"]
+        self.basis = ACEBasis(["C", "H"], order=b["order"], max_degree=b["max_degree"], r_cut=b["r_cut"])
+        self.references = reference_pulls(self.dir, self.n, self.seeds, self.settings, executor)
+        self.test = [
+            f for s in self.seeds[1:] or self.seeds for f in reference_frames(self.dir, self.n, s, self.settings)[::5]
+        ]
+        i = self.config["initial"]
+        self.md = md_dataset(self.dir, i["n_md"], self.n, i["temperature_K"], i["every"])
+        self.e0 = reference_energies(self.md, self.basis.elements)
+
+    def log(self, event: str, **fields) -> None:
+        with open(self.dir / "log.jsonl", "a") as fh:
+            fh.write(json.dumps({"time": time.time(), "event": event, **fields}, default=float) + "\n")
+
+    def events(self, event: str, strategy: str | None = None) -> list[dict]:
+        return [e for e in read_events(self.dir) if e["event"] == event and strategy in (None, e.get("strategy"))]
+
+    def score(self, make_calculator, strategy: str, iteration: int, oracle_calls: int, t0: float) -> Score:
+        """Score a model and log it (the learning curve's point)."""
+        sc = score(make_calculator, self.dir, self.seeds, self.settings, self.n, self.test, executor=self.executor)
+        (self.dir / "scores").mkdir(exist_ok=True)
+        np.savez(
+            self.dir / "scores" / f"{strategy}-{oracle_calls:05d}.npz", seeds=self.seeds, curves=np.array(sc.curves)
+        )
+        self.log("score", strategy=strategy, iteration=iteration, oracle_calls=oracle_calls,
+                 wall_s=time.perf_counter() - t0, **sc.row())  # fmt: skip
+        return sc
+
+    def label(self, configs: Sequence[Atoms], strategy: str, iteration: int, source: str) -> list[Atoms]:
+        """Label with the oracle (in parallel), store with provenance; returns the labelled ones."""
+        uids = [f"{strategy}-it{iteration:03d}-{k:03d}" for k in range(len(configs))]
+        todo = [(u, a) for u, a in zip(uids, configs) if not self.store.has(u)]
+        if self.executor is None:
+            results = [self.oracle(a) for _, a in todo]
+        else:
+            results = list(self.executor.map(self.oracle, [a for _, a in todo]))
+        for (uid, _), result in zip(todo, results):
+            self.store.add(result, uid, iteration=iteration, source=source, strategy=strategy)
+        return self.store.labelled(strategy=strategy, iteration=iteration)
+
+
+# ---------------------------------------------------------------------------------------- strategies
+def run_baseline(study: Study, strategy: dict) -> list[dict]:
+    """Fig. 2 of the paper: one model on 500 K MD frames, or on the first seed's reference pull."""
+    name = strategy["name"]
+    if study.events("score", name):
+        return study.events("score", name)
+    t0 = time.perf_counter()
+    if strategy["kind"] == "baseline-md":
+        data = study.md
+    else:
+        data = reference_frames(study.dir, study.n, study.seeds[0], study.settings)
+    model = fit(data, study.basis, e0=study.e0, committee_size=0, progress=False)
+    model.save(study.dir / "models" / f"{name}.npz")
+    study.score(model.calculator, name, 0, len(data), t0)
+    return study.events("score", name)
+
+
+def _backend(study: Study, strategy: dict) -> Backend:
+    return ACEBackend(study.basis, e0=study.e0)
+
+
+def run_jung(study: Study, strategy: dict) -> list[dict]:
+    """The AL loop of Jung et al. on any backend (see the module docstring)."""
+    name, sel = strategy["name"], strategy
+    backend = _backend(study, strategy)
+    splits = Splits(sel["members"], 0.2, seed=study.config["seed"])
+    data = list(study.md)
+    t0 = time.perf_counter()
+    best = None
+    for it in range(sel["iterations"] + 1):
+        data = list(study.md) + study.store.labelled(strategy=name)
+        if sel["split"] == "inherited":
+            splits.inherit(len(data), it, best)
+        else:
+            splits.random(len(data), it)
+        path = study.dir / "models" / f"{name}-iter_{it:03d}.npz"
+        with threadpool_limits(2):
+            ensemble = backend.fit(data, splits.train, seed=study.config["seed"] + it)
+        ensemble.save(path)
+        best = ensemble.best
+        if not study.events("score", name) or study.events("score", name)[-1]["iteration"] < it:
+            study.score(partial(MemberCalculator, ensemble, best), name, it, len(data), t0)
+        if it == sel["iterations"]:
+            break
+        if study.store.count(strategy=name, iteration=it):
+            continue  # labelled before a restart
+        res = _sampling_pull(study, MemberCalculator(ensemble, best), study.seeds[it % len(study.seeds)])
+        threshold = uq_threshold(res.sigma, sel["uq_first_steps"])
+        rng = np.random.default_rng([study.config["seed"], it])
+        picked = select_configurations(res, threshold, sel["labels_per_iteration"], rng)
+        study.label(picked, name, it, source="jung")
+        study.log("iteration", strategy=name, iteration=it, threshold=threshold, labelled=len(picked))
+    return study.events("score", name)
+
+
+def _sampling_pull(study: Study, calculator, seed: int) -> smd.SMDResult:
+    start = start_state(study.dir, study.n, seed, study.settings)
+    with threadpool_limits(1):
+        return smd.run(start, calculator, seed=seed, record_positions=True, **study.settings.kwargs(start))
+
+
+def select_configurations(res: smd.SMDResult, threshold: float, n_labels: int, rng: np.random.Generator,
+                          copies: int = 2) -> list[Atoms]:  # fmt: skip
+    """The paper's selection on one pull: σ above ``threshold``, screening, at most
+    n_labels/(1 + copies) picks (evenly spread over the accepted ones), each with ``copies``
+    augmented copies."""
+    accepted = screen(res.sigma, res.distance, res.energy, threshold, res.break_step)
+    n_pick = n_labels // (1 + copies)
+    if len(accepted) > n_pick:
+        accepted = accepted[np.round(np.linspace(0, len(accepted) - 1, n_pick)).astype(int)]
+    out = []
+    for i in accepted:
+        atoms = Atoms(res.atoms.numbers, positions=res.positions[i])
+        out += [atoms, *augment(atoms, copies, 0.05, rng)]
+    return out
+
+
+def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
+    """HAL-SMD (see the module docstring); resumes from the store after a kill."""
+    name, sel = strategy["name"], strategy
+    rng = np.random.default_rng(study.config["seed"])
+    pick = np.sort(rng.choice(len(study.md), size=min(sel["n_initial"], len(study.md)), replace=False))
+    initial = [study.md[i] for i in pick]
+    labels = study.store.labelled(strategy=name)
+    data = initial + labels
+    K, seed = sel["committee_size"], study.config["seed"]
+    ne = assemble(study.basis, data, study.e0, n_workers=1, progress=False)
+    model = fit_normal_equations(ne, study.basis, study.e0, committee_size=K, seed=seed)
+    calls = len(data)
+    t0 = time.perf_counter()
+    scored = {e["oracle_calls"] for e in study.events("score", name)}
+    if calls not in scored:
+        study.score(model.calculator, name, len(labels), calls, t0)
+    pulls = study.events("pull", name)
+    pull_no = pulls[-1]["pull"] + 1 if pulls else 0
+    stable = pulls[-1]["stable"] if pulls else 0
+    bar = tqdm(total=sel["max_oracle_calls"], initial=calls, desc=f"{name}: oracle calls", disable=not study.progress)
+    while stable < sel["n_stable"] and calls < sel["max_oracle_calls"]:
+        seed_k = study.seeds[pull_no % len(study.seeds)]
+        state = start_state(study.dir, study.n, seed_k, study.settings)
+        kwargs = study.settings.kwargs(state)
+        triggers = 0
+        while calls < sel["max_oracle_calls"]:
+            calc = HALCalculator(model, tau=0.0, force_uncertainty=False)
+            with threadpool_limits(1):
+                res = smd.run(state, calc, seed=seed_k + 1000 * pull_no, stop=_trigger(sel), **kwargs)
+            if res.stopped_at is None:
+                break
+            triggers += 1
+            uid = f"{name}-{calls:04d}"
+            result = study.oracle(res.atoms)
+            study.store.add(result, uid, iteration=len(labels), source="hal-smd", strategy=name, pull=pull_no,
+                            d0=float(res.d0[-1]), sigma=float(res.sigma[-1]))  # fmt: skip
+            calls += 1
+            bar.update(1)
+            if result.ok:
+                labels.append(result.atoms)
+                ne.add_rows(*_rows(study, result.atoms))
+                model = fit_normal_equations(ne, study.basis, study.e0, committee_size=K, seed=seed + len(labels))
+                if len(labels) % sel["score_every"] == 0:
+                    model.save(study.dir / "models" / f"{name}-{len(labels):04d}.npz")
+                    study.score(model.calculator, name, len(labels), calls, t0)
+            state = res.atoms  # go on from the trigger (momenta kept) with the refitted model
+            kwargs = {**kwargs, "d0_start": float(res.d0[-1])}
+        stable = stable + 1 if triggers == 0 else 0
+        study.log("pull", strategy=name, pull=pull_no, seed=seed_k, triggers=triggers, stable=stable, calls=calls)
+        pull_no += 1
+    bar.close()
+    model.save(study.dir / "models" / f"{name}-final.npz")
+    if calls not in {e["oracle_calls"] for e in study.events("score", name)}:
+        study.score(model.calculator, name, len(labels), calls, t0)
+    return study.events("score", name)
+
+
+def _rows(study: Study, atoms: Atoms):
+    from hal.fit.design import config_rows
+
+    return config_rows(study.basis, atoms, study.e0)
+
+
+def _trigger(sel: dict):
+    """The HAL stop callback: adaptive τ every step, max f_i > f_tol every ``check_every`` steps."""
+    tau = AdaptiveTau(sel["tau_rel"], sel["n_hist"])
+    every = sel["check_every"]
+
+    def stop(step: int, atoms: Atoms, calc: smd.SteeredCalculator) -> bool:
+        hal = calc.base
+        r = hal.results
+        hal.tau = tau.update(step, r["mean_forces"], r["bias_forces"])
+        check = "force_uncertainty" in r and step >= sel["n_hist"]
+        hal.force_uncertainty = (step + 1) % every == 0  # f_i (all member forces) on the next check step
+        return bool(check and np.max(r["force_uncertainty"]) > sel["f_tol"])
+
+    return stop
+
+
+RUNNERS = {"baseline-md": run_baseline, "baseline-smd": run_baseline, "jung": run_jung, "hal": run_hal_smd}
+
+
+def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
+    """Run (or resume) every strategy of the config in ``run_dir``; returns the final score per strategy."""
+    check(config)
+    summary = {}
+    with make_executor(config["workers"], config.get("scheduler")) as executor:
+        study = Study(config, Path(run_dir), executor, progress)
+        for strategy in config["strategies"]:
+            out = RUNNERS[strategy["kind"]](study, strategy)
+            summary[strategy["name"]] = {k: out[-1][k] for k in ("oracle_calls", "delta_ea", "spread_ea",
+                                                              "delta_ea_quasi_static", "force_mae")}  # fmt: skip
+    return summary
+
+
+def report(run_dir: str | Path, config: dict) -> Path:
+    """Plots and ``report.md`` of a study run directory (``hal report DIR``)."""
+    return write_report(Path(run_dir), config)

@@ -1,0 +1,100 @@
+"""The hexane study end to end on ethane with tiny budgets (tblite oracle): every strategy runs,
+labels land in the store with provenance, the report is written, and a rerun labels nothing new."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hal.config import ConfigError, validate
+from hal.loop.learner import read_events
+from hal.loop.store import Store
+from hal.protocols import hexane_smd
+
+pytest.importorskip("tblite")
+
+CONFIG = {
+    "run_dir": "unused",
+    "workers": 1,
+    "seeds": [0, 1],
+    "n_carbon": 2,
+    "pull": {"velocity": 4.0, "stretch": 1.2, "prepare_steps": 100, "frame_every": 20},
+    "initial": {"n_md": 30, "every": 5},
+    "basis": {"order": 2, "max_degree": [6, 4], "r_cut": 4.0},
+    "strategies": [
+        {"name": "md", "kind": "baseline-md"},
+        {
+            "name": "inherited-2",
+            "kind": "jung",
+            "members": 2,
+            "iterations": 1,
+            "labels_per_iteration": 9,
+            "uq_first_steps": 100,
+        },
+        {
+            "name": "hal",
+            "kind": "hal",
+            "n_initial": 10,
+            "max_oracle_calls": 16,
+            "score_every": 3,
+            "n_hist": 20,
+            "check_every": 2,
+            "f_tol": 0.1,
+            "committee_size": 8,
+        },
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("hexane")
+    config = validate(CONFIG, hexane_smd.SCHEMA)
+    summary = hexane_smd.run(config, run_dir, progress=False)
+    return run_dir, config, summary
+
+
+def test_every_strategy_is_scored_against_the_paired_reference(study):
+    run_dir, config, summary = study
+    assert set(summary) == {"md", "inherited-2", "hal"}
+    scores = [e for e in read_events(run_dir) if e["event"] == "score"]
+    for e in scores:
+        assert len(e["ea_model"]) == len(e["ea_reference"]) == 2
+        assert e["delta_ea"] == pytest.approx(np.mean(np.subtract(e["ea_model"], e["ea_reference"])))
+        assert np.isfinite(e["force_mae"]) and np.isfinite(e["delta_ea_quasi_static"])
+    jung = [e for e in scores if e["strategy"] == "inherited-2"]
+    assert [e["iteration"] for e in jung] == [0, 1] and jung[1]["oracle_calls"] > jung[0]["oracle_calls"]
+
+
+def test_labels_have_provenance_and_respect_the_budgets(study):
+    run_dir, config, _ = study
+    store = Store(run_dir / "data.db")
+    jung = store.labelled(strategy="inherited-2")
+    assert 0 < len(jung) <= 9 and len(jung) % 3 == 0
+    for k in range(0, len(jung), 3):  # an accepted configuration, then its two augmented copies
+        for copy in jung[k + 1 : k + 3]:
+            assert np.abs(copy.positions - jung[k].positions).max() <= 0.05
+    hal_rows = list(store.db.select(strategy="hal"))
+    assert 0 < len(hal_rows) <= 16 - 10
+    assert all(r.source == "hal-smd" and r.get("d0") is not None and r.get("sigma") is not None for r in hal_rows)
+
+
+def test_report_and_rerun_labels_nothing_new(study):
+    run_dir, config, _ = study
+    report = hexane_smd.report(run_dir, config)
+    assert report.exists() and "| hal |" in report.read_text()
+    for name in ("learning.png", "work.png", "snapshots.png"):
+        assert (run_dir / name).stat().st_size > 1000
+    rows, events = Store(run_dir / "data.db").count(), len(read_events(run_dir))
+    hexane_smd.run(config, run_dir, progress=False)
+    assert Store(run_dir / "data.db").count() == rows
+    assert not [e for e in read_events(run_dir)[events:] if e["event"] == "score"]
+
+
+def test_config_checks():
+    bad = validate({**CONFIG, "strategies": [CONFIG["strategies"][0]] * 2}, hexane_smd.SCHEMA)
+    with pytest.raises(ConfigError, match="unique"):
+        hexane_smd.check(bad)
+    with pytest.raises(ConfigError, match="members"):
+        hexane_smd.check(validate({**CONFIG, "strategies": [{"name": "j", "kind": "jung", "members": 1}]},
+                                  hexane_smd.SCHEMA))  # fmt: skip
