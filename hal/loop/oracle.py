@@ -2,9 +2,9 @@
 
 Exceptions (an SCF that does not converge raises in most ASE calculators), non-finite results and
 calculations longer than ``timeout_s`` become a failed ``OracleResult`` (status "error", "non_finite" or
-"timeout") instead of stopping the run. With a timeout the calculation runs in a child process
-(from a forkserver: forking a process whose OpenMP threads are running, e.g. after tblite, can hang)
-that is killed when the time is up; the calculator factory must then be picklable.
+"timeout") instead of stopping the run. With a timeout the calculation runs in a forked child
+process that is killed when the time is up. (A forked child of a process that already ran OpenMP code,
+e.g. tblite, can hang until that timeout: run such oracles without one; their failures still raise.)
 """
 
 from __future__ import annotations
@@ -98,13 +98,16 @@ class Oracle:
                 return "ok", _compute(self.factory, atoms, self.properties)
             except Exception:  # noqa: BLE001 (any calculator failure is recorded, not raised)
                 return "error", traceback.format_exc(limit=3)
-        ctx = mp.get_context("forkserver")  # a fork of a process with OpenMP threads (tblite) can hang
+        ctx = mp.get_context("fork")
         parent, child = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=_child, args=(child, self.factory, atoms, self.properties), daemon=True)
         proc.start()
         child.close()
         if parent.poll(self.timeout_s):
-            status, payload = parent.recv()
+            try:
+                status, payload = parent.recv()
+            except EOFError:  # the child died without an answer (killed, out of memory, a crash)
+                status, payload = "error", f"the labelling process died (exit code {proc.exitcode})"
             proc.join()
             return status, payload
         proc.kill()
