@@ -58,6 +58,20 @@ def table(run_dir: Path) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+def transfer_table(run_dir: Path) -> str:
+    """Markdown table of the transferability pulls (other chains, other loading rates); '' if none."""
+    rows = [e for e in read_events(run_dir) if e["event"] == "transfer"]
+    if not rows:
+        return ""
+    out = (f"Transferability of `{rows[0]['model']}` (paired with each case's own GFN2-xTB reference):\n\n"
+           "| chain | velocity (Å/ps) | E_a reference (eV) | E_a model (eV) | ΔE_a (eV) |\n"
+           "|---|---:|---:|---:|---:|\n")  # fmt: skip
+    for e in rows:
+        ref, mod = np.mean(e["ea_reference"]), np.mean(e["ea_model"])
+        out += f"| C{e['chain']} | {e['velocity']:g} | {ref:.2f} | {mod:.2f} | {e['delta_ea']:+.3f} |\n"
+    return out
+
+
 def _learning(run_dir: Path, out: Path) -> None:
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
     for name, scores in scores_by_strategy(run_dir).items():
@@ -125,7 +139,7 @@ def write_report(run_dir: Path, config: dict) -> Path:
     refs = sorted((run_dir / "reference").glob(f"C{config['n_carbon']}-v*-s*.npz"))
     ea = [Pull.load(p).activation_energy for p in refs]
     text = (f"# Hexane bond breaking (GFN2-xTB reference)\n\nReference E_a over {len(ea)} seeds: "
-            f"{np.mean(ea):.2f} ± {np.std(ea):.2f} eV.\n\n" + table(run_dir)
+            f"{np.mean(ea):.2f} ± {np.std(ea):.2f} eV.\n\n" + table(run_dir) + "\n" + transfer_table(run_dir)
             + "\n![learning](learning.png)\n\n![work](work.png)\n\n![snapshots](snapshots.png)\n")  # fmt: skip
     path = run_dir / "report.md"
     path.write_text(text)

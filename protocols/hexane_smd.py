@@ -18,6 +18,7 @@ Everything lands in the run directory: ``data.db`` (labels with provenance), ``m
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -43,6 +44,7 @@ from hal.loop.learner import read_events
 from hal.loop.oracle import Oracle
 from hal.loop.select import Splits, augment, screen, uq_threshold
 from hal.loop.store import Store
+from hal.model import LinearACE
 from hal.protocols.hexane_eval import Score, score
 from hal.protocols.hexane_reference import (
     PullSettings,
@@ -104,6 +106,7 @@ SCHEMA = {
     "oracle": {"timeout_s": Field(float)},  # none: tblite (OpenMP) can hang in a forked child
     "strategies": [STRATEGY],
     "transfer": {
+        "model": Field(str, "hal-smd"),
         "chains": Field(list, [], item=int),
         "velocities": Field(list, [], item=float),
         "seeds": Field(list, [0], item=int),
@@ -331,6 +334,37 @@ def _trigger(sel: dict):
     return stop
 
 
+def stretch_for(n_carbon: int, settings: PullSettings) -> float:
+    """Stretch (Å) for a chain of n carbons: the configured one scaled by the number of C–C bonds
+    (hexane has 5), plus 1 Å for the spring's own extension."""
+    return settings.stretch * max(n_carbon - 1, 1) / 5 + (1.0 if n_carbon != 6 else 0.0)
+
+
+def run_transfer(study: Study) -> list[dict]:
+    """The final model of ``transfer.model`` pulling other chains and at other loading rates, each
+    against its own oracle reference (same seeds, paired)."""
+    t = study.config["transfer"]
+    cases = [(n, study.settings.velocity) for n in t["chains"]] + [(study.n, v) for v in t["velocities"]]
+    if not cases:
+        return []
+    models = sorted((study.dir / "models").glob(f"{t['model']}-final.npz")) or sorted(
+        (study.dir / "models").glob(f"{t['model']}*.npz"))  # fmt: skip
+    if not models:
+        raise ConfigError(f"transfer.model: no model of strategy {t['model']!r} in {study.dir / 'models'}")
+    model = LinearACE.load(models[-1])
+    done = {(e["chain"], e["velocity"]) for e in study.events("transfer")}
+    for n, v in tqdm(cases, desc="transferability", disable=not study.progress):
+        if (n, v) in done:
+            continue
+        settings = dataclasses.replace(study.settings, velocity=v, stretch=stretch_for(n, study.settings))
+        t0 = time.perf_counter()
+        reference_pulls(study.dir, n, t["seeds"], settings, study.executor)
+        sc = score(model.calculator, study.dir, t["seeds"], settings, n, quasi_static=False, executor=study.executor)
+        study.log("transfer", strategy=t["model"], model=models[-1].name, chain=n, velocity=v,
+                  wall_s=time.perf_counter() - t0, **sc.row())  # fmt: skip
+    return study.events("transfer")
+
+
 RUNNERS = {"baseline-md": run_baseline, "baseline-smd": run_baseline, "jung": run_jung, "hal": run_hal_smd}
 
 
@@ -344,6 +378,8 @@ def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
             out = RUNNERS[strategy["kind"]](study, strategy)
             summary[strategy["name"]] = {k: out[-1][k] for k in ("oracle_calls", "delta_ea", "spread_ea",
                                                               "delta_ea_quasi_static", "force_mae")}  # fmt: skip
+        for e in run_transfer(study):
+            summary[f"transfer C{e['chain']} {e['velocity']:g} Å/ps"] = {"delta_ea": e["delta_ea"]}
     return summary
 
 

@@ -43,6 +43,7 @@ CONFIG = {
             "committee_size": 8,
         },
     ],
+    "transfer": {"model": "hal", "chains": [3], "velocities": [8.0]},
 }
 
 
@@ -56,7 +57,7 @@ def study(tmp_path_factory):
 
 def test_every_strategy_is_scored_against_the_paired_reference(study):
     run_dir, config, summary = study
-    assert set(summary) == {"md", "inherited-2", "hal"}
+    assert set(summary) == {"md", "inherited-2", "hal", "transfer C3 4 Å/ps", "transfer C2 8 Å/ps"}
     scores = [e for e in read_events(run_dir) if e["event"] == "score"]
     for e in scores:
         assert len(e["ea_model"]) == len(e["ea_reference"]) == 2
@@ -79,10 +80,19 @@ def test_labels_have_provenance_and_respect_the_budgets(study):
     assert all(r.source == "hal-smd" and r.get("d0") is not None and r.get("sigma") is not None for r in hal_rows)
 
 
+def test_transferability_pulls_other_chains_against_their_own_reference(study):
+    run_dir, config, _ = study
+    cases = [e for e in read_events(run_dir) if e["event"] == "transfer"]
+    assert [(e["chain"], e["velocity"]) for e in cases] == [(3, 4.0), (2, 8.0)]
+    assert (run_dir / "reference" / "C3-v4-s0.npz").exists() and (run_dir / "reference" / "C2-v8-s0.npz").exists()
+    ethane = [e for e in read_events(run_dir) if e["event"] == "score" and e["strategy"] == "hal"][-1]
+    assert cases[1]["ea_reference"][0] != ethane["ea_reference"][0]  # another loading rate, another reference
+
+
 def test_report_and_rerun_labels_nothing_new(study):
     run_dir, config, _ = study
     report = hexane_smd.report(run_dir, config)
-    assert report.exists() and "| hal |" in report.read_text()
+    assert report.exists() and "| hal |" in report.read_text() and "| C3 | 4 |" in report.read_text()
     for name in ("learning.png", "work.png", "snapshots.png"):
         assert (run_dir / name).stat().st_size > 1000
     rows, events = Store(run_dir / "data.db").count(), len(read_events(run_dir))
