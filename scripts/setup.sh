@@ -12,6 +12,9 @@ spec="."
 stamp=".venv/.hal-installed-$(cat pyproject.toml "$0" | sha1sum | cut -c1-12)-${extras:-core}"
 if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
+    case ",$extras," in  # torch first, pinned: a looser requirement would pull gigabytes of CUDA
+        *,nn,*) .venv/bin/python -m pip install --quiet torch==2.13.0 ;;
+    esac
     .venv/bin/python -m pip install --quiet -e "$spec"
     touch "$stamp"
 fi

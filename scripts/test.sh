@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Quick start, command 2: set up .venv (with test tools) and run lint + the test suite.
+# Quick start, command 2: set up .venv (with test tools and the NN backends) and run lint + the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh test
+bash scripts/setup.sh test,nn
 .venv/bin/ruff check hal backends protocols tests benchmarks
 exec .venv/bin/python -m pytest "$@"

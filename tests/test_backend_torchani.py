@@ -1,0 +1,94 @@
+"""The TorchANI-style ensemble backend: training lowers the loss, forces and the HAL bias are
+derivatives of the (biased) energy, members differ more off the data, save → load is exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import molecule
+from ase.calculators.emt import EMT
+
+import hal
+from hal.loop.select import Splits
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchani")
+from hal.backends.torchani import TorchANIBackend  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(24):
+        atoms = molecule("C2H6")
+        atoms.positions += rng.normal(scale=0.08, size=atoms.positions.shape)
+        atoms.calc = EMT()
+        atoms.info["energy"] = atoms.get_potential_energy()
+        atoms.arrays["forces"] = atoms.get_forces()
+        atoms.calc = None
+        out.append(atoms)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    torch.set_num_threads(1)
+    backend = TorchANIBackend(epochs=8, batch_size=8, patience=100)
+    splits = Splits(3, seed=0).random(len(data), 0)
+    return backend, backend.fit(data, splits.train, seed=1)
+
+
+def test_training_lowers_the_loss(data, trained):
+    backend, ens = trained
+    batch = backend._tensors(data)
+    untrained = hal.backends.torchani.ANINet(("C", "H")).to(torch.float64)
+    untrained.self_energies.copy_(backend._self_energies(data))
+    before = backend.loss(untrained.eval(), batch)[0].item()
+    after = min(backend.loss(m, batch)[0].item() for m in ens.members)
+    assert after < 0.5 * before
+
+
+def _fd(atoms, calc, i, k, h=1e-4):
+    x = atoms.copy()
+    x.calc = calc
+    x.positions[i, k] += h
+    ep = x.get_potential_energy()
+    x.positions[i, k] -= 2 * h
+    em = x.get_potential_energy()
+    return -(ep - em) / (2 * h)
+
+
+def test_forces_and_bias_are_derivatives(data, trained):
+    _, ens = trained
+    atoms = data[5].copy()
+    for calc in (ens.member_calculator(1), hal.HALCalculator(ens, tau=0.3, force_uncertainty=False)):
+        atoms.calc = calc
+        f = atoms.get_forces()
+        for i, k in [(0, 0), (3, 1), (7, 2)]:
+            assert f[i, k] == pytest.approx(_fd(atoms, calc, i, k), abs=1e-6)
+
+
+def test_members_differ_more_off_the_data(data, trained, tmp_path):
+    backend, ens = trained
+    on = ens.evaluate_committee(data[0]).member_energies.std()
+    stretched = data[0].copy()
+    stretched.positions *= 1.4
+    off = ens.evaluate_committee(stretched).member_energies.std()
+    assert 0 < on < off
+    again = backend.load(ens.save(tmp_path / "ani.pt"))
+    r1, r2 = ens.evaluate_committee(stretched), again.evaluate_committee(stretched)
+    assert again.best == ens.best
+    assert np.array_equal(r1.member_energies, r2.member_energies) and np.array_equal(r1.member_forces, r2.member_forces)
+
+
+def test_training_resumes_from_its_checkpoint(data, tmp_path):
+    backend = TorchANIBackend(epochs=2, batch_size=8, checkpoint_dir=tmp_path)
+    t = backend._tensors(data)
+    e0 = backend._self_energies(data)
+    backend._train_member(0, t, t, e0, seed=3)
+    saved = torch.load(tmp_path / "member_00.pt", weights_only=False)
+    assert saved["epoch"] == 1
+    longer = TorchANIBackend(epochs=3, batch_size=8, checkpoint_dir=tmp_path)
+    longer._train_member(0, t, t, e0, seed=3)
+    assert torch.load(tmp_path / "member_00.pt", weights_only=False)["epoch"] == 2  # one more epoch, not three
