@@ -59,7 +59,8 @@ from hal.protocols.hexane_report import write_report
 STRATEGY = {
     "name": Field(str, required=True),
     "kind": Field(str, required=True, choices=("baseline-md", "baseline-smd", "jung", "hal")),
-    "backend": Field(str, "ace", choices=("ace",)),
+    "backend": Field(str, "ace", choices=("ace", "torchani")),
+    "epochs": Field(int, 300),
     "members": Field(int, 3),
     "split": Field(str, "inherited", choices=("inherited", "random")),
     "iterations": Field(int, 10),
@@ -196,6 +197,15 @@ def run_baseline(study: Study, strategy: dict) -> list[dict]:
 
 
 def _backend(study: Study, strategy: dict) -> Backend:
+    """The strategy's backend; NN ones train on CPU unless CUDA is there, checkpointing in the run dir."""
+    if strategy["backend"] == "torchani":
+        import torch
+
+        from hal.backends.torchani import TorchANIBackend
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return TorchANIBackend(("C", "H"), epochs=strategy["epochs"], device=device, progress=study.progress,
+                               checkpoint_dir=study.dir / "checkpoints" / strategy["name"])  # fmt: skip
     return ACEBackend(study.basis, e0=study.e0)
 
 
@@ -213,7 +223,7 @@ def run_jung(study: Study, strategy: dict) -> list[dict]:
             splits.inherit(len(data), it, best)
         else:
             splits.random(len(data), it)
-        path = study.dir / "models" / f"{name}-iter_{it:03d}.npz"
+        path = study.dir / "models" / f"{name}-iter_{it:03d}.{'npz' if sel['backend'] == 'ace' else 'pt'}"
         with threadpool_limits(2):
             ensemble = backend.fit(data, splits.train, seed=study.config["seed"] + it)
         ensemble.save(path)

@@ -32,6 +32,16 @@ CONFIG = {
             "uq_first_steps": 100,
         },
         {
+            "name": "ani-2",
+            "kind": "jung",
+            "backend": "torchani",
+            "members": 2,
+            "iterations": 1,
+            "epochs": 3,
+            "labels_per_iteration": 6,
+            "uq_first_steps": 100,
+        },  # fmt: skip
+        {
             "name": "hal",
             "kind": "hal",
             "n_initial": 10,
@@ -57,14 +67,16 @@ def study(tmp_path_factory):
 
 def test_every_strategy_is_scored_against_the_paired_reference(study):
     run_dir, config, summary = study
-    assert set(summary) == {"md", "inherited-2", "hal", "transfer C3 4 Å/ps", "transfer C2 8 Å/ps"}
+    assert set(summary) == {"md", "inherited-2", "ani-2", "hal", "transfer C3 4 Å/ps", "transfer C2 8 Å/ps"}
     scores = [e for e in read_events(run_dir) if e["event"] == "score"]
     for e in scores:
         assert len(e["ea_model"]) == len(e["ea_reference"]) == 2
         assert e["delta_ea"] == pytest.approx(np.mean(np.subtract(e["ea_model"], e["ea_reference"])))
         assert np.isfinite(e["force_mae"]) and np.isfinite(e["delta_ea_quasi_static"])
-    jung = [e for e in scores if e["strategy"] == "inherited-2"]
-    assert [e["iteration"] for e in jung] == [0, 1] and jung[1]["oracle_calls"] > jung[0]["oracle_calls"]
+    for name in ("inherited-2", "ani-2"):  # the same loop on linear ACE and on the NN ensemble
+        jung = [e for e in scores if e["strategy"] == name]
+        assert [e["iteration"] for e in jung] == [0, 1] and jung[1]["oracle_calls"] > jung[0]["oracle_calls"]
+    assert (run_dir / "models" / "ani-2-iter_001.pt").exists()
 
 
 def test_labels_have_provenance_and_respect_the_budgets(study):
