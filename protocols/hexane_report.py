@@ -91,10 +91,14 @@ def _learning(run_dir: Path, out: Path) -> None:
     plt.close(fig)
 
 
+def _first_reference(run_dir: Path, config: dict) -> Path:
+    """Path stem of the first seed's reference pull (``.npz`` record, ``.xyz`` frames)."""
+    velocity = PullSettings(**config["pull"]).velocity
+    return run_dir / "reference" / f"C{config['n_carbon']}-v{velocity:g}-s{config['seeds'][0]}"
+
+
 def _work(run_dir: Path, config: dict, out: Path) -> None:
-    settings = PullSettings(**config["pull"])
-    seed, n = config["seeds"][0], config["n_carbon"]
-    ref = Pull.load(run_dir / "reference" / f"C{n}-v{settings.velocity:g}-s{seed}.npz")
+    ref = Pull.load(_first_reference(run_dir, config).with_suffix(".npz"))
     strategies = scores_by_strategy(run_dir)
     fig, axes = plt.subplots(1, max(len(strategies), 1), figsize=(4 * max(len(strategies), 1), 3.5), squeeze=False)
     for ax, (name, scores) in zip(axes[0], strategies.items()):
@@ -112,9 +116,7 @@ def _work(run_dir: Path, config: dict, out: Path) -> None:
 
 
 def _snapshots(run_dir: Path, config: dict, out: Path) -> None:
-    settings = PullSettings(**config["pull"])
-    seed, n = config["seeds"][0], config["n_carbon"]
-    base = run_dir / "reference" / f"C{n}-v{settings.velocity:g}-s{seed}"
+    base = _first_reference(run_dir, config)
     ref = Pull.load(base.with_suffix(".npz"))
     frames = read(base.with_suffix(".xyz"), index=":")
     d0 = np.array([f.info["d0"] for f in frames])

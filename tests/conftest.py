@@ -21,6 +21,16 @@ def random_cluster(symbols: str | list[str], rng: np.random.Generator, dmin: flo
     return atoms
 
 
+def labelled(configs: list[Atoms], calculator_factory) -> list[Atoms]:
+    """The configurations with energy and forces of a calculator in info/arrays (no calculator attached)."""
+    for atoms in configs:
+        atoms.calc = calculator_factory()
+        atoms.info["energy"] = atoms.get_potential_energy()
+        atoms.arrays["forces"] = atoms.get_forces()
+        atoms.calc = None
+    return configs
+
+
 @pytest.fixture(scope="session")
 def basis_ch() -> ACEBasis:
     """C/H basis up to order 4 (all coupling paths exercised), a few hundred functions."""

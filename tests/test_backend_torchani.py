@@ -10,6 +10,7 @@ from ase.calculators.emt import EMT
 
 import hal
 from hal.loop.select import Splits
+from tests.conftest import labelled
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchani")
@@ -19,16 +20,10 @@ from hal.backends.torchani import TorchANIBackend  # noqa: E402
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
-    out = []
-    for _ in range(24):
-        atoms = molecule("C2H6")
+    out = [molecule("C2H6") for _ in range(24)]
+    for atoms in out:
         atoms.positions += rng.normal(scale=0.08, size=atoms.positions.shape)
-        atoms.calc = EMT()
-        atoms.info["energy"] = atoms.get_potential_energy()
-        atoms.arrays["forces"] = atoms.get_forces()
-        atoms.calc = None
-        out.append(atoms)
-    return out
+    return labelled(out, EMT)
 
 
 @pytest.fixture(scope="module")

@@ -13,21 +13,13 @@ from hal.backends.base import Backend, Ensemble, MemberCalculator
 from hal.fit import assemble, assemble_groups
 from hal.fit.design import reference_energies
 from hal.loop.select import Splits
-from tests.conftest import random_cluster
+from tests.conftest import labelled, random_cluster
 
 
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(5)
-    out = []
-    for _ in range(30):
-        atoms = random_cluster(["Cu"] * 5 + ["Al"] * 3, rng, dmin=2.2, box=5.0)
-        atoms.calc = EMT()
-        atoms.info["energy"] = atoms.get_potential_energy()
-        atoms.arrays["forces"] = atoms.get_forces()
-        atoms.calc = None
-        out.append(atoms)
-    return out
+    return labelled([random_cluster(["Cu"] * 5 + ["Al"] * 3, rng, dmin=2.2, box=5.0) for _ in range(30)], EMT)
 
 
 @pytest.fixture(scope="module")
