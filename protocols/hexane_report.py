@@ -124,7 +124,7 @@ def _snapshots(run_dir: Path, config: dict, out: Path) -> None:
     picks = [max(at - 20, 0), at, min(at + 20, len(frames) - 1)]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3))
     for ax, k in zip(axes, picks):
-        plot_atoms(frames[k], ax, radii=0.4, rotation="90x,0y,0z")
+        plot_atoms(frames[k], ax, radii=0.4, rotation="90x,0y,0z", show_unit_cell=0)
         ax.set(title=f"d0 = {d0[k]:.2f} Å, W = {frames[k].info['work']:.2f} eV")
         ax.axis("off")
     fig.tight_layout()
