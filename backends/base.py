@@ -16,6 +16,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from hal.fit.design import read_labels
 from hal.uncertainty import CommitteeResult
 
 
@@ -68,12 +69,13 @@ class MemberCalculator(Calculator):
 
 def member_errors(ensemble: Ensemble, data: Sequence[Atoms]) -> tuple[np.ndarray, np.ndarray]:
     """Per-member energy MAE (eV/atom) and force MAE (eV/Å, per component) over ``data``
-    (labels in ``info["energy"]`` and ``arrays["forces"]``)."""
+    (labels as ``hal.fit.design.read_labels`` finds them)."""
     e_err, f_err, n_f = 0.0, 0.0, 0
     for atoms in data:
         res = ensemble.evaluate_committee(atoms, member_forces=True)
-        e_err = e_err + np.abs(res.member_energies - atoms.info["energy"]) / len(atoms)
-        f_err = f_err + np.abs(res.member_forces - atoms.arrays["forces"][None]).sum(axis=(1, 2))
+        labels = read_labels(atoms)
+        e_err = e_err + np.abs(res.member_energies - labels.energy) / len(atoms)
+        f_err = f_err + np.abs(res.member_forces - labels.forces[None]).sum(axis=(1, 2))
         n_f += 3 * len(atoms)
     return np.asarray(e_err) / max(len(data), 1), np.asarray(f_err) / max(n_f, 1)
 

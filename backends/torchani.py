@@ -39,9 +39,7 @@ class ANINet(torch.nn.Module):
         super().__init__()
         self.elements = tuple(elements)
         self.aev = torchani.AEVComputer.like_2x(num_species=len(self.elements))
-        width = self.aev.aev_length if hasattr(self.aev, "aev_length") else None
-        if width is None:
-            width = int(self.aev(torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 1, 3)).shape[-1])
+        width = self.aev.out_dim
         self.nets = torch.nn.ModuleList()
         for el in self.elements:
             sizes = (width, *HIDDEN.get(el, HIDDEN["C"]), 1)
@@ -91,18 +89,13 @@ class ANIEnsemble:
     def evaluate_committee(self, atoms: Atoms, member_forces: bool = True) -> CommitteeResult:
         s, x = self._inputs(atoms)
         energies = torch.cat([m(s, x) for m in self.members])
-        forces = None
+        E = energies.detach().cpu().numpy().astype(float)
         if member_forces:
             rows = [torch.autograd.grad(e, x, retain_graph=k < len(energies) - 1)[0][0] for k, e in enumerate(energies)]
-            forces = -torch.stack(rows).detach().cpu().numpy().astype(float)
-        E = energies.detach().cpu().numpy().astype(float)
-        mean_f = forces.mean(axis=0) if forces is not None else self._mean_forces(atoms)
-        return CommitteeResult(float(E.mean()), mean_f, None, E, forces, None)
-
-    def _mean_forces(self, atoms: Atoms) -> np.ndarray:
-        s, x = self._inputs(atoms)
-        mean = torch.stack([m(s, x) for m in self.members]).mean()
-        return -torch.autograd.grad(mean, x)[0][0].detach().cpu().numpy().astype(float)
+            forces = -torch.stack(rows).cpu().numpy().astype(float)
+            return CommitteeResult(float(E.mean()), forces.mean(axis=0), None, E, forces, None)
+        mean_f = -torch.autograd.grad(energies.mean(), x)[0][0].cpu().numpy().astype(float)
+        return CommitteeResult(float(E.mean()), mean_f, None, E, None, None)
 
     def evaluate_bias(self, atoms: Atoms) -> tuple[CommitteeResult, np.ndarray, None]:
         """Mean model, member energies and ∇σ from two backward passes (no member forces)."""
@@ -182,7 +175,9 @@ class TorchANIBackend:
         ckpt = self.checkpoint_dir / f"member_{member:02d}.pt" if self.checkpoint_dir else None
         if ckpt is not None and ckpt.exists():  # resume an interrupted training
             c = torch.load(ckpt, weights_only=False)
-            net.load_state_dict(c["net"]), opt.load_state_dict(c["opt"]), sched.load_state_dict(c["sched"])
+            net.load_state_dict(c["net"])
+            opt.load_state_dict(c["opt"])
+            sched.load_state_dict(c["sched"])
             start, best_val, best_state, stale = c["epoch"] + 1, c["best_val"], c["best_state"], c["stale"]
         n = len(train["energy"])
         gen = torch.Generator().manual_seed(seed)

@@ -110,9 +110,9 @@ def _protocol_report(run_dir: Path) -> Path | None:
 
     path = run_dir / "config.toml"
     name = read(path).get("protocol") if path.exists() else None
-    if name not in protocols.PROTOCOLS or not hasattr(protocols.get(name), "report"):
+    module = protocols.get(name) if name in protocols.PROTOCOLS else None
+    if module is None or not hasattr(module, "report"):
         return None
-    module = protocols.get(name)
     return module.report(run_dir, load(path, module.SCHEMA))
 
 

@@ -12,6 +12,7 @@ gives the noise-free work curve. Units: eV, Å, Å/ps.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -113,8 +114,6 @@ def reference_pull(run_dir: Path, n_carbon: int, seed: int, settings: PullSettin
     base = Path(run_dir) / "reference" / _name(n_carbon, seed, settings.velocity)
     if base.with_suffix(".npz").exists():
         return Pull.load(base.with_suffix(".npz"))
-    import time
-
     start = start_state(run_dir, n_carbon, seed, settings)
     t0 = time.perf_counter()
     tmp = base.with_name(base.name + ".tmp.xyz")

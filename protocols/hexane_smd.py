@@ -38,7 +38,7 @@ from hal.config import ConfigError, Field
 from hal.dynamics import smd
 from hal.dynamics.hal import AdaptiveTau
 from hal.fit import assemble, fit, fit_normal_equations
-from hal.fit.design import reference_energies
+from hal.fit.design import config_rows, reference_energies
 from hal.loop.executors import make_executor
 from hal.loop.learner import read_events
 from hal.loop.oracle import Oracle
@@ -214,7 +214,6 @@ def run_jung(study: Study, strategy: dict) -> list[dict]:
     name, sel = strategy["name"], strategy
     backend = _backend(study, strategy)
     splits = Splits(sel["members"], 0.2, seed=study.config["seed"])
-    data = list(study.md)
     t0 = time.perf_counter()
     best = None
     for it in range(sel["iterations"] + 1):
@@ -228,7 +227,7 @@ def run_jung(study: Study, strategy: dict) -> list[dict]:
             ensemble = backend.fit(data, splits.train, seed=study.config["seed"] + it)
         ensemble.save(path)
         best = ensemble.best
-        if not study.events("score", name) or study.events("score", name)[-1]["iteration"] < it:
+        if it not in {e["iteration"] for e in study.events("score", name)}:
             study.score(partial(MemberCalculator, ensemble, best), name, it, len(data), t0)
         if it == sel["iterations"]:
             break
@@ -305,7 +304,7 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
             bar.update(1)
             if result.ok:
                 labels.append(result.atoms)
-                ne.add_rows(*_rows(study, result.atoms))
+                ne.add_rows(*config_rows(study.basis, result.atoms, study.e0))
                 model = fit_normal_equations(ne, study.basis, study.e0, committee_size=K, seed=seed + len(labels))
                 if len(labels) % sel["score_every"] == 0:
                     model.save(study.dir / "models" / f"{name}-{len(labels):04d}.npz")
@@ -320,12 +319,6 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     if calls not in {e["oracle_calls"] for e in study.events("score", name)}:
         study.score(model.calculator, name, len(labels), calls, t0)
     return study.events("score", name)
-
-
-def _rows(study: Study, atoms: Atoms):
-    from hal.fit.design import config_rows
-
-    return config_rows(study.basis, atoms, study.e0)
 
 
 def _trigger(sel: dict):

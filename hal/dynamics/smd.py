@@ -76,7 +76,11 @@ class SteeredCalculator(Calculator):
         self.base, self.spring, self._d0 = calculator, spring, float(d0)
         self._key: tuple | None = None
         self._base_results: dict = {}
-        self.base_forces: np.ndarray | None = None  # the wrapped calculator's forces (no spring)
+
+    @property
+    def base_forces(self) -> np.ndarray | None:
+        """The wrapped calculator's forces at the last geometry (no spring), eV/Å."""
+        return self._base_results.get("forces")
 
     @property
     def d0(self) -> float:
@@ -96,7 +100,6 @@ class SteeredCalculator(Calculator):
             self._base_results = {"energy": work.get_potential_energy(), "forces": work.get_forces()}
             if "sigma" in getattr(self.base, "results", {}):
                 self._base_results["sigma"] = self.base.results["sigma"]
-            self.base_forces = self._base_results["forces"]
             self._key = key
         u, f, d = self.spring.energy_forces(self.atoms, self._d0)
         e = self._base_results["energy"] + u
