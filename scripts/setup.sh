@@ -16,5 +16,8 @@ if [ ! -f "$stamp" ]; then
         *,nn,*) .venv/bin/python -m pip install --quiet torch==2.13.0 ;;
     esac
     .venv/bin/python -m pip install --quiet -e "$spec"
+    case ",$extras," in  # schnetpack without its pins (its imports are in the nn extra; see pyproject.toml)
+        *,nn,*) .venv/bin/python -m pip install --quiet --no-deps schnetpack==2.1.1 ;;
+    esac
     touch "$stamp"
 fi

@@ -1,5 +1,6 @@
-"""The TorchANI-style ensemble backend: training lowers the loss, forces and the HAL bias are
-derivatives of the (biased) energy, members differ more off the data, save → load is exact."""
+"""The NN ensemble backends (TorchANI-style, SchNet): training lowers the loss, forces and the HAL bias
+are derivatives of the (biased) energy, members differ more off the data, save → load is exact,
+training resumes from its checkpoint and warm-starts from a previous ensemble."""
 
 from __future__ import annotations
 
@@ -13,8 +14,16 @@ from hal.loop.select import Splits
 from tests.conftest import labelled
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("torchani")
-from hal.backends.torchani import TorchANIBackend  # noqa: E402
+
+
+def _backend(name: str, **kwargs):
+    if name == "torchani":
+        pytest.importorskip("torchani")
+        from hal.backends.torchani import TorchANIBackend
+
+        return TorchANIBackend(**kwargs)
+    schnet = pytest.importorskip("hal.backends.schnet")  # skips where schnetpack is not installed
+    return schnet.SchNetBackend(**{"n_atom_basis": 32, "n_rbf": 10, "lr": 3e-3, **kwargs})  # small and quick
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +35,10 @@ def data():
     return labelled(out, EMT)
 
 
-@pytest.fixture(scope="module")
-def trained(data):
+@pytest.fixture(scope="module", params=["torchani", "schnet"])
+def trained(request, data):
     torch.set_num_threads(1)
-    backend = TorchANIBackend(epochs=8, batch_size=8, patience=100)
+    backend = _backend(request.param, epochs=8, batch_size=8, patience=100)
     splits = Splits(3, seed=0).random(len(data), 0)
     return backend, backend.fit(data, splits.train, seed=1)
 
@@ -37,7 +46,7 @@ def trained(data):
 def test_training_lowers_the_loss(data, trained):
     backend, ens = trained
     batch = backend._tensors(data)
-    untrained = hal.backends.torchani.ANINet(("C", "H")).to(torch.float64)
+    untrained = backend.make_net()
     untrained.self_energies.copy_(backend._self_energies(data))
     before = backend.loss(untrained.eval(), batch)[0].item()
     after = min(backend.loss(m, batch)[0].item() for m in ens.members)
@@ -71,19 +80,34 @@ def test_members_differ_more_off_the_data(data, trained, tmp_path):
     stretched.positions *= 1.4
     off = ens.evaluate_committee(stretched).member_energies.std()
     assert 0 < on < off
-    again = backend.load(ens.save(tmp_path / "ani.pt"))
+    again = backend.load(ens.save(tmp_path / "ensemble.pt"))
     r1, r2 = ens.evaluate_committee(stretched), again.evaluate_committee(stretched)
     assert again.best == ens.best
     assert np.array_equal(r1.member_energies, r2.member_energies) and np.array_equal(r1.member_forces, r2.member_forces)
 
 
-def test_training_resumes_from_its_checkpoint(data, tmp_path):
-    backend = TorchANIBackend(epochs=2, batch_size=8, checkpoint_dir=tmp_path)
+@pytest.mark.parametrize("name", ["torchani", "schnet"])
+def test_training_resumes_from_its_checkpoint(name, data, tmp_path):
+    backend = _backend(name, epochs=2, batch_size=8, checkpoint_dir=tmp_path)
     t = backend._tensors(data)
     e0 = backend._self_energies(data)
     backend._train_member(0, t, t, e0, seed=3)
     saved = torch.load(tmp_path / "member_00.pt", weights_only=False)
     assert saved["epoch"] == 1
-    longer = TorchANIBackend(epochs=3, batch_size=8, checkpoint_dir=tmp_path)
+    longer = _backend(name, epochs=3, batch_size=8, checkpoint_dir=tmp_path)
     longer._train_member(0, t, t, e0, seed=3)
     assert torch.load(tmp_path / "member_00.pt", weights_only=False)["epoch"] == 2  # one more epoch, not three
+
+
+def test_warm_start_continues_from_the_given_members(data, trained):
+    backend, ens = trained
+    splits = Splits(3, seed=0).random(len(data), 0)
+    batch = backend._tensors(data)
+    again = backend.fit(data, splits.train, seed=2, init=ens)
+    for old, new in zip(ens.members, again.members):
+        assert backend.loss(new, batch)[0].item() <= 1.5 * backend.loss(old, batch)[0].item()
+    cold = backend.make_net()
+    cold.self_energies.copy_(backend._self_energies(data))
+    assert max(backend.loss(m, batch)[0].item() for m in again.members) < backend.loss(cold.eval(), batch)[0].item()
+    with pytest.raises(ValueError, match="warm start"):
+        backend.fit(data, splits.train[:2], init=ens)
