@@ -60,11 +60,14 @@ class MemberCalculator(Calculator):
 
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
-        res = self.ensemble.evaluate_committee(self.atoms, member_forces=True)
-        e = float(res.member_energies[self.member])
-        self.results = {"energy": e, "free_energy": e, "forces": res.member_forces[self.member],
-                        "sigma": float(np.std(res.member_energies)),
-                        "committee_energies": res.member_energies}  # fmt: skip
+        if hasattr(self.ensemble, "evaluate_member"):  # one member's forces only
+            energies, forces = self.ensemble.evaluate_member(self.atoms, self.member)
+        else:
+            res = self.ensemble.evaluate_committee(self.atoms, member_forces=True)
+            energies, forces = res.member_energies, res.member_forces[self.member]
+        e = float(energies[self.member])
+        self.results = {"energy": e, "free_energy": e, "forces": forces, "sigma": float(np.std(energies)),
+                        "committee_energies": energies}  # fmt: skip
 
 
 def member_errors(ensemble: Ensemble, data: Sequence[Atoms]) -> tuple[np.ndarray, np.ndarray]:

@@ -64,6 +64,13 @@ class TorchEnsemble:
         mean_f = -torch.autograd.grad(energies.mean(), x)[0][0].cpu().numpy().astype(float)
         return CommitteeResult(float(E.mean()), mean_f, None, E, None, None)
 
+    def evaluate_member(self, atoms: Atoms, member: int) -> tuple[np.ndarray, np.ndarray]:
+        """All member energies (eV) and one member's forces (eV/Å): one backward pass, not one per member."""
+        s, x = self._inputs(atoms)
+        energies = torch.cat([m(s, x) for m in self.members])
+        forces = -torch.autograd.grad(energies[member], x)[0][0]
+        return energies.detach().cpu().numpy().astype(float), forces.cpu().numpy().astype(float)
+
     def evaluate_bias(self, atoms: Atoms) -> tuple[CommitteeResult, np.ndarray, None]:
         """Mean model, member energies and ∇σ from two backward passes (no member forces)."""
         s, x = self._inputs(atoms)

@@ -7,11 +7,12 @@ Strategies, each scored after every refit by paired pulls on the reference seeds
   ``inherited``), a pull with the best member, the μ + 3σ threshold over its first 1000 steps,
   similarity screening, 2 augmented copies per accepted configuration, ``labels_per_iteration`` new
   labels per iteration, from the 500 K MD data.
-* ``hal``: HAL-SMD, new: the pull on the linear-ACE posterior committee with the bias −τσ (adaptive
-  τ) stops when max f_i > ``f_tol``; that configuration is labelled, the model refitted (rows added to
-  the normal equations), and the pull goes on from there with the new model. Starts from
-  ``n_initial`` MD frames; ends after ``n_stable`` consecutive pulls without a trigger or at
-  ``max_oracle_calls``.
+* ``hal``: HAL-SMD, new: the pull on a committee with the bias −τσ (adaptive τ) stops when max f_i >
+  ``f_tol``; that configuration is labelled, the model refitted, and the pull goes on from there with
+  the new model. The committee is the linear-ACE posterior (refit: rows added to the normal
+  equations, ≈1 s) or an NN ensemble (refit: every member retrained from its current weights for
+  ``refit_epochs`` on inherited splits). Starts from ``n_initial`` MD frames; ends after ``n_stable``
+  consecutive pulls without a trigger or at ``max_oracle_calls``.
 Everything lands in the run directory: ``data.db`` (labels with provenance), ``models/``,
 ``log.jsonl`` (a ``score`` event per refit: the learning curve), ``reference/`` and the report.
 """
@@ -59,8 +60,9 @@ from hal.protocols.hexane_report import write_report
 STRATEGY = {
     "name": Field(str, required=True),
     "kind": Field(str, required=True, choices=("baseline-md", "baseline-smd", "jung", "hal")),
-    "backend": Field(str, "ace", choices=("ace", "torchani")),
+    "backend": Field(str, "ace", choices=("ace", "torchani", "schnet")),
     "epochs": Field(int, 300),
+    "refit_epochs": Field(int, 20),
     "members": Field(int, 3),
     "split": Field(str, "inherited", choices=("inherited", "random")),
     "iterations": Field(int, 10),
@@ -123,7 +125,7 @@ def check(config: dict) -> None:
     if not config["seeds"]:
         raise ConfigError("seeds: at least one reference seed is needed")
     for k, s in enumerate(config["strategies"]):
-        if s["kind"] == "jung" and s["members"] < 2:
+        if (s["kind"] == "jung" or s["backend"] != "ace") and s["members"] < 2:
             raise ConfigError(f"strategies[{k}].members: an ensemble needs at least 2 members")
 
 
@@ -198,15 +200,17 @@ def run_baseline(study: Study, strategy: dict) -> list[dict]:
 
 def _backend(study: Study, strategy: dict) -> Backend:
     """The strategy's backend; NN ones train on CPU unless CUDA is there, checkpointing in the run dir."""
+    if strategy["backend"] == "ace":
+        return ACEBackend(study.basis, e0=study.e0)
+    import torch
+
     if strategy["backend"] == "torchani":
-        import torch
-
-        from hal.backends.torchani import TorchANIBackend
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        return TorchANIBackend(("C", "H"), epochs=strategy["epochs"], device=device, progress=study.progress,
-                               checkpoint_dir=study.dir / "checkpoints" / strategy["name"])  # fmt: skip
-    return ACEBackend(study.basis, e0=study.e0)
+        from hal.backends.torchani import TorchANIBackend as NNBackend
+    else:
+        from hal.backends.schnet import SchNetBackend as NNBackend
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return NNBackend(("C", "H"), epochs=strategy["epochs"], device=device, progress=study.progress,
+                     checkpoint_dir=study.dir / "checkpoints" / strategy["name"])  # fmt: skip
 
 
 def run_jung(study: Study, strategy: dict) -> list[dict]:
@@ -222,7 +226,7 @@ def run_jung(study: Study, strategy: dict) -> list[dict]:
             splits.inherit(len(data), it, best)
         else:
             splits.random(len(data), it)
-        path = study.dir / "models" / f"{name}-iter_{it:03d}.{'npz' if sel['backend'] == 'ace' else 'pt'}"
+        path = study.dir / "models" / f"{name}-iter_{it:03d}.{_suffix(sel)}"
         with threadpool_limits(2):
             ensemble = backend.fit(data, splits.train, seed=study.config["seed"] + it)
         ensemble.save(path)
@@ -264,6 +268,56 @@ def select_configurations(res: smd.SMDResult, threshold: float, n_labels: int, r
     return out
 
 
+def _suffix(strategy: dict) -> str:
+    return "npz" if strategy["backend"] == "ace" else "pt"
+
+
+class HALModel:
+    """HAL-SMD's committee and its refit after each label: rows added to the normal equations of the
+    linear-ACE posterior, or a warm-started retraining of every NN member on its own split grown by
+    the new label (one label: always in the training part)."""
+
+    def __init__(self, study: Study, strategy: dict, data: list[Atoms]) -> None:
+        self.study, self.strategy, self.data = study, strategy, list(data)
+        self.seed = study.config["seed"]
+        if strategy["backend"] == "ace":
+            self.ne = assemble(study.basis, self.data, study.e0, n_workers=1, progress=False)
+        else:
+            self.backend = _backend(study, strategy)
+            self.splits = Splits(strategy["members"], 0.2, seed=self.seed)
+        self.committee = None
+        self._fit()
+
+    def _fit(self) -> None:
+        n, sel = len(self.data), self.strategy
+        if sel["backend"] == "ace":
+            self.committee = fit_normal_equations(self.ne, self.study.basis, self.study.e0,
+                                                  committee_size=sel["committee_size"], seed=self.seed + n)  # fmt: skip
+            return
+        self.splits.inherit(n, n)  # each member keeps its own split (diversity, hence σ); new labels train
+        self.backend.epochs = sel["epochs"] if self.committee is None else sel["refit_epochs"]
+        with threadpool_limits(2):
+            self.committee = self.backend.fit(self.data, self.splits.train, seed=self.seed + n, init=self.committee)
+
+    def add(self, atoms: Atoms) -> None:
+        """A new label: refit."""
+        self.data.append(atoms)
+        if self.strategy["backend"] == "ace":
+            self.ne.add_rows(*config_rows(self.study.basis, atoms, self.study.e0))
+        self._fit()
+
+    def predictor(self):
+        """The model that is scored: the posterior mean (ACE) or the best member (NN, as Jung et al.)."""
+        if self.strategy["backend"] == "ace":
+            return self.committee.calculator
+        return partial(MemberCalculator, self.committee, self.committee.best)
+
+    def save(self, tag: str) -> Path:
+        return self.committee.save(
+            self.study.dir / "models" / f"{self.strategy['name']}-{tag}.{_suffix(self.strategy)}"
+        )
+
+
 def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     """HAL-SMD (see the module docstring); resumes from the store after a kill."""
     name, sel = strategy["name"], strategy
@@ -271,15 +325,12 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     pick = np.sort(rng.choice(len(study.md), size=min(sel["n_initial"], len(study.md)), replace=False))
     initial = [study.md[i] for i in pick]
     labels = study.store.labelled(strategy=name)
-    data = initial + labels
-    K, seed = sel["committee_size"], study.config["seed"]
-    ne = assemble(study.basis, data, study.e0, n_workers=1, progress=False)
-    model = fit_normal_equations(ne, study.basis, study.e0, committee_size=K, seed=seed)
-    calls = len(data)
     t0 = time.perf_counter()
+    model = HALModel(study, sel, initial + labels)
+    calls = len(model.data)
     scored = {e["oracle_calls"] for e in study.events("score", name)}
     if calls not in scored:
-        study.score(model.calculator, name, len(labels), calls, t0)
+        study.score(model.predictor(), name, len(labels), calls, t0)
     pulls = study.events("pull", name)
     pull_no = pulls[-1]["pull"] + 1 if pulls else 0
     stable = pulls[-1]["stable"] if pulls else 0
@@ -290,7 +341,7 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
         kwargs = study.settings.kwargs(state)
         triggers = 0
         while calls < sel["max_oracle_calls"]:
-            calc = HALCalculator(model, tau=0.0, force_uncertainty=False)
+            calc = HALCalculator(model.committee, tau=0.0, force_uncertainty=False)
             with threadpool_limits(1):
                 res = smd.run(state, calc, seed=seed_k + 1000 * pull_no, stop=_trigger(sel), **kwargs)
             if res.stopped_at is None:
@@ -304,20 +355,19 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
             bar.update(1)
             if result.ok:
                 labels.append(result.atoms)
-                ne.add_rows(*config_rows(study.basis, result.atoms, study.e0))
-                model = fit_normal_equations(ne, study.basis, study.e0, committee_size=K, seed=seed + len(labels))
+                model.add(result.atoms)
                 if len(labels) % sel["score_every"] == 0:
-                    model.save(study.dir / "models" / f"{name}-{len(labels):04d}.npz")
-                    study.score(model.calculator, name, len(labels), calls, t0)
+                    model.save(f"{len(labels):04d}")
+                    study.score(model.predictor(), name, len(labels), calls, t0)
             state = res.atoms  # go on from the trigger (momenta kept) with the refitted model
             kwargs = {**kwargs, "d0_start": float(res.d0[-1])}
         stable = stable + 1 if triggers == 0 else 0
         study.log("pull", strategy=name, pull=pull_no, seed=seed_k, triggers=triggers, stable=stable, calls=calls)
         pull_no += 1
     bar.close()
-    model.save(study.dir / "models" / f"{name}-final.npz")
+    model.save("final")
     if calls not in {e["oracle_calls"] for e in study.events("score", name)}:
-        study.score(model.calculator, name, len(labels), calls, t0)
+        study.score(model.predictor(), name, len(labels), calls, t0)
     return study.events("score", name)
 
 

@@ -18,7 +18,7 @@ CONFIG = {
     "workers": 1,
     "seeds": [0, 1],
     "n_carbon": 2,
-    "pull": {"velocity": 4.0, "stretch": 1.2, "prepare_steps": 100, "frame_every": 20},
+    "pull": {"velocity": 8.0, "stretch": 1.2, "prepare_steps": 100, "frame_every": 20},
     "initial": {"n_md": 30, "every": 5},
     "basis": {"order": 2, "max_degree": [6, 4], "r_cut": 4.0},
     "strategies": [
@@ -42,6 +42,30 @@ CONFIG = {
             "uq_first_steps": 100,
         },  # fmt: skip
         {
+            "name": "schnet-2",
+            "kind": "jung",
+            "backend": "schnet",
+            "members": 2,
+            "iterations": 1,
+            "epochs": 3,
+            "labels_per_iteration": 6,
+            "uq_first_steps": 100,
+        },  # fmt: skip
+        {
+            "name": "hal-ani",
+            "kind": "hal",
+            "backend": "torchani",
+            "members": 2,
+            "epochs": 3,
+            "refit_epochs": 2,
+            "n_initial": 10,
+            "max_oracle_calls": 13,
+            "score_every": 3,
+            "n_hist": 20,
+            "check_every": 2,
+            "f_tol": 0.1,
+        },
+        {
             "name": "hal",
             "kind": "hal",
             "n_initial": 10,
@@ -53,7 +77,7 @@ CONFIG = {
             "committee_size": 8,
         },
     ],
-    "transfer": {"model": "hal", "chains": [3], "velocities": [8.0]},
+    "transfer": {"model": "hal", "chains": [3], "velocities": [16.0]},
 }
 
 
@@ -67,16 +91,22 @@ def study(tmp_path_factory):
 
 def test_every_strategy_is_scored_against_the_paired_reference(study):
     run_dir, config, summary = study
-    assert set(summary) == {"md", "inherited-2", "ani-2", "hal", "transfer C3 4 Å/ps", "transfer C2 8 Å/ps"}
+    assert set(summary) == {"md", "inherited-2", "ani-2", "schnet-2", "hal-ani", "hal", "transfer C3 8 Å/ps",
+                            "transfer C2 16 Å/ps"}  # fmt: skip
     scores = [e for e in read_events(run_dir) if e["event"] == "score"]
     for e in scores:
         assert len(e["ea_model"]) == len(e["ea_reference"]) == 2
         assert e["delta_ea"] == pytest.approx(np.mean(np.subtract(e["ea_model"], e["ea_reference"])))
         assert np.isfinite(e["force_mae"]) and np.isfinite(e["delta_ea_quasi_static"])
-    for name in ("inherited-2", "ani-2"):  # the same loop on linear ACE and on the NN ensemble
+    for name in ("inherited-2", "ani-2", "schnet-2"):  # the same loop on linear ACE and on the NN ensembles
         jung = [e for e in scores if e["strategy"] == name]
         assert [e["iteration"] for e in jung] == [0, 1] and jung[1]["oracle_calls"] > jung[0]["oracle_calls"]
-    assert (run_dir / "models" / "ani-2-iter_001.pt").exists()
+    assert (run_dir / "models" / "ani-2-iter_001.pt").exists() and (
+        run_dir / "models" / "schnet-2-iter_001.pt"
+    ).exists()
+    hal_ani = [e for e in scores if e["strategy"] == "hal-ani"]  # HAL-SMD on the NN ensemble
+    assert len(hal_ani) >= 2 and hal_ani[-1]["oracle_calls"] > hal_ani[0]["oracle_calls"] == 10
+    assert (run_dir / "models" / "hal-ani-final.pt").exists()
 
 
 def test_labels_have_provenance_and_respect_the_budgets(study):
@@ -89,14 +119,15 @@ def test_labels_have_provenance_and_respect_the_budgets(study):
             assert np.abs(copy.positions - jung[k].positions).max() <= 0.05
     hal_rows = list(store.db.select(strategy="hal"))
     assert 0 < len(hal_rows) <= 16 - 10
+    assert 0 < len(list(store.db.select(strategy="hal-ani"))) <= 13 - 10
     assert all(r.source == "hal-smd" and r.get("d0") is not None and r.get("sigma") is not None for r in hal_rows)
 
 
 def test_transferability_pulls_other_chains_against_their_own_reference(study):
     run_dir, config, _ = study
     cases = [e for e in read_events(run_dir) if e["event"] == "transfer"]
-    assert [(e["chain"], e["velocity"]) for e in cases] == [(3, 4.0), (2, 8.0)]
-    assert (run_dir / "reference" / "C3-v4-s0.npz").exists() and (run_dir / "reference" / "C2-v8-s0.npz").exists()
+    assert [(e["chain"], e["velocity"]) for e in cases] == [(3, 8.0), (2, 16.0)]
+    assert (run_dir / "reference" / "C3-v8-s0.npz").exists() and (run_dir / "reference" / "C2-v16-s0.npz").exists()
     ethane = [e for e in read_events(run_dir) if e["event"] == "score" and e["strategy"] == "hal"][-1]
     assert cases[1]["ea_reference"][0] != ethane["ea_reference"][0]  # another loading rate, another reference
 
@@ -104,7 +135,7 @@ def test_transferability_pulls_other_chains_against_their_own_reference(study):
 def test_report_and_rerun_labels_nothing_new(study):
     run_dir, config, _ = study
     report = hexane_smd.report(run_dir, config)
-    assert report.exists() and "| hal |" in report.read_text() and "| C3 | 4 |" in report.read_text()
+    assert report.exists() and "| hal |" in report.read_text() and "| C3 | 8 |" in report.read_text()
     for name in ("learning.png", "work.png", "snapshots.png"):
         assert (run_dir / name).stat().st_size > 1000
     rows, events = Store(run_dir / "data.db").count(), len(read_events(run_dir))
