@@ -46,14 +46,15 @@ def calls_to_target(scores: list[dict], target: float = KCAL_PER_MOL) -> int | N
 def table(run_dir: Path) -> str:
     """Markdown table: one row per strategy (its last score)."""
     head = ("| strategy | oracle calls | ΔE_a paired (eV) | spread (eV) | ΔE_a quasi-static (eV) | "
-            "F MAE unseen (eV/Å) | wall (s) | calls to 1 kcal/mol |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|\n")  # fmt: skip
+            "F MAE unseen (eV/Å) | fit per refit (s) | wall (s) | calls to 1 kcal/mol |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")  # fmt: skip
     rows = []
     for name, scores in scores_by_strategy(run_dir).items():
         e = scores[-1]
         hit = calls_to_target(scores)
         rows.append(f"| {name} | {e['oracle_calls']} | {e['delta_ea']:+.3f} | {e['spread_ea']:.3f} | "
-                    f"{e['delta_ea_quasi_static']:+.3f} | {e['force_mae']:.4f} | {e['wall_s']:.0f} | "
+                    f"{e['delta_ea_quasi_static']:+.3f} | {e['force_mae']:.4f} | {e.get('fit_s', np.nan):.1f} | "
+                    f"{e['wall_s']:.0f} | "
                     f"{hit if hit is not None else 'not reached'} |")  # fmt: skip
     return head + "\n".join(rows) + "\n"
 

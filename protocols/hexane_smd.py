@@ -157,15 +157,16 @@ class Study:
     def events(self, event: str, strategy: str | None = None) -> list[dict]:
         return [e for e in read_events(self.dir) if e["event"] == event and strategy in (None, e.get("strategy"))]
 
-    def score(self, make_calculator, strategy: str, iteration: int, oracle_calls: int, t0: float) -> Score:
-        """Score a model and log it (the learning curve's point)."""
+    def score(self, make_calculator, strategy: str, iteration: int, oracle_calls: int, t0: float,
+              **extra: float) -> Score:  # fmt: skip
+        """Score a model and log it (the learning curve's point) with ``extra`` fields (e.g. ``fit_s``)."""
         sc = score(make_calculator, self.dir, self.seeds, self.settings, self.n, self.test, executor=self.executor)
         (self.dir / "scores").mkdir(exist_ok=True)
         np.savez(
             self.dir / "scores" / f"{strategy}-{oracle_calls:05d}.npz", seeds=self.seeds, curves=np.array(sc.curves)
         )
         self.log("score", strategy=strategy, iteration=iteration, oracle_calls=oracle_calls,
-                 wall_s=time.perf_counter() - t0, **sc.row())  # fmt: skip
+                 wall_s=time.perf_counter() - t0, **sc.row(), **extra)  # fmt: skip
         return sc
 
     def label(self, configs: Sequence[Atoms], strategy: str, iteration: int, source: str) -> list[Atoms]:
@@ -227,12 +228,14 @@ def run_jung(study: Study, strategy: dict) -> list[dict]:
         else:
             splits.random(len(data), it)
         path = study.dir / "models" / f"{name}-iter_{it:03d}.{_suffix(sel)}"
+        t_fit = time.perf_counter()
         with threadpool_limits(2):
             ensemble = backend.fit(data, splits.train, seed=study.config["seed"] + it)
+        t_fit = time.perf_counter() - t_fit
         ensemble.save(path)
         best = ensemble.best
         if it not in {e["iteration"] for e in study.events("score", name)}:
-            study.score(partial(MemberCalculator, ensemble, best), name, it, len(data), t0)
+            study.score(partial(MemberCalculator, ensemble, best), name, it, len(data), t0, fit_s=t_fit)
         if it == sel["iterations"]:
             break
         if study.store.count(strategy=name, iteration=it):
@@ -285,10 +288,15 @@ class HALModel:
         else:
             self.backend = _backend(study, strategy)
             self.splits = Splits(strategy["members"], 0.2, seed=self.seed)
-        self.committee = None
+        self.committee, self.fit_s = None, []
         self._fit()
 
     def _fit(self) -> None:
+        t0 = time.perf_counter()
+        self._refit()
+        self.fit_s.append(time.perf_counter() - t0)
+
+    def _refit(self) -> None:
         n, sel = len(self.data), self.strategy
         if sel["backend"] == "ace":
             self.committee = fit_normal_equations(self.ne, self.study.basis, self.study.e0,
@@ -328,9 +336,14 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     t0 = time.perf_counter()
     model = HALModel(study, sel, initial + labels)
     calls = len(model.data)
+
+    def record() -> None:  # a learning-curve point; fit_s: mean time of the refits since the last one
+        study.score(model.predictor(), name, len(labels), calls, t0,
+                    fit_s=float(np.mean(model.fit_s[-sel["score_every"] :])))  # fmt: skip
+
     scored = {e["oracle_calls"] for e in study.events("score", name)}
     if calls not in scored:
-        study.score(model.predictor(), name, len(labels), calls, t0)
+        record()
     pulls = study.events("pull", name)
     pull_no = pulls[-1]["pull"] + 1 if pulls else 0
     stable = pulls[-1]["stable"] if pulls else 0
@@ -358,7 +371,7 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
                 model.add(result.atoms)
                 if len(labels) % sel["score_every"] == 0:
                     model.save(f"{len(labels):04d}")
-                    study.score(model.predictor(), name, len(labels), calls, t0)
+                    record()
             state = res.atoms  # go on from the trigger (momenta kept) with the refitted model
             kwargs = {**kwargs, "d0_start": float(res.d0[-1])}
         stable = stable + 1 if triggers == 0 else 0
@@ -367,7 +380,7 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     bar.close()
     model.save("final")
     if calls not in {e["oracle_calls"] for e in study.events("score", name)}:
-        study.score(model.predictor(), name, len(labels), calls, t0)
+        record()
     return study.events("score", name)
 
 

@@ -1,0 +1,144 @@
+"""Linear ACE vs the NN ensembles (TorchANI-style, SchNet) on the hexane study: cost and accuracy.
+
+Speed (same run, same machine, same 500 K hexane frames): the fit of the linear-ACE posterior vs one
+training epoch of one NN member (batch 64); one HAL MD step (energy, forces, σ and the bias force of
+the biased energy) and one best-member step, per backend, on CPU and on CUDA when there. Science:
+the study's loop per backend × strategy (Jung et al.'s inherited-3 ensemble; HAL-SMD) with |ΔE_a| vs
+oracle calls, fit time per refit, and the learning, work-curve and snapshot plots of
+``hal report``. NN epochs are REDUCED on CPU (``--epochs``; SPEC: 300) and the tables say so.
+Writes ``benchmarks/results/nn_backends.md``; last line: the HAL step cost of the ANI ensemble over
+that of linear ACE.
+
+    python benchmarks/nn_backends.py [--quick] [--epochs 30] [--iterations 2] [--speed-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase.calculators.calculator import all_changes
+
+from hal.ace.basis import ACEBasis
+from hal.backends.base import MemberCalculator
+from hal.backends.schnet import SchNetBackend
+from hal.backends.torch_ensemble import TorchEnsemble
+from hal.backends.torchani import TorchANIBackend
+from hal.calculators import HALCalculator
+from hal.config import validate
+from hal.fit import fit
+from hal.protocols import hexane_smd
+from hal.protocols.hexane_reference import md_dataset
+from hal.protocols.hexane_report import table
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def step_ms(calc, atoms, n: int) -> float:
+    """Median wall time (ms) of one energy + forces evaluation at fresh positions."""
+    rng = np.random.default_rng(0)
+    work = atoms.copy()
+    times = []
+    for _ in range(n):
+        work.positions = atoms.positions + rng.normal(scale=0.01, size=atoms.positions.shape)
+        t = time.perf_counter()
+        calc.calculate(work, ["energy", "forces"], all_changes)
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def speed(data: list, basis: ACEBasis, devices: list[str], members: int, n_steps: int) -> list[dict]:
+    """One row per backend and device: fit/epoch time (s), HAL step and member step (ms)."""
+    atoms = data[0]
+    t = time.perf_counter()
+    model = fit(data, basis, committee_size=32, progress=False)
+    rows = [{"backend": "ace", "device": "cpu", "train_s": time.perf_counter() - t, "train": "full BRR fit",
+             "hal_ms": step_ms(HALCalculator(model, tau=0.1, force_uncertainty=False), atoms, n_steps),
+             "member_ms": step_ms(model.calculator(), atoms, n_steps)}]  # fmt: skip
+    for device in devices:
+        for cls in (TorchANIBackend, SchNetBackend):
+            backend = cls(epochs=1, device=device, patience=10**6)
+            train = backend._tensors(data)
+            e0 = backend._self_energies(data)
+            t = time.perf_counter()
+            backend._train_member(0, train, {k: v[:0] for k, v in train.items()}, e0, seed=0)
+            epoch = time.perf_counter() - t
+            ens = TorchEnsemble([backend.make_net() for _ in range(members)], 0, device, backend.net_kwargs)
+            rows.append({"backend": backend.name, "device": device, "train_s": epoch, "train": "1 epoch, 1 member",
+                         "hal_ms": step_ms(HALCalculator(ens, tau=0.1, force_uncertainty=False), atoms, n_steps),
+                         "member_ms": step_ms(MemberCalculator(ens, 0), atoms, n_steps)})  # fmt: skip
+    return rows
+
+
+def speed_table(rows: list[dict], n_frames: int, members: int) -> str:
+    ace = rows[0]
+    out = (f"Hexane (20 atoms), {n_frames} frames; NN ensembles of {members} members, float64; "
+           "ratios over linear ACE in the same run.\n\n"
+           "| backend | device | training (s) | what | HAL step (ms) | × ACE | best-member step (ms) | × ACE |\n"
+           "|---|---|---:|---|---:|---:|---:|---:|\n")  # fmt: skip
+    for r in rows:
+        hal_x, member_x = r["hal_ms"] / ace["hal_ms"], r["member_ms"] / ace["member_ms"]
+        out += (f"| {r['backend']} | {r['device']} | {r['train_s']:.2f} | {r['train']} | {r['hal_ms']:.2f} | "
+                f"{hal_x:.1f} | {r['member_ms']:.2f} | {member_x:.1f} |\n")  # fmt: skip
+    return out
+
+
+def study_config(quick: bool, epochs: int, iterations: int, run_dir: Path) -> dict:
+    jung = {"kind": "jung", "members": 3, "split": "inherited", "iterations": iterations,
+            "labels_per_iteration": 60 if quick else 150, "epochs": epochs}  # fmt: skip
+    budget = 60 if quick else 200
+    hal = {"kind": "hal", "f_tol": 0.2, "n_initial": 40, "max_oracle_calls": budget, "score_every": 10 if quick else 25}
+    strategies = [{"name": f"{b}-inherited-3", "backend": b, **jung} for b in ("ace", "torchani", "schnet")]
+    strategies += [{"name": "ace-hal-smd", **hal},
+                   {"name": "torchani-hal-smd", "backend": "torchani", "members": 3, "epochs": epochs,
+                    "refit_epochs": max(epochs // 10, 2), **hal}]  # fmt: skip
+    raw = {"run_dir": str(run_dir), "seeds": [0, 1] if quick else [0, 1, 2],
+           "initial": {"n_md": 200 if quick else 2000}, "strategies": strategies}  # fmt: skip
+    return validate(raw, hexane_smd.SCHEMA)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="200 MD frames, 2 seeds, 1 iteration, 10 epochs")
+    ap.add_argument("--epochs", type=int, default=None, help="NN epochs per fit (default 30 on CPU, 300 on CUDA)")
+    ap.add_argument("--iterations", type=int, default=2, help="iterations of the inherited-3 loop")
+    ap.add_argument("--speed-only", action="store_true", help="skip the hexane study")
+    ap.add_argument("--out", default=None, help="run directory (default runs/nn_backends[_quick])")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    cuda = torch.cuda.is_available()
+    epochs = args.epochs or (10 if args.quick else (300 if cuda else 30))
+    run_dir = Path(args.out or ("runs/nn_backends_quick" if args.quick else "runs/nn_backends"))
+    cfg = study_config(args.quick, epochs, 1 if args.quick else args.iterations, run_dir)
+    data = md_dataset(run_dir, cfg["initial"]["n_md"], 6, every=cfg["initial"]["every"])
+    basis = ACEBasis(["C", "H"], order=4, max_degree=[15, 11, 9, 6], r_cut=5.0)
+    frames = data[:64] if args.quick else data[:256]
+    rows = speed(frames, basis, ["cpu", "cuda"] if cuda else ["cpu"], 3, 20 if args.quick else 100)
+    cmd = "python benchmarks/nn_backends.py " + " ".join(sys.argv[1:])
+    text = f"{cmd}\n\n## Speed\n\n{speed_table(rows, len(frames), 3)}\n"
+    if not args.speed_only:
+        t0 = time.perf_counter()
+        hexane_smd.run(cfg, run_dir, progress=True)
+        hexane_smd.report(run_dir, cfg)
+        label = f"{epochs} epochs per fit" + ("" if epochs >= 300 else " (REDUCED: SPEC §6 trains 300)")
+        text += (f"## Backend × strategy (hexane, GFN2-xTB)\n\nseeds {cfg['seeds']}, {cfg['initial']['n_md']} MD "
+                 f"frames; NN: {label}, on {'CUDA' if cuda else 'CPU'}; wall {time.perf_counter() - t0:.0f} s "
+                 f"(this invocation; cached steps excluded)\n\n{table(run_dir)}\n")  # fmt: skip
+        for name in ("learning", "work", "snapshots"):
+            shutil.copy(run_dir / f"{name}.png", RESULTS / f"nn_backends{'_quick' if args.quick else ''}_{name}.png")
+            text += f"![{name}](nn_backends{'_quick' if args.quick else ''}_{name}.png)\n\n"
+    ani = next(r for r in rows if r["backend"] == "torchani" and r["device"] == "cpu")
+    text += f"hal_step_ratio_torchani_over_ace: {ani['hal_ms'] / rows[0]['hal_ms']:.1f}\n"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"nn_backends{'_quick' if args.quick else ''}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
