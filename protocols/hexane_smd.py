@@ -72,6 +72,7 @@ STRATEGY = {
     "max_oracle_calls": Field(int, 400),
     "n_stable": Field(int, 2),
     "f_tol": Field(float, 0.5),
+    "eps": Field(float, 0.2),  # ε of f_i (eV/Å); ≫ |F| makes the trigger one on absolute force uncertainty
     "tau_rel": Field(float, 0.1),
     "n_hist": Field(int, 100),
     "check_every": Field(int, 5),
@@ -354,7 +355,7 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
         kwargs = study.settings.kwargs(state)
         triggers = 0
         while calls < sel["max_oracle_calls"]:
-            calc = HALCalculator(model.committee, tau=0.0, force_uncertainty=False)
+            calc = HALCalculator(model.committee, tau=0.0, eps=sel["eps"], force_uncertainty=False)
             with threadpool_limits(1):
                 res = smd.run(state, calc, seed=seed_k + 1000 * pull_no, stop=_trigger(sel), **kwargs)
             if res.stopped_at is None:
