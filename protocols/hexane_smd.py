@@ -11,7 +11,7 @@ Strategies, each scored after every refit by paired pulls on the reference seeds
   ``f_tol``; that configuration is labelled, the model refitted, and the pull goes on from there with
   the new model. The committee is the linear-ACE posterior (refit: rows added to the normal
   equations, ≈1 s) or an NN ensemble (refit: every member retrained from its current weights for
-  ``refit_epochs`` on inherited splits). Starts from ``n_initial`` MD frames; ends after ``n_stable``
+  ``refit_epochs`` on its own split). Starts from ``n_initial`` MD frames; ends after ``n_stable``
   consecutive pulls without a trigger or at ``max_oracle_calls``.
 Everything lands in the run directory: ``data.db`` (labels with provenance), ``models/``,
 ``log.jsonl`` (a ``score`` event per refit: the learning curve), ``reference/`` and the report.
@@ -293,20 +293,17 @@ class HALModel:
         self._fit()
 
     def _fit(self) -> None:
-        t0 = time.perf_counter()
-        self._refit()
-        self.fit_s.append(time.perf_counter() - t0)
-
-    def _refit(self) -> None:
-        n, sel = len(self.data), self.strategy
+        t0, n, sel = time.perf_counter(), len(self.data), self.strategy
         if sel["backend"] == "ace":
             self.committee = fit_normal_equations(self.ne, self.study.basis, self.study.e0,
                                                   committee_size=sel["committee_size"], seed=self.seed + n)  # fmt: skip
-            return
-        self.splits.inherit(n, n)  # each member keeps its own split (diversity, hence σ); new labels train
-        self.backend.epochs = sel["epochs"] if self.committee is None else sel["refit_epochs"]
-        with threadpool_limits(2):
-            self.committee = self.backend.fit(self.data, self.splits.train, seed=self.seed + n, init=self.committee)
+        else:
+            self.splits.inherit(n, n)  # each member keeps its own split (diversity, hence σ); labels train
+            self.backend.epochs = sel["epochs"] if self.committee is None else sel["refit_epochs"]
+            with threadpool_limits(2):
+                self.committee = self.backend.fit(self.data, self.splits.train, seed=self.seed + n,
+                                                  init=self.committee)  # fmt: skip
+        self.fit_s.append(time.perf_counter() - t0)
 
     def add(self, atoms: Atoms) -> None:
         """A new label: refit."""
