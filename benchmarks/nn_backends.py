@@ -116,13 +116,9 @@ def main() -> None:
     epochs = args.epochs or (10 if args.quick else (300 if cuda else 30))
     run_dir = Path(args.out or ("runs/nn_backends_quick" if args.quick else "runs/nn_backends"))
     cfg = study_config(args.quick, epochs, 1 if args.quick else args.iterations, run_dir)
-    data = md_dataset(run_dir, cfg["initial"]["n_md"], 6, every=cfg["initial"]["every"])
-    basis = ACEBasis(["C", "H"], order=4, max_degree=[15, 11, 9, 6], r_cut=5.0)
-    frames = data[:64] if args.quick else data[:256]
-    rows = speed(frames, basis, ["cpu", "cuda"] if cuda else ["cpu"], 3, 20 if args.quick else 100)
     cmd = "python benchmarks/nn_backends.py " + " ".join(sys.argv[1:])
-    text = f"{cmd}\n\n## Speed\n\n{speed_table(rows, len(frames), 3)}\n"
-    if not args.speed_only:
+    text = ""
+    if not args.speed_only:  # first: its oracle pool must fork before this process runs tblite (OpenMP)
         t0 = time.perf_counter()
         hexane_smd.run(cfg, run_dir, progress=True)
         hexane_smd.report(run_dir, cfg)
@@ -133,6 +129,11 @@ def main() -> None:
         for name in ("learning", "work", "snapshots"):
             shutil.copy(run_dir / f"{name}.png", RESULTS / f"nn_backends{'_quick' if args.quick else ''}_{name}.png")
             text += f"![{name}](nn_backends{'_quick' if args.quick else ''}_{name}.png)\n\n"
+    data = md_dataset(run_dir, cfg["initial"]["n_md"], 6, every=cfg["initial"]["every"])
+    basis = ACEBasis(["C", "H"], order=4, max_degree=[15, 11, 9, 6], r_cut=5.0)
+    frames = data[:64] if args.quick else data[:256]
+    rows = speed(frames, basis, ["cpu", "cuda"] if cuda else ["cpu"], 3, 20 if args.quick else 100)
+    text = f"{cmd}\n\n## Speed\n\n{speed_table(rows, len(frames), 3)}\n" + text
     ani = next(r for r in rows if r["backend"] == "torchani" and r["device"] == "cpu")
     text += f"hal_step_ratio_torchani_over_ace: {ani['hal_ms'] / rows[0]['hal_ms']:.1f}\n"
     RESULTS.mkdir(exist_ok=True)
