@@ -111,7 +111,7 @@ def main() -> None:
     ap.add_argument("--speed-only", action="store_true", help="skip the hexane study")
     ap.add_argument("--out", default=None, help="run directory (default runs/nn_backends[_quick])")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # the study's pool runs 2 workers
     cuda = torch.cuda.is_available()
     epochs = args.epochs or (10 if args.quick else (300 if cuda else 30))
     run_dir = Path(args.out or ("runs/nn_backends_quick" if args.quick else "runs/nn_backends"))
@@ -120,12 +120,14 @@ def main() -> None:
     text = ""
     if not args.speed_only:  # first: its oracle pool must fork before this process runs tblite (OpenMP)
         t0 = time.perf_counter()
-        hexane_smd.run(cfg, run_dir, progress=True)
-        hexane_smd.report(run_dir, cfg)
         label = f"{epochs} epochs per fit" + ("" if epochs >= 300 else " (REDUCED: SPEC §6 trains 300)")
-        text += (f"## Backend × strategy (hexane, GFN2-xTB)\n\nseeds {cfg['seeds']}, {cfg['initial']['n_md']} MD "
-                 f"frames; NN: {label}, on {'CUDA' if cuda else 'CPU'}; wall {time.perf_counter() - t0:.0f} s "
-                 f"(this invocation; cached steps excluded)\n\n{table(run_dir)}\n")  # fmt: skip
+        for k in range(len(cfg["strategies"])):  # one at a time, the table written after each
+            hexane_smd.run({**cfg, "strategies": cfg["strategies"][: k + 1]}, run_dir, progress=True)
+            hexane_smd.report(run_dir, cfg)
+            text = (f"## Backend × strategy (hexane, GFN2-xTB)\n\nseeds {cfg['seeds']}, {cfg['initial']['n_md']} MD "
+                    f"frames; NN: {label}, on {'CUDA' if cuda else 'CPU'}; wall {time.perf_counter() - t0:.0f} s "
+                    f"(this invocation; cached steps excluded)\n\n{table(run_dir)}\n")  # fmt: skip
+            (RESULTS / f"nn_backends{'_quick' if args.quick else ''}.md").write_text(f"{cmd}\n\n(running)\n\n{text}")
         for name in ("learning", "work", "snapshots"):
             shutil.copy(run_dir / f"{name}.png", RESULTS / f"nn_backends{'_quick' if args.quick else ''}_{name}.png")
             text += f"![{name}](nn_backends{'_quick' if args.quick else ''}_{name}.png)\n\n"

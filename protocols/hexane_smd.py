@@ -230,10 +230,13 @@ def run_jung(study: Study, strategy: dict) -> list[dict]:
             splits.random(len(data), it)
         path = study.dir / "models" / f"{name}-iter_{it:03d}.{_suffix(sel)}"
         t_fit = time.perf_counter()
-        with threadpool_limits(2):
-            ensemble = backend.fit(data, splits.train, seed=study.config["seed"] + it)
-        t_fit = time.perf_counter() - t_fit
-        ensemble.save(path)
+        if path.exists():  # fitted before a restart
+            ensemble, t_fit = backend.load(path), np.nan
+        else:
+            with threadpool_limits(2):
+                ensemble = backend.fit(data, splits.train, seed=study.config["seed"] + it)
+            t_fit = time.perf_counter() - t_fit
+            ensemble.save(path)
         best = ensemble.best
         if it not in {e["iteration"] for e in study.events("score", name)}:
             study.score(partial(MemberCalculator, ensemble, best), name, it, len(data), t0, fit_s=t_fit)
