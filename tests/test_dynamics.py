@@ -59,9 +59,10 @@ def test_adaptive_tau_follows_eq12(model, start):
 def test_hal_reaches_high_sigma_sooner_than_plain_md(model, start):
     def steps_to(tau, seed):
         kw = dict(tau=0.0) if tau == 0 else dict(tau_rel=0.2, n_hist=30)
-        run = run_hal(start, model, steps=500, temperature_K=800, timestep_fs=2.0, check_every=10**6, seed=seed, **kw)
+        # 1000 steps: HAL's runaway can start late (the trajectories are chaotic: round-off in the fit moves it)
+        run = run_hal(start, model, steps=1000, temperature_K=800, timestep_fs=2.0, check_every=10**6, seed=seed, **kw)
         above = np.flatnonzero(run.trace["sigma"] > 0.5)  # eV: 10× the starting σ
-        return above[0] if len(above) else 501
+        return above[0] if len(above) else 1001
 
     hal_steps = [steps_to(0.2, s) for s in range(8)]
     md_steps = [steps_to(0, s) for s in range(8)]

@@ -61,6 +61,19 @@ def test_quasi_static_pull_matches_the_analytic_chain():
     assert res.activation_energy >= 0.98 * w_star
 
 
+def test_quasi_static_refinement_resolves_the_snap():
+    """Coarse 0.05 Å steps (an error of up to F·0.05 ≈ 0.3 eV here) refined tenfold around the snap:
+    the last minimum before it lies within one fine step of the analytic instability, with its W."""
+    w_star, d0_star = analytic_instability()
+    res = hal.smd.run(chain(), MorseChain(), pull=(0, 6), k=K, d0_end=6 * R0 + 2.5, quasi_static=True,
+                      d0_step=0.05, fmax=1e-4, refine=10)  # fmt: skip
+    snap = int(np.argmin(np.diff(res.spring_force)))  # the last minimum before the spring force drops
+    assert res.spring_force[snap + 1] < 0.1 * res.spring_force[snap]
+    assert np.diff(res.d0)[snap] == pytest.approx(0.005)
+    assert abs(res.d0[snap] - d0_star) < 0.0075
+    assert res.work[snap] == pytest.approx(w_star, rel=0.01)
+
+
 def _pull(velocity: float):
     atoms = hal.smd.prepare(chain(), MorseChain(), temperature_K=10, steps=200, seed=1)
     return hal.smd.run(atoms, MorseChain(), pull=(0, 6), k=K, velocity=velocity, d0_end=6 * R0 + 2.5,

@@ -180,6 +180,16 @@ def prepare(atoms: Atoms, calculator: Calculator, temperature_K: float = 10.0, s
     return out
 
 
+def _over(atoms: Atoms, pairs: np.ndarray, limit: np.ndarray) -> tuple[int, int] | None:
+    """The bond stretched most beyond its break length, or None when every bond holds."""
+    lengths = np.linalg.norm(atoms.positions[pairs[:, 1]] - atoms.positions[pairs[:, 0]], axis=1)
+    over = np.flatnonzero(lengths > limit)
+    if not len(over):
+        return None
+    b = pairs[over[np.argmax(lengths[over] / limit[over])]]
+    return int(b[0]), int(b[1])
+
+
 def _groups(atoms: Atoms, pull) -> tuple[list[int], list[int]]:
     a, b = terminal_carbons(atoms) if pull is None else pull
     return list(np.atleast_1d(a)), list(np.atleast_1d(b))
@@ -201,6 +211,7 @@ def run(
     quasi_static: bool = False,
     d0_step: float = 0.02,
     fmax: float = 1e-3,
+    refine: int = 10,
     break_factor: float = 1.5,
     seed: int = 0,
     stop: Callable[[int, Atoms, SteeredCalculator], bool] | None = None,
@@ -213,6 +224,10 @@ def run(
     drawn at ``temperature_K`` when absent) from ``d0_start`` (default: the current distance) to
     ``d0_end`` (default: + 3.5 Å) at ``velocity`` Å/ps. ``pull``: (i, j) or two index groups.
     ``thermostat``: "berendsen" (τ_T = ``taut_fs``, as in Jung et al.) or "langevin" (``friction_fs``).
+    Quasi-static: minimised (FIRE to ``fmax``) every ``d0_step`` Å. On a stable branch the spring force
+    only grows with d0, so a drop (by a quarter of its maximum) is the snap; that step is redone in
+    ``refine`` finer steps from the last minimum before it, so that E_a (reached just before the snap,
+    where W grows at the spring force, ≈ 4.5 eV/Å for hexane) is resolved to F·d0_step/refine.
     ``stop(step, atoms, calc)`` may end the pull early (HAL-SMD: an uncertainty trigger).
     Trajectory frames are labelled with the wrapped calculator's energy and forces (no spring), so a
     reference pull is a training set as it stands; ``record_positions`` keeps every step's positions."""
@@ -249,7 +264,11 @@ def run(
         traj.unlink()
     W = 0.0
     broken, break_d0, break_step, stopped = None, None, None, None
-    for step in tqdm(range(n + 1), desc="SMD", unit="step", disable=not progress, leave=False):
+    # quasi-static refinement: end of the fine interval, last minimum (d0, spring force, positions), largest force
+    fine_until, intact, f_max = None, None, 0.0
+    bar = tqdm(total=n + 1, desc="SMD", unit="step", disable=not progress, leave=False)
+    step = 0
+    while True:
         if step > 0:
             new_d0 = min(d0 + delta, end)
             d, _ = spring.distance(work)
@@ -259,6 +278,15 @@ def run(
                 dyn.step()
         if quasi_static:
             FIRE(work, logfile=None).run(fmax=fmax, steps=5000)
+            force = k * (d0 - spring.distance(work)[0])
+            if fine_until is None and refine > 1 and intact and intact[1] - force > 0.25 * f_max:
+                fine_until, delta = d0, delta / refine  # redo this step finely from the last intact minimum
+                d0 = calc.d0 = intact[0]
+                work.positions = intact[2]
+                continue
+            if fine_until is not None and d0 >= fine_until - 1e-12:
+                delta = d0_step
+            intact, f_max = (d0, force, work.positions.copy()), max(f_max, force)
         work.get_potential_energy()  # fills calc.results
         r = calc.results
         rec["d0"].append(d0)
@@ -271,13 +299,9 @@ def run(
         rec["sigma"].append(r.get("sigma", np.nan))
         if record_positions:
             rec["positions"].append(work.positions.copy())
-        if broken is None:
-            lengths = np.linalg.norm(work.positions[pairs[:, 1]] - work.positions[pairs[:, 0]], axis=1)
-            over = np.flatnonzero(lengths > limit)
-            if len(over):
-                b = pairs[over[np.argmax(lengths[over] / limit[over])]]
-                broken, break_d0, break_step = (int(b[0]), int(b[1])), d0, step
-        if traj is not None and (step % trajectory_every == 0 or step == n):
+        if broken is None and (b := _over(work, pairs, limit)) is not None:
+            broken, break_d0, break_step = b, d0, step
+        if traj is not None and (step % trajectory_every == 0 or d0 >= end - 1e-12):
             frame = work.copy()
             frame.calc = None
             frame.info.update(step=step, d0=d0, distance=r["distance"], work=W, energy=r["model_energy"],
@@ -289,6 +313,11 @@ def run(
         if stop is not None and stop(step, work, calc):
             stopped = step
             break
+        if d0 >= end - 1e-12:
+            break
+        step += 1
+        bar.update(1)
+    bar.close()
     positions = np.array(rec.pop("positions")) if record_positions else None
     arrays = {key: np.array(v, dtype=float) for key, v in rec.items()}
     if quasi_static:  # W = ∫ k (d0 − d) dd0 along the minimised path (trapezoids)
