@@ -46,8 +46,8 @@ class ACEEnsemble:
     def evaluate_committee(self, atoms: Atoms, member_forces: bool = True) -> CommitteeResult:
         return self.model.evaluate_committee(atoms, member_forces)
 
-    def evaluate_bias(self, atoms: Atoms):
-        return self.model.evaluate_bias(atoms)
+    def evaluate_bias(self, atoms: Atoms, offsets: np.ndarray | None = None):
+        return self.model.evaluate_bias(atoms, offsets)
 
     def save(self, path: str | Path) -> Path:
         self.model.fit_info["best_member"] = self.best

@@ -71,12 +71,14 @@ class TorchEnsemble:
         forces = -torch.autograd.grad(energies[member], x)[0][0]
         return energies.detach().cpu().numpy().astype(float), forces.cpu().numpy().astype(float)
 
-    def evaluate_bias(self, atoms: Atoms) -> tuple[CommitteeResult, np.ndarray, None]:
-        """Mean model, member energies and ∇σ from two backward passes (no member forces)."""
+    def evaluate_bias(self, atoms: Atoms, offsets: np.ndarray | None = None) -> tuple[CommitteeResult, np.ndarray, None]:
+        """Mean model, member energies and ∇σ from two backward passes (no member forces); ``offsets``
+        (K,): member deviations subtracted before σ (see ``HALCalculator``)."""
         s, x = self._inputs(atoms)
         energies = torch.cat([m(s, x) for m in self.members])
         mean = energies.mean()
-        sigma = torch.sqrt(((energies - mean) ** 2).mean())
+        shift = 0.0 if offsets is None else torch.as_tensor(offsets, dtype=energies.dtype, device=energies.device)
+        sigma = torch.sqrt(((energies - mean - shift) ** 2).mean())
         g_mean = torch.autograd.grad(mean, x, retain_graph=True)[0][0]
         g_sigma = torch.autograd.grad(sigma, x)[0][0]
         E = energies.detach().cpu().numpy().astype(float)

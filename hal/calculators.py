@@ -86,6 +86,9 @@ class HALCalculator(Calculator):
     (= ∇σ, the force per unit τ, as needed for the adaptive τ) and, when ``force_uncertainty`` is
     True, ``force_uncertainty`` f_i (this needs every member's forces; without it a linear model
     gets ∇σ from the same pass, with one extra adjoint column). ``tau`` may be changed between calls.
+    With a ``reference`` structure R₀, σ is the committee spread of the energy *difference*
+    E(R) − E(R₀) (each member's deviation at R₀ subtracted): the uncertainty of a reaction or
+    work curve measured from R₀ (e.g. a pull's start), zero at R₀ itself.
     """
 
     implemented_properties = [
@@ -94,24 +97,35 @@ class HALCalculator(Calculator):
     ]  # fmt: skip
 
     def __init__(
-        self, committee, tau: float = 0.0, eps: float = DEFAULT_EPS, force_uncertainty: bool = True, **kwargs: Any
+        self,
+        committee,
+        tau: float = 0.0,
+        eps: float = DEFAULT_EPS,
+        force_uncertainty: bool = True,
+        reference: Atoms | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.committee = committee
         self.tau = float(tau)
         self.eps = eps
         self.force_uncertainty = force_uncertainty
+        self.offsets = None
+        if reference is not None:
+            ref = committee.evaluate_committee(reference, member_forces=False)
+            self.offsets = ref.member_energies - ref.energy
 
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         members = self.force_uncertainty or not hasattr(self.committee, "evaluate_bias")
+        shift = 0.0 if self.offsets is None else self.offsets
         if members:
             res = self.committee.evaluate_committee(self.atoms, member_forces=True)
-            sigma = committee_sigma(res.member_energies, res.energy)
-            grad, dvir = sigma_gradient_from_members(res, sigma_weights(res.member_energies, res.energy, sigma))
+            sigma = committee_sigma(res.member_energies - shift, res.energy)
+            grad, dvir = sigma_gradient_from_members(res, sigma_weights(res.member_energies - shift, res.energy, sigma))
         else:  # a linear committee: ∇σ from one extra adjoint column, no member forces
-            res, grad, dvir = self.committee.evaluate_bias(self.atoms)
-            sigma = committee_sigma(res.member_energies, res.energy)
+            res, grad, dvir = self.committee.evaluate_bias(self.atoms, self.offsets)
+            sigma = committee_sigma(res.member_energies - shift, res.energy)
         tau = self.tau
         energy = res.energy - tau * sigma
         self.results = {

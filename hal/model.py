@@ -116,15 +116,19 @@ class LinearACE:
             atom_energies=res.atom_energies[0] + ref,
         )
 
-    def evaluate_bias(self, atoms: Atoms) -> tuple[CommitteeResult, np.ndarray, np.ndarray | None]:
+    def evaluate_bias(
+        self, atoms: Atoms, offsets: np.ndarray | None = None
+    ) -> tuple[CommitteeResult, np.ndarray, np.ndarray | None]:
         """Mean model + member energies, and (∇_r σ, dσ/dstrain), from one forward pass and one
-        backward pass with the two columns c̄ and Σ_k w_k (c^k − c̄) (no member forces)."""
+        backward pass with the two columns c̄ and Σ_k w_k (c^k − c̄) (no member forces).
+        ``offsets`` (K,): member deviations E^k − Ē subtracted before σ (see ``HALCalculator``)."""
         folds = self._committee_folds()
         mean_col = (folds["mean"].ctil, folds["mean"].pcoef)
         dev = folds["deviations"]  # c^k − c̄, folded once: the σ column is a K-term sum per step
+        shift = 0.0 if offsets is None else np.asarray(offsets, dtype=float)
 
         def gradient_columns(E: np.ndarray) -> list:
-            w = sigma_weights(E[1:], E[0], committee_sigma(E[1:], E[0]))
+            w = sigma_weights(E[1:] - shift, E[0], committee_sigma(E[1:] - shift, E[0]))
             return [mean_col, ((dev.ctil @ w)[:, None], (dev.pcoef @ w)[..., None])]
 
         E, res = self.basis.evaluate_two_phase(atoms, folds["none"], gradient_columns, n_columns=2)

@@ -4,6 +4,8 @@ A model pulls from the reference's own start states (same positions and momenta,
 so E_a(model, seed) − E_a(ref, seed) is a paired difference; ``Score.delta`` is its mean over the
 seeds (eV) and ``Score.spread`` its standard deviation. The quasi-static E_a difference is the
 noise-free variant. ``force_mae`` is on the oracle-labelled frames of reference pulls (eV/Å).
+A model pull that the model itself ends (atoms collapsing onto each other) counts with the work done
+up to there; ``Score.errors`` says where.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Score:
     force_mae: float = np.nan  # eV/Å on reference frames
     energy_mae: float = np.nan  # meV/atom on reference frames
     curves: list = dataclasses.field(default_factory=list)  # (d0, W) per seed, every 10th step
+    errors: list = dataclasses.field(default_factory=list)  # messages of pulls the model ended early
 
     @property
     def delta(self) -> float:
@@ -53,7 +56,7 @@ class Score:
         return {"delta_ea": self.delta, "spread_ea": self.spread, "abs_delta_ea": abs(self.delta),
                 "ea_model": self.ea_model, "ea_reference": self.ea_reference, "break_d0": self.break_d0,
                 "delta_ea_quasi_static": self.delta_quasi_static, "force_mae": self.force_mae,
-                "energy_mae": self.energy_mae}  # fmt: skip
+                "energy_mae": self.energy_mae, "pull_errors": self.errors}  # fmt: skip
 
 
 def model_pull(calculator: Calculator, run_dir: Path, n_carbon: int, seed: int, settings: PullSettings,
@@ -61,14 +64,15 @@ def model_pull(calculator: Calculator, run_dir: Path, n_carbon: int, seed: int, 
     """The pull of ``calculator`` from the reference start state of this seed."""
     start = start_state(run_dir, n_carbon, seed, settings)
     with threadpool_limits(1):
-        res = smd.run(start, calculator, seed=seed, record_positions=record_positions, **settings.kwargs(start))
+        res = smd.run(start, calculator, seed=seed, record_positions=record_positions, on_error="stop",
+                      **settings.kwargs(start))  # fmt: skip
     return Pull.from_result(res), res
 
 
-def _pull_job(args) -> tuple[float, float, np.ndarray]:
+def _pull_job(args) -> tuple[float, float, np.ndarray, str | None]:
     make_calculator, run_dir, n_carbon, seed, settings = args
-    pull, _ = model_pull(make_calculator(), run_dir, n_carbon, seed, settings)
-    return pull.activation_energy, pull.break_d0, np.stack([pull.d0[::10], pull.work[::10]])
+    pull, res = model_pull(make_calculator(), run_dir, n_carbon, seed, settings)
+    return pull.activation_energy, pull.break_d0, np.stack([pull.d0[::10], pull.work[::10]]), res.error
 
 
 def score(
@@ -85,14 +89,15 @@ def score(
     jobs = [(make_calculator, run_dir, n_carbon, s, settings) for s in seeds]
     out = list(executor.map(_pull_job, jobs)) if executor is not None else [_pull_job(j) for j in jobs]
     refs = [reference_pull(run_dir, n_carbon, s, settings).activation_energy for s in seeds]
-    result = Score(list(seeds), [o[0] for o in out], refs, [o[1] for o in out], curves=[o[2] for o in out])
+    result = Score(list(seeds), [o[0] for o in out], refs, [o[1] for o in out], curves=[o[2] for o in out],
+                   errors=[f"seed {s}: {o[3]}" for s, o in zip(seeds, out) if o[3]])  # fmt: skip
     if quasi_static:
         start = start_state(run_dir, n_carbon, 0, settings)
         with threadpool_limits(1):
-            res = smd.run(
-                start, make_calculator(), quasi_static=True, d0_step=0.02, fmax=0.01, **settings.kwargs(start)
-            )
+            res = smd.run(start, make_calculator(), quasi_static=True, d0_step=0.02, fmax=0.01, on_error="stop",
+                          **settings.kwargs(start))  # fmt: skip
         result.ea_quasi_static = res.activation_energy
+        result.errors += [f"quasi-static: {res.error}"] if res.error else []
         result.ea_quasi_static_reference = quasi_static_pull(run_dir, n_carbon, settings).activation_energy
     if test_frames:
         calc = make_calculator()

@@ -8,8 +8,10 @@ Strategies, each scored after every refit by paired pulls on the reference seeds
   similarity screening, 2 augmented copies per accepted configuration, ``labels_per_iteration`` new
   labels per iteration, from the 500 K MD data.
 * ``hal``: HAL-SMD, new: the pull on a committee with the bias −τσ (adaptive τ) stops when max f_i >
-  ``f_tol``; that configuration is labelled, the model refitted, and the pull goes on from there with
-  the new model. The committee is the linear-ACE posterior (refit: rows added to the normal
+  ``f_tol`` or when σ > ``sigma_tol`` (eV), σ being the committee spread of the energy relative to
+  the pull's start state (the uncertainty of the work curve itself, hence of E_a); that configuration
+  is labelled, the model refitted, and the pull goes on from there with the new model. After the bond
+  has broken a pull labels at most ``post_break`` configurations (E_a is decided before the break). The committee is the linear-ACE posterior (refit: rows added to the normal
   equations, ≈1 s) or an NN ensemble (refit: every member retrained from its current weights for
   ``refit_epochs`` on its own split). Starts from ``n_initial`` MD frames; ends after ``n_stable``
   consecutive pulls without a trigger or at ``max_oracle_calls``.
@@ -71,8 +73,10 @@ STRATEGY = {
     "n_initial": Field(int, 40),
     "max_oracle_calls": Field(int, 400),
     "n_stable": Field(int, 2),
-    "f_tol": Field(float, 0.5),
+    "f_tol": Field(float, 0.5),  # max f_i trigger; 0: off
     "eps": Field(float, 0.2),  # ε of f_i (eV/Å); ≫ |F| makes the trigger one on absolute force uncertainty
+    "sigma_tol": Field(float, 0.0),  # eV, trigger on σ of E − E(start) (the work curve's uncertainty); 0: off
+    "post_break": Field(int, 1000),  # labels per pull after the bond has broken, at most
     "tau_rel": Field(float, 0.1),
     "n_hist": Field(int, 100),
     "check_every": Field(int, 5),
@@ -256,7 +260,8 @@ def run_jung(study: Study, strategy: dict) -> list[dict]:
 def _sampling_pull(study: Study, calculator, seed: int) -> smd.SMDResult:
     start = start_state(study.dir, study.n, seed, study.settings)
     with threadpool_limits(1):
-        return smd.run(start, calculator, seed=seed, record_positions=True, **study.settings.kwargs(start))
+        return smd.run(start, calculator, seed=seed, record_positions=True, on_error="stop",
+                       **study.settings.kwargs(start))  # fmt: skip
 
 
 def select_configurations(res: smd.SMDResult, threshold: float, n_labels: int, rng: np.random.Generator,
@@ -351,13 +356,15 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     bar = tqdm(total=sel["max_oracle_calls"], initial=calls, desc=f"{name}: oracle calls", disable=not study.progress)
     while stable < sel["n_stable"] and calls < sel["max_oracle_calls"]:
         seed_k = study.seeds[pull_no % len(study.seeds)]
-        state = start_state(study.dir, study.n, seed_k, study.settings)
+        start = state = start_state(study.dir, study.n, seed_k, study.settings)
         kwargs = study.settings.kwargs(state)
         triggers = 0
+        trigger = Trigger(sel, start)
         while calls < sel["max_oracle_calls"]:
-            calc = HALCalculator(model.committee, tau=0.0, eps=sel["eps"], force_uncertainty=False)
+            calc = HALCalculator(model.committee, tau=0.0, eps=sel["eps"], force_uncertainty=False,
+                                 reference=start if sel["sigma_tol"] > 0 else None)  # fmt: skip
             with threadpool_limits(1):
-                res = smd.run(state, calc, seed=seed_k + 1000 * pull_no, stop=_trigger(sel), **kwargs)
+                res = smd.run(state, calc, seed=seed_k + 1000 * pull_no, stop=trigger.new_segment(), **kwargs)
             if res.stopped_at is None:
                 break
             triggers += 1
@@ -385,20 +392,42 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     return study.events("score", name)
 
 
-def _trigger(sel: dict):
-    """The HAL stop callback: adaptive τ every step, max f_i > f_tol every ``check_every`` steps."""
-    tau = AdaptiveTau(sel["tau_rel"], sel["n_hist"])
-    every = sel["check_every"]
+class Trigger:
+    """HAL-SMD's stop callbacks for one pull: adaptive τ every step (burn-in of ``n_hist`` steps after
+    each restart); stop when σ > ``sigma_tol`` or, every ``check_every`` steps, max f_i > ``f_tol``;
+    after the first broken bond (``smd.broken_bond``) at most ``post_break`` stops in the pull."""
 
-    def stop(step: int, atoms: Atoms, calc: smd.SteeredCalculator) -> bool:
-        hal = calc.base
-        r = hal.results
-        hal.tau = tau.update(step, r["mean_forces"], r["bias_forces"])
-        check = "force_uncertainty" in r and step >= sel["n_hist"]
-        hal.force_uncertainty = (step + 1) % every == 0  # f_i (all member forces) on the next check step
-        return bool(check and np.max(r["force_uncertainty"]) > sel["f_tol"])
+    def __init__(self, sel: dict, start: Atoms) -> None:
+        self.sel = sel
+        self.bonds = smd.bond_limits(start)
+        self.broken = False
+        self.post_break = 0
 
-    return stop
+    def new_segment(self):
+        """The callback for one ``smd.run`` segment (until a stop or the end of the pull)."""
+        sel = self.sel
+        tau = AdaptiveTau(sel["tau_rel"], sel["n_hist"])
+        every = sel["check_every"] if sel["f_tol"] > 0 else 0
+
+        def stop(step: int, atoms: Atoms, calc: smd.SteeredCalculator) -> bool:
+            hal = calc.base
+            r = hal.results
+            hal.tau = tau.update(step, r["mean_forces"], r["bias_forces"])
+            hal.force_uncertainty = every > 0 and (step + 1) % every == 0  # f_i (all member forces) next step
+            if step < sel["n_hist"]:
+                return False
+            fire = 0 < sel["sigma_tol"] < r["sigma"]
+            fire |= "force_uncertainty" in r and np.max(r["force_uncertainty"]) > sel["f_tol"]
+            if not fire:
+                return False
+            self.broken = self.broken or smd.broken_bond(atoms, *self.bonds) is not None
+            if self.broken:
+                if self.post_break >= sel["post_break"]:
+                    return False
+                self.post_break += 1
+            return True
+
+        return stop
 
 
 def stretch_for(n_carbon: int, settings: PullSettings) -> float:

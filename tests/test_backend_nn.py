@@ -68,7 +68,8 @@ def test_forces_and_bias_are_derivatives(data, trained):
     atoms = data[5].copy()
     res, (energies, forces) = ens.evaluate_committee(atoms), ens.evaluate_member(atoms, 1)
     assert np.allclose(energies, res.member_energies) and np.allclose(forces, res.member_forces[1])
-    for calc in (ens.member_calculator(1), hal.HALCalculator(ens, tau=0.3, force_uncertainty=False)):
+    relative = hal.HALCalculator(ens, tau=0.3, force_uncertainty=False, reference=data[0])
+    for calc in (ens.member_calculator(1), hal.HALCalculator(ens, tau=0.3, force_uncertainty=False), relative):
         atoms.calc = calc
         f = atoms.get_forces()
         for i, k in [(0, 0), (3, 1), (7, 2)]:

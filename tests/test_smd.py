@@ -95,6 +95,28 @@ def test_dynamic_pull_work_closes_and_approaches_the_barrier_when_slow():
     assert d0_star - 0.05 < slow.break_d0 < fast.break_d0
 
 
+class FailingChain(MorseChain):
+    """The Morse chain until its 40th evaluation, then an error (a model whose atoms collapse)."""
+
+    calls = 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        FailingChain.calls += 1
+        if FailingChain.calls > 40:
+            raise ValueError("atoms 2 and 3 coincide")
+        super().calculate(atoms, properties, system_changes)
+
+
+def test_a_failing_calculator_ends_the_pull_when_asked():
+    FailingChain.calls = 0
+    with pytest.raises(ValueError, match="coincide"):
+        hal.smd.run(chain(), FailingChain(), pull=(0, 6), k=K, d0_end=6 * R0 + 1.0)
+    FailingChain.calls = 0
+    res = hal.smd.run(chain(), FailingChain(), pull=(0, 6), k=K, d0_end=6 * R0 + 1.0, on_error="stop")
+    assert "coincide" in res.error and len(res.work) == len(res.d0) == 40  # the steps before the failure
+    assert res.activation_energy == res.work.max() > 0
+
+
 def test_default_pull_is_the_terminal_carbons_and_bad_input():
     from hal.structures import linear_alkane
 

@@ -50,8 +50,10 @@ def test_committee_calculator_results(model, cell):
 
 
 @pytest.mark.parametrize("members", [True, False])
-def test_biased_forces_and_stress_are_derivatives_of_biased_energy(model, cell, members):
-    calc = hal.HALCalculator(model, tau=0.7, force_uncertainty=members)
+@pytest.mark.parametrize("relative", [False, True])
+def test_biased_forces_and_stress_are_derivatives_of_biased_energy(model, cell, members, relative):
+    reference = alloy_cells(1, seed=99)[0] if relative else None
+    calc = hal.HALCalculator(model, tau=0.7, force_uncertainty=members, reference=reference)
     cell.calc = calc
     F = cell.get_forces()
     S = cell.get_stress()
@@ -72,6 +74,21 @@ def test_bias_gradient_paths_agree(model, cell):
     b.calculate(cell, ["energy", "forces", "stress"])
     assert np.allclose(a.results["bias_forces"], b.results["bias_forces"], rtol=1e-9, atol=1e-12)
     assert np.allclose(a.results["stress"], b.results["stress"], rtol=1e-9, atol=1e-14)
+
+
+def test_sigma_relative_to_a_reference_is_the_spread_of_energy_differences(model, cell):
+    start = alloy_cells(1, seed=99)[0]
+    members = {}
+    for name, atoms in (("start", start), ("cell", cell)):
+        atoms.calc = model.committee_calculator()
+        members[name] = atoms.calc.get_property("committee_energies", atoms) - atoms.get_potential_energy()
+    expected = np.sqrt(np.mean((members["cell"] - members["start"]) ** 2))
+    for fi in (True, False):
+        calc = hal.HALCalculator(model, tau=0.2, force_uncertainty=fi, reference=start)
+        calc.calculate(cell, ["energy"])
+        assert calc.results["sigma"] == pytest.approx(expected, rel=1e-10)
+        calc.calculate(start, ["energy"])
+        assert calc.results["sigma"] < 1e-9 * np.abs(members["start"]).max()
 
 
 def test_tau_zero_is_the_plain_model(model, cell):

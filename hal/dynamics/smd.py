@@ -138,6 +138,7 @@ class SMDResult:
     break_step: int | None
     atoms: Atoms  # the final configuration
     stopped_at: int | None = None  # the step at which ``stop`` ended the pull early
+    error: str | None = None  # what the calculator raised, when ``on_error="stop"`` ended the pull there
     positions: np.ndarray | None = None  # (steps, N, 3) when ``record_positions``
 
     @property
@@ -180,7 +181,14 @@ def prepare(atoms: Atoms, calculator: Calculator, temperature_K: float = 10.0, s
     return out
 
 
-def _over(atoms: Atoms, pairs: np.ndarray, limit: np.ndarray) -> tuple[int, int] | None:
+def bond_limits(atoms: Atoms, factor: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+    """The bonds of ``atoms`` (``bonds``) and the length (Å) beyond which each counts as broken:
+    ``factor`` × the sum of covalent radii."""
+    pairs = bonds(atoms)
+    return pairs, factor * (covalent_radii[atoms.numbers[pairs[:, 0]]] + covalent_radii[atoms.numbers[pairs[:, 1]]])
+
+
+def broken_bond(atoms: Atoms, pairs: np.ndarray, limit: np.ndarray) -> tuple[int, int] | None:
     """The bond stretched most beyond its break length, or None when every bond holds."""
     lengths = np.linalg.norm(atoms.positions[pairs[:, 1]] - atoms.positions[pairs[:, 0]], axis=1)
     over = np.flatnonzero(lengths > limit)
@@ -219,6 +227,7 @@ def run(
     trajectory_every: int = 20,
     record_positions: bool = False,
     progress: bool = False,
+    on_error: str = "raise",
 ) -> SMDResult:
     """Pull ``atoms`` (used as given: relax/equilibrate first with ``prepare``; momenta are kept, or
     drawn at ``temperature_K`` when absent) from ``d0_start`` (default: the current distance) to
@@ -230,9 +239,13 @@ def run(
     where W grows at the spring force, ≈ 4.5 eV/Å for hexane) is resolved to F·d0_step/refine.
     ``stop(step, atoms, calc)`` may end the pull early (HAL-SMD: an uncertainty trigger).
     Trajectory frames are labelled with the wrapped calculator's energy and forces (no spring), so a
-    reference pull is a training set as it stands; ``record_positions`` keeps every step's positions."""
+    reference pull is a training set as it stands; ``record_positions`` keeps every step's positions.
+    ``on_error="stop"`` ends the pull where the calculator raises (a model that lets atoms collapse,
+    say) and returns what was pulled so far, with the message in ``error``."""
     if thermostat not in ("berendsen", "langevin"):
         raise ValueError(f"thermostat must be 'berendsen' or 'langevin', got {thermostat!r}")
+    if on_error not in ("raise", "stop"):
+        raise ValueError(f"on_error must be 'raise' or 'stop', got {on_error!r}")
     if velocity <= 0 or timestep_fs <= 0:
         raise ValueError("velocity and timestep_fs must be positive")
     work = atoms.copy()
@@ -242,8 +255,7 @@ def run(
     end = d0 + 3.5 if d0_end is None else float(d0_end)
     calc = SteeredCalculator(calculator, spring, d0)
     work.calc = calc
-    pairs = bonds(work)
-    limit = break_factor * (covalent_radii[work.numbers[pairs[:, 0]]] + covalent_radii[work.numbers[pairs[:, 1]]])
+    pairs, limit = bond_limits(work, break_factor)
     rng = np.random.default_rng(seed)
     if not quasi_static and not np.any(work.get_momenta()):
         thermalize(work, temperature_K, rng)
@@ -267,27 +279,33 @@ def run(
     # quasi-static refinement: end of the fine interval, last minimum (d0, spring force, positions), largest force
     fine_until, intact, f_max = None, None, 0.0
     bar = tqdm(total=n + 1, desc="SMD", unit="step", disable=not progress, leave=False)
-    step = 0
+    step, error = 0, None
     while True:
-        if step > 0:
-            new_d0 = min(d0 + delta, end)
-            d, _ = spring.distance(work)
-            W += 0.5 * k * ((d - new_d0) ** 2 - (d - d0) ** 2)  # the spring's energy change at fixed positions
-            d0 = calc.d0 = new_d0
-            if not quasi_static:
-                dyn.step()
-        if quasi_static:
-            FIRE(work, logfile=None).run(fmax=fmax, steps=5000)
-            force = k * (d0 - spring.distance(work)[0])
-            if fine_until is None and refine > 1 and intact and intact[1] - force > 0.25 * f_max:
-                fine_until, delta = d0, delta / refine  # redo this step finely from the last intact minimum
-                d0 = calc.d0 = intact[0]
-                work.positions = intact[2]
-                continue
-            if fine_until is not None and d0 >= fine_until - 1e-12:
-                delta = d0_step
-            intact, f_max = (d0, force, work.positions.copy()), max(f_max, force)
-        work.get_potential_energy()  # fills calc.results
+        try:
+            if step > 0:
+                new_d0 = min(d0 + delta, end)
+                d, _ = spring.distance(work)
+                W += 0.5 * k * ((d - new_d0) ** 2 - (d - d0) ** 2)  # the spring's energy change at fixed positions
+                d0 = calc.d0 = new_d0
+                if not quasi_static:
+                    dyn.step()
+            if quasi_static:
+                FIRE(work, logfile=None).run(fmax=fmax, steps=5000)
+                force = k * (d0 - spring.distance(work)[0])
+                if fine_until is None and refine > 1 and intact and intact[1] - force > 0.25 * f_max:
+                    fine_until, delta = d0, delta / refine  # redo this step finely from the last intact minimum
+                    d0 = calc.d0 = intact[0]
+                    work.positions = intact[2]
+                    continue
+                if fine_until is not None and d0 >= fine_until - 1e-12:
+                    delta = d0_step
+                intact, f_max = (d0, force, work.positions.copy()), max(f_max, force)
+            work.get_potential_energy()  # fills calc.results
+        except Exception as exc:
+            if on_error == "raise" or step == 0:
+                raise
+            error = f"{type(exc).__name__} at d0 = {d0:.3f} Å: {exc}"
+            break
         r = calc.results
         rec["d0"].append(d0)
         rec["distance"].append(r["distance"])
@@ -299,7 +317,7 @@ def run(
         rec["sigma"].append(r.get("sigma", np.nan))
         if record_positions:
             rec["positions"].append(work.positions.copy())
-        if broken is None and (b := _over(work, pairs, limit)) is not None:
+        if broken is None and (b := broken_bond(work, pairs, limit)) is not None:
             broken, break_d0, break_step = b, d0, step
         if traj is not None and (step % trajectory_every == 0 or d0 >= end - 1e-12):
             frame = work.copy()
@@ -330,5 +348,5 @@ def run(
         work=arrays["work"], energy=arrays["energy"], kinetic=arrays["kinetic"],
         spring_energy=arrays["spring_energy"], heat=arrays["heat"],
         sigma=None if np.all(np.isnan(arrays["sigma"])) else arrays["sigma"], broken_bond=broken,
-        break_d0=break_d0, break_step=break_step, atoms=final, stopped_at=stopped, positions=positions,
+        break_d0=break_d0, break_step=break_step, atoms=final, stopped_at=stopped, positions=positions, error=error,
     )  # fmt: skip

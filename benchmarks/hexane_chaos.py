@@ -1,0 +1,89 @@
+"""How precisely can a 10 K pull measure E_a? The oracle's own pull, from start states moved by δ.
+
+Each reference pull of the hexane study (GFN2-xTB, Berendsen 10 K, 1 Å/ps) is repeated from its own
+start state with every coordinate moved by a uniform random amount in [−δ, δ] (δ = 1e-6 … 1e-3 Å),
+same momenta. A model's trajectory differs from the oracle's by far more than 1e-4 Å long before the
+break, so the spread found here is the noise floor of the paired dynamic ΔE_a of any model: the
+per-seed difference is this noise, and a mean over n seeds carries it divided by √n. The
+quasi-static E_a (``hexane_eval``) has no such noise. Reference data are shared with
+``benchmarks/hexane_smd.py`` (``runs/hexane_study``). Writes ``benchmarks/results/hexane_chaos.md``;
+last line: the rms change of E_a (eV) for δ = 1e-4 Å.
+
+    python benchmarks/hexane_chaos.py [--quick] [--seeds 0 1 2] [--deltas 1e-6 1e-4 1e-3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from hal.dynamics import smd
+from hal.protocols.hexane_reference import PullSettings, oracle_calculator, reference_pull, start_state
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def perturbed_pull(job: tuple) -> tuple[int, float, int, float, float, tuple | None]:
+    """(seed, δ, replica, E_a, break d0, broken bond) of the oracle's pull from the moved start."""
+    run_dir, seed, delta, replica = job
+    settings = PullSettings()
+    start = start_state(run_dir, 6, seed, settings)
+    kwargs = settings.kwargs(start)  # the same spring and d0 schedule as the reference
+    rng = np.random.default_rng([seed, replica])
+    start.positions += rng.uniform(-delta, delta, start.positions.shape)
+    with threadpool_limits(1):
+        res = smd.run(start, oracle_calculator(), seed=seed, **kwargs)
+    return seed, delta, replica, res.activation_energy, res.break_d0, res.broken_bond
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="seed 0, δ = 1e-6 and 1e-4 Å, one replica")
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    ap.add_argument("--deltas", type=float, nargs="*", default=[1e-6, 1e-5, 1e-4, 1e-3])
+    ap.add_argument("--replicas", type=int, default=2)
+    ap.add_argument("--out", default="runs/hexane_study", help="run directory of the reference data")
+    args = ap.parse_args()
+    seeds, deltas, replicas = ([0], [1e-6, 1e-4], 1) if args.quick else (args.seeds, args.deltas, args.replicas)
+    run_dir = Path(args.out)
+    t0 = time.perf_counter()
+    # forkserver: no pool child inherits a parent that has run tblite's OpenMP
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        refs = dict(zip(seeds, pool.map(reference_pull, *zip(*[(run_dir, 6, s, PullSettings()) for s in seeds]))))
+        jobs = [(run_dir, s, d, r) for d in deltas for s in seeds for r in range(replicas)]
+        out = list(pool.map(perturbed_pull, jobs))
+    lines = [
+        f"python benchmarks/hexane_chaos.py {'--quick' if args.quick else ''}".strip(), "",
+        f"GFN2-xTB pulls of hexane (Berendsen 10 K, 1 Å/ps) from each seed's start state moved by a uniform "
+        f"random δ per coordinate; seeds {seeds}, {replicas} replica(s) per δ; wall {time.perf_counter() - t0:.0f} s.",
+        "", "Reference E_a per seed: " + ", ".join(f"{s}: {refs[s].activation_energy:.3f} eV" for s in seeds), "",
+        "| δ (Å) | pulls | rms E_a change (eV) | max change (eV) | rms break d0 change (Å) | another bond breaks |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]  # fmt: skip
+    rms = {}
+    for d in deltas:
+        rows = [o for o in out if o[1] == d]
+        de = np.array([o[3] - refs[o[0]].activation_energy for o in rows])
+        dd = np.array([o[4] - refs[o[0]].break_d0 for o in rows])
+        other = sum(tuple(o[5] or ()) != tuple(refs[o[0]].broken_bond or ()) for o in rows)
+        rms[d] = float(np.sqrt(np.mean(de**2)))
+        lines.append(f"| {d:g} | {len(rows)} | {rms[d]:.3f} | {np.abs(de).max():.3f} | "
+                     f"{np.sqrt(np.mean(dd**2)):.4f} | {other} of {len(rows)} |")  # fmt: skip
+    lines += ["", "Per pull (seed, δ, replica, E_a eV, break d0 Å, bond):", ""]
+    lines += [f"    {o[0]} {o[1]:g} {o[2]} {o[3]:.3f} {o[4]:.3f} {o[5]}" for o in out]
+    key = 1e-4 if 1e-4 in rms else deltas[-1]
+    lines += ["", f"ea_rms_change_at_{key:g}A: {rms[key]:.3f}"]
+    text = "\n".join(lines) + "\n"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"hexane_chaos{'_quick' if args.quick else ''}.md").write_text(text)
+    print(text, end="")
+
+
+if __name__ == "__main__":
+    main()
