@@ -71,7 +71,9 @@ class TorchEnsemble:
         forces = -torch.autograd.grad(energies[member], x)[0][0]
         return energies.detach().cpu().numpy().astype(float), forces.cpu().numpy().astype(float)
 
-    def evaluate_bias(self, atoms: Atoms, offsets: np.ndarray | None = None) -> tuple[CommitteeResult, np.ndarray, None]:
+    def evaluate_bias(
+        self, atoms: Atoms, offsets: np.ndarray | None = None
+    ) -> tuple[CommitteeResult, np.ndarray, None]:
         """Mean model, member energies and ∇σ from two backward passes (no member forces); ``offsets``
         (K,): member deviations subtracted before σ (see ``HALCalculator``)."""
         s, x = self._inputs(atoms)

@@ -36,6 +36,7 @@ class Score:
     energy_mae: float = np.nan  # meV/atom on reference frames
     curves: list = dataclasses.field(default_factory=list)  # (d0, W) per seed, every 10th step
     errors: list = dataclasses.field(default_factory=list)  # messages of pulls the model ended early
+    snapshots: np.ndarray | None = None  # (3, N, 3) positions of the first seed's pull around its break (Å)
 
     @property
     def delta(self) -> float:
@@ -69,10 +70,17 @@ def model_pull(calculator: Calculator, run_dir: Path, n_carbon: int, seed: int, 
     return Pull.from_result(res), res
 
 
-def _pull_job(args) -> tuple[float, float, np.ndarray, str | None]:
-    make_calculator, run_dir, n_carbon, seed, settings = args
-    pull, res = model_pull(make_calculator(), run_dir, n_carbon, seed, settings)
-    return pull.activation_energy, pull.break_d0, np.stack([pull.d0[::10], pull.work[::10]]), res.error
+def snapshot_steps(break_step: int | None, n_steps: int, around: int = 200) -> list[int]:
+    """Steps just before, at and after the break (``around`` steps apart; the last ones if none)."""
+    at = n_steps - 1 - around if break_step is None else break_step
+    return [min(max(s, 0), n_steps - 1) for s in (at - around, at, at + around)]
+
+
+def _pull_job(args) -> tuple[float, float, np.ndarray, str | None, np.ndarray | None]:
+    make_calculator, run_dir, n_carbon, seed, settings, snapshots = args
+    pull, res = model_pull(make_calculator(), run_dir, n_carbon, seed, settings, record_positions=snapshots)
+    frames = res.positions[snapshot_steps(res.break_step, len(res.positions))] if snapshots else None
+    return pull.activation_energy, pull.break_d0, np.stack([pull.d0[::10], pull.work[::10]]), res.error, frames
 
 
 def score(
@@ -86,11 +94,11 @@ def score(
     executor=None,
 ) -> Score:
     """Pull with the model for every seed (on ``executor`` when given) and compare with the reference."""
-    jobs = [(make_calculator, run_dir, n_carbon, s, settings) for s in seeds]
+    jobs = [(make_calculator, run_dir, n_carbon, s, settings, k == 0) for k, s in enumerate(seeds)]
     out = list(executor.map(_pull_job, jobs)) if executor is not None else [_pull_job(j) for j in jobs]
     refs = [reference_pull(run_dir, n_carbon, s, settings).activation_energy for s in seeds]
     result = Score(list(seeds), [o[0] for o in out], refs, [o[1] for o in out], curves=[o[2] for o in out],
-                   errors=[f"seed {s}: {o[3]}" for s, o in zip(seeds, out) if o[3]])  # fmt: skip
+                   errors=[f"seed {s}: {o[3]}" for s, o in zip(seeds, out) if o[3]], snapshots=out[0][4])  # fmt: skip
     if quasi_static:
         start = start_state(run_dir, n_carbon, 0, settings)
         with threadpool_limits(1):

@@ -44,16 +44,18 @@ class Pull:
     break_d0: float
     broken_bond: tuple[int, int] | None
     wall_s: float = 0.0
+    snap_step: int = -1  # quasi-static: the last minimum before the snap (-1: none, or a dynamic pull)
 
     @property
     def activation_energy(self) -> float:
-        """E_a = max W (eV)."""
-        return float(np.max(self.work))
+        """E_a = max W (eV), up to the snap for a quasi-static pull (``smd.SMDResult.activation_energy``)."""
+        return float(np.max(self.work[: None if self.snap_step < 0 else self.snap_step + 1]))
 
     @classmethod
     def from_result(cls, res: smd.SMDResult, wall_s: float = 0.0) -> Pull:
         return cls(res.d0, res.distance, res.work, res.energy, res.sigma,
-                   np.nan if res.break_d0 is None else res.break_d0, res.broken_bond, wall_s)  # fmt: skip
+                   np.nan if res.break_d0 is None else res.break_d0, res.broken_bond, wall_s,
+                   -1 if res.snap_step is None else res.snap_step)  # fmt: skip
 
     def save(self, path: Path) -> None:
         arrays = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -67,7 +69,8 @@ class Pull:
         z = np.load(path)
         bond = tuple(int(i) for i in z["broken_bond"])
         return cls(z["d0"], z["distance"], z["work"], z["energy"], z["sigma"] if "sigma" in z else None,
-                   float(z["break_d0"]), None if bond[0] < 0 else bond, float(z["wall_s"]))  # fmt: skip
+                   float(z["break_d0"]), None if bond[0] < 0 else bond, float(z["wall_s"]),
+                   int(z["snap_step"]) if "snap_step" in z else -1)  # fmt: skip
 
 
 @dataclasses.dataclass

@@ -5,7 +5,8 @@
   the unseen reference frames vs oracle calls (Fig. 3d).
 * ``work.png``: the reference work curves and each strategy's at every scored model, first seed
   (Fig. 3a), darker = later.
-* ``snapshots.png``: the reference chain just before, at and after the break (first seed).
+* ``snapshots.png``: the chain just before, at and after the break (first seed): the reference, and
+  each strategy's last scored model pulling from the same start.
 * ``report.md``: per strategy, the last score and the first oracle-call count at |ΔE_a| ≤ 1 kcal/mol.
 """
 
@@ -122,12 +123,26 @@ def _snapshots(run_dir: Path, config: dict, out: Path) -> None:
     frames = read(base.with_suffix(".xyz"), index=":")
     d0 = np.array([f.info["d0"] for f in frames])
     at = int(np.argmin(np.abs(d0 - ref.break_d0)))
-    picks = [max(at - 20, 0), at, min(at + 20, len(frames) - 1)]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3))
-    for ax, k in zip(axes, picks):
-        plot_atoms(frames[k], ax, radii=0.4, rotation="90x,0y,0z", show_unit_cell=0)
-        ax.set(title=f"d0 = {d0[k]:.2f} Å, W = {frames[k].info['work']:.2f} eV")
-        ax.axis("off")
+    rows = [("GFN2-xTB", [(frames[k], f"d0 = {d0[k]:.2f} Å, W = {frames[k].info['work']:.2f} eV")
+                          for k in (max(at - 20, 0), at, min(at + 20, len(frames) - 1))])]  # fmt: skip
+    for name, scores in scores_by_strategy(run_dir).items():
+        f = run_dir / "scores" / f"{name}-{scores[-1]['oracle_calls']:05d}.npz"
+        snaps = np.load(f, allow_pickle=True).get("snapshots") if f.exists() else None
+        if snaps is None or snaps.ndim != 3:
+            continue
+        when = ("before", f"break at d0 = {scores[-1]['break_d0'][0]:.2f} Å", "after")
+        rows.append((f"{name} ({scores[-1]['oracle_calls']} calls)",
+                     [(frames[0].copy(), w) for w in when]))  # fmt: skip
+        for (atoms, _), pos in zip(rows[-1][1], snaps):
+            atoms.positions = pos
+    fig, axes = plt.subplots(len(rows), 3, figsize=(12, 2.6 * len(rows)), squeeze=False)
+    for ax_row, (label, panels) in zip(axes, rows):
+        for ax, (atoms, title) in zip(ax_row, panels):
+            plot_atoms(atoms, ax, radii=0.4, rotation="90x,0y,0z", show_unit_cell=0)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+        ax_row[0].text(-0.05, 0.5, label, transform=ax_row[0].transAxes, rotation=90, va="center", ha="right",
+                       fontsize=8)  # fmt: skip
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)

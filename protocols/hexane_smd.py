@@ -11,8 +11,9 @@ Strategies, each scored after every refit by paired pulls on the reference seeds
   ``f_tol`` or when σ > ``sigma_tol`` (eV), σ being the committee spread of the energy relative to
   the pull's start state (the uncertainty of the work curve itself, hence of E_a); that configuration
   is labelled, the model refitted, and the pull goes on from there with the new model. After the bond
-  has broken a pull labels at most ``post_break`` configurations (E_a is decided before the break). The committee is the linear-ACE posterior (refit: rows added to the normal
-  equations, ≈1 s) or an NN ensemble (refit: every member retrained from its current weights for
+  has broken a pull labels at most ``post_break`` configurations (E_a is decided before the break).
+  The committee is the linear-ACE posterior (refit: rows added to the normal equations, ≈1 s) or an
+  NN ensemble (refit: every member retrained from its current weights for
   ``refit_epochs`` on its own split). Starts from ``n_initial`` MD frames; ends after ``n_stable``
   consecutive pulls without a trigger or at ``max_oracle_calls``.
 Everything lands in the run directory: ``data.db`` (labels with provenance), ``models/``,
@@ -167,9 +168,8 @@ class Study:
         """Score a model and log it (the learning curve's point) with ``extra`` fields (e.g. ``fit_s``)."""
         sc = score(make_calculator, self.dir, self.seeds, self.settings, self.n, self.test, executor=self.executor)
         (self.dir / "scores").mkdir(exist_ok=True)
-        np.savez(
-            self.dir / "scores" / f"{strategy}-{oracle_calls:05d}.npz", seeds=self.seeds, curves=np.array(sc.curves)
-        )
+        np.savez(self.dir / "scores" / f"{strategy}-{oracle_calls:05d}.npz", seeds=self.seeds,
+                 curves=np.array(sc.curves), snapshots=sc.snapshots)  # fmt: skip
         self.log("score", strategy=strategy, iteration=iteration, oracle_calls=oracle_calls,
                  wall_s=time.perf_counter() - t0, **sc.row(), **extra)  # fmt: skip
         return sc

@@ -140,11 +140,13 @@ class SMDResult:
     stopped_at: int | None = None  # the step at which ``stop`` ended the pull early
     error: str | None = None  # what the calculator raised, when ``on_error="stop"`` ended the pull there
     positions: np.ndarray | None = None  # (steps, N, 3) when ``record_positions``
+    snap_step: int | None = None  # quasi-static: the last minimum before the chain snapped
 
     @property
     def activation_energy(self) -> float:
-        """E_a = max W (eV)."""
-        return float(np.max(self.work))
+        """E_a = max W (eV); quasi-static: max W up to the snap (the barrier of the intact chain; the
+        spring dragging the fragments apart afterwards is not part of it)."""
+        return float(np.max(self.work[: None if self.snap_step is None else self.snap_step + 1]))
 
 
 def terminal_carbons(atoms: Atoms) -> tuple[int, int]:
@@ -341,6 +343,11 @@ def run(
     if quasi_static:  # W = ∫ k (d0 − d) dd0 along the minimised path (trapezoids)
         force = k * (arrays["d0"] - arrays["distance"])
         arrays["work"] = np.concatenate([[0.0], np.cumsum(0.5 * (force[1:] + force[:-1]) * np.diff(arrays["d0"]))])
+    snap = None
+    if quasi_static and len(arrays["d0"]) > 1:
+        force = k * (arrays["d0"] - arrays["distance"])
+        j = int(np.argmin(np.diff(force)))
+        snap = j if force[j] - force[j + 1] > 0.25 * force[: j + 1].max() else None
     final = work.copy()
     final.calc = None
     return SMDResult(
@@ -349,4 +356,5 @@ def run(
         spring_energy=arrays["spring_energy"], heat=arrays["heat"],
         sigma=None if np.all(np.isnan(arrays["sigma"])) else arrays["sigma"], broken_bond=broken,
         break_d0=break_d0, break_step=break_step, atoms=final, stopped_at=stopped, positions=positions, error=error,
+        snap_step=snap,
     )  # fmt: skip
