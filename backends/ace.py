@@ -19,7 +19,7 @@ from ase.calculators.calculator import Calculator
 from hal.ace.basis import ACEBasis
 from hal.backends.base import check_masks, member_errors
 from hal.fit import assemble_groups, solve
-from hal.fit.design import reference_energies
+from hal.fit.design import Weights, reference_energies
 from hal.model import LinearACE
 from hal.uncertainty import CommitteeResult
 
@@ -60,14 +60,16 @@ class ACEBackend:
     name = "ace"
 
     def __init__(self, basis: ACEBasis, e0: Mapping[str, float] | None = None, smoothness: float | None = 2.0,
-                 n_workers: int | None = None) -> None:  # fmt: skip
+                 n_workers: int | None = None, weights: Weights | None = None) -> None:  # fmt: skip
         self.basis, self.e0, self.smoothness, self.n_workers = basis, e0, smoothness, n_workers
+        self.weights = weights or Weights()
 
     def fit(self, data: Sequence[Atoms], train_masks: Sequence[np.ndarray], seed: int = 0) -> ACEEnsemble:
         masks = check_masks(data, train_masks)
         e0 = dict(self.e0) if self.e0 is not None else reference_energies(data, self.basis.elements)
         groups = np.vstack([np.ones(len(data), bool), ~masks])
-        total, *held_out = assemble_groups(self.basis, data, groups, e0, n_workers=self.n_workers, progress=False)
+        total, *held_out = assemble_groups(self.basis, data, groups, e0, self.weights, n_workers=self.n_workers,
+                                           progress=False)  # fmt: skip
         members = []
         for val in held_out:
             est, scale = solve(total - val, self.basis, "brr", self.smoothness)

@@ -13,6 +13,7 @@ to ``benchmarks/results/hexane_smd.md``; last line: the oracle calls at which HA
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -23,13 +24,14 @@ from hal.protocols.hexane_report import calls_to_target, scores_by_strategy, tab
 RESULTS = Path(__file__).parent / "results"
 
 
-def config(quick: bool, iterations: int, hal_budget: int, f_tol: float, names: list[str] | None) -> dict:
+def config(quick: bool, iterations: int, hal_budget: int, sigma_tol: float, f_tol: float,
+           names: list[str] | None) -> dict:  # fmt: skip
     jung = [("random-3", 3, "random"), ("inherited-3", 3, "inherited"), ("inherited-5", 5, "inherited"),
             ("inherited-7", 7, "inherited")]  # fmt: skip
     strategies = [{"name": "baseline-md", "kind": "baseline-md"}, {"name": "baseline-smd", "kind": "baseline-smd"}]
     strategies += [{"name": n, "kind": "jung", "members": m, "split": s, "iterations": iterations} for n, m, s in jung]
-    strategies.append({"name": "hal-smd", "kind": "hal", "f_tol": f_tol, "max_oracle_calls": hal_budget,
-                       "n_initial": 40, "score_every": 25})  # fmt: skip
+    strategies.append({"name": "hal-smd", "kind": "hal", "sigma_tol": sigma_tol, "f_tol": f_tol,
+                       "max_oracle_calls": hal_budget, "n_initial": 40, "score_every": 25})  # fmt: skip
     if names:
         strategies = [s for s in strategies if s["name"] in names]
     raw = {"run_dir": "runs/hexane_study", "seeds": [0, 1, 2] if quick else [0, 1, 2, 3, 4],
@@ -42,21 +44,24 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="3 seeds, 300 MD frames, 1 iteration, HAL up to 150 calls")
     ap.add_argument("--iterations", type=int, default=4, help="iterations of each Jung et al. strategy")
     ap.add_argument("--hal-budget", type=int, default=400, help="HAL-SMD oracle calls at most")
-    ap.add_argument("--f-tol", type=float, default=0.1, help="HAL-SMD trigger: max f_i")
+    ap.add_argument("--sigma-tol", type=float, default=0.005, help="HAL-SMD trigger: σ of E − E(start), eV")
+    ap.add_argument("--f-tol", type=float, default=0.0, help="HAL-SMD trigger: max f_i (0: off)")
     ap.add_argument("--strategies", nargs="*", help="run only these")
     ap.add_argument("--out", default=None, help="run directory (default runs/hexane_study[_quick])")
     args = ap.parse_args()
     cfg = config(args.quick, 1 if args.quick else args.iterations, 150 if args.quick else args.hal_budget,
-                 args.f_tol, args.strategies)  # fmt: skip
+                 args.sigma_tol, args.f_tol, args.strategies)  # fmt: skip
     run_dir = Path(args.out or ("runs/hexane_study_quick" if args.quick else "runs/hexane_study"))
     t0 = time.perf_counter()
     hexane_smd.run(cfg, run_dir, progress=True)
     hexane_smd.report(run_dir, cfg)
     text = table(run_dir)
-    cmd = "python benchmarks/hexane_smd.py" + (" --quick" if args.quick else f" --iterations {args.iterations}")
-    hit = calls_to_target(scores_by_strategy(run_dir).get("hal-smd", []))
+    cmd = "python benchmarks/hexane_smd.py " + " ".join(sys.argv[1:])
+    hal = scores_by_strategy(run_dir).get("hal-smd", [])
+    hit, hit_w = calls_to_target(hal), calls_to_target(hal, key="work_error")
     out = (f"{cmd}\n\nseeds {cfg['seeds']}, {cfg['initial']['n_md']} MD frames, wall {time.perf_counter() - t0:.0f} s "
            f"(this invocation; cached steps excluded); plots in {run_dir}/\n\n{text}\n"
+           f"oracle_calls_to_1kcal_work_curve: {hit_w if hit_w is not None else 'not reached'}\n"
            f"oracle_calls_to_1kcal: {hit if hit is not None else 'not reached'}\n")  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / ("hexane_smd_quick.md" if args.quick else "hexane_smd.md")).write_text(out)

@@ -138,18 +138,24 @@ def reference_frames(run_dir: Path, n_carbon: int, seed: int, settings: PullSett
     return frames
 
 
-def quasi_static_pull(run_dir: Path, n_carbon: int, settings: PullSettings, calculator=None, name: str = "reference",
-                      d0_step: float = 0.02) -> Pull:  # fmt: skip
-    """The noise-free work curve: minimised at each d0 from the relaxed chain (cached per ``name``)."""
-    path = Path(run_dir) / "reference" / f"C{n_carbon}-quasistatic-{name}.npz"
+QUASI_STATIC = {"d0_step": 0.02, "fmax": 1e-3}  # Å, eV/Å: every quasi-static pull of the study (model or oracle)
+
+
+def quasi_static_run(start: Atoms, calculator, settings: PullSettings) -> smd.SMDResult:
+    """The quasi-static pull of the study from ``start`` (FIRE to 1e-3 eV/Å every 0.02 Å, the snap
+    refined tenfold); a calculator that fails ends it (``on_error="stop"``)."""
+    with threadpool_limits(1):
+        return smd.run(start, calculator, quasi_static=True, on_error="stop", **QUASI_STATIC, **settings.kwargs(start))
+
+
+def quasi_static_pull(run_dir: Path, n_carbon: int, settings: PullSettings) -> Pull:
+    """The oracle's quasi-static work curve from the relaxed chain of seed 0 (cached)."""
+    path = Path(run_dir) / "reference" / f"C{n_carbon}-quasistatic-fmax{QUASI_STATIC['fmax']:g}-reference.npz"
     if path.exists():
         return Pull.load(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     start = start_state(run_dir, n_carbon, 0, settings)
-    with threadpool_limits(1):
-        res = smd.run(start, calculator or oracle_calculator(), quasi_static=True, d0_step=d0_step, fmax=0.01,
-                      **settings.kwargs(start))  # fmt: skip
-    pull = Pull.from_result(res)
+    pull = Pull.from_result(quasi_static_run(start, oracle_calculator(), settings))
     pull.save(path)
     return pull
 

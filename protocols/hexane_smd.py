@@ -42,7 +42,7 @@ from hal.config import ConfigError, Field
 from hal.dynamics import smd
 from hal.dynamics.hal import AdaptiveTau
 from hal.fit import assemble, fit, fit_normal_equations
-from hal.fit.design import config_rows, reference_energies
+from hal.fit.design import Weights, config_rows, reference_energies
 from hal.loop.executors import make_executor
 from hal.loop.learner import read_events
 from hal.loop.oracle import Oracle
@@ -74,10 +74,10 @@ STRATEGY = {
     "n_initial": Field(int, 40),
     "max_oracle_calls": Field(int, 400),
     "n_stable": Field(int, 2),
-    "f_tol": Field(float, 0.5),  # max f_i trigger; 0: off
+    "f_tol": Field(float, 0.0),  # max f_i trigger; 0: off
     "eps": Field(float, 0.2),  # ε of f_i (eV/Å); ≫ |F| makes the trigger one on absolute force uncertainty
-    "sigma_tol": Field(float, 0.0),  # eV, trigger on σ of E − E(start) (the work curve's uncertainty); 0: off
-    "post_break": Field(int, 1000),  # labels per pull after the bond has broken, at most
+    "sigma_tol": Field(float, 0.005),  # eV, trigger on σ of E − E(start) (the work curve's uncertainty); 0: off
+    "post_break": Field(int, 0),  # labels per pull after the bond has broken, at most
     "tau_rel": Field(float, 0.1),
     "n_hist": Field(int, 100),
     "check_every": Field(int, 5),
@@ -112,6 +112,9 @@ SCHEMA = {
         "max_degree": Field(list, [15, 11, 9, 6], item=int),
         "r_cut": Field(float, 5.0),
     },
+    # every linear-ACE fit of the study; E_a is an energy difference, so energies weigh more than the
+    # general default (30): with 30 the work curve of a HAL-SMD model drifts by ~0.06 eV, with 1000 by ~0.01
+    "fit": {"energy_weight": Field(float, 1000.0)},
     "oracle": {"timeout_s": Field(float)},  # none: tblite (OpenMP) can hang in a forked child
     "strategies": [STRATEGY],
     "transfer": {
@@ -155,6 +158,7 @@ class Study:
         i = self.config["initial"]
         self.md = md_dataset(self.dir, i["n_md"], self.n, i["temperature_K"], i["every"])
         self.e0 = reference_energies(self.md, self.basis.elements)
+        self.weights = Weights(energy=config["fit"]["energy_weight"])
 
     def log(self, event: str, **fields) -> None:
         with open(self.dir / "log.jsonl", "a") as fh:
@@ -198,7 +202,7 @@ def run_baseline(study: Study, strategy: dict) -> list[dict]:
         data = study.md
     else:
         data = reference_frames(study.dir, study.n, study.seeds[0], study.settings)
-    model = fit(data, study.basis, e0=study.e0, committee_size=0, progress=False)
+    model = fit(data, study.basis, weights=study.weights, e0=study.e0, committee_size=0, progress=False)
     model.save(study.dir / "models" / f"{name}.npz")
     study.score(model.calculator, name, 0, len(data), t0)
     return study.events("score", name)
@@ -207,7 +211,7 @@ def run_baseline(study: Study, strategy: dict) -> list[dict]:
 def _backend(study: Study, strategy: dict) -> Backend:
     """The strategy's backend; NN ones train on CPU unless CUDA is there, checkpointing in the run dir."""
     if strategy["backend"] == "ace":
-        return ACEBackend(study.basis, e0=study.e0)
+        return ACEBackend(study.basis, e0=study.e0, weights=study.weights)
     import torch
 
     if strategy["backend"] == "torchani":
@@ -293,7 +297,7 @@ class HALModel:
         self.study, self.strategy, self.data = study, strategy, list(data)
         self.seed = study.config["seed"]
         if strategy["backend"] == "ace":
-            self.ne = assemble(study.basis, self.data, study.e0, n_workers=1, progress=False)
+            self.ne = assemble(study.basis, self.data, study.e0, study.weights, n_workers=1, progress=False)
         else:
             self.backend = _backend(study, strategy)
             self.splits = Splits(strategy["members"], 0.2, seed=self.seed)
@@ -317,7 +321,7 @@ class HALModel:
         """A new label: refit."""
         self.data.append(atoms)
         if self.strategy["backend"] == "ace":
-            self.ne.add_rows(*config_rows(self.study.basis, atoms, self.study.e0))
+            self.ne.add_rows(*config_rows(self.study.basis, atoms, self.study.e0, self.study.weights))
         self._fit()
 
     def predictor(self):
@@ -341,7 +345,7 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     labels = study.store.labelled(strategy=name)
     t0 = time.perf_counter()
     model = HALModel(study, sel, initial + labels)
-    calls = len(model.data)
+    calls = len(initial) + study.store.count(strategy=name)  # failed oracle calls count too
 
     def record() -> None:  # a learning-curve point; fit_s: mean time of the refits since the last one
         study.score(model.predictor(), name, len(labels), calls, t0,
