@@ -133,3 +133,21 @@ def test_fit_reproduces_emt_and_save_load(cells, basis_cual, tmp_path):
     assert 0 < ard.fit_info["n_active"] <= basis_cual.size
     with pytest.raises(ValueError, match="solver"):
         hal.fit(cells[:2], basis_cual, solver="lasso", progress=False)
+
+
+def test_brr_leaves_the_null_space_of_the_design_empty():
+    """Exactly dependent columns and rows of very different weight (energies × 1000): the eigen-
+    directions ΨᵀΨ does not see get no coefficient, instead of round-off divided by a small α
+    (which made the evidence iteration blow up on a real ACE design)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 30))
+    X = np.hstack([X, X[:, :10], 1e-3 * X[:, :5]])  # 15 exactly dependent columns
+    X[:40] *= 3e3
+    y = X[:, :30] @ rng.normal(size=30) + rng.normal(scale=0.1, size=400)
+    est = BRR().fit(X.T @ X, X.T @ y, float(y @ y), len(y))
+    s, V = np.linalg.eigh(X.T @ X)
+    null = V[:, s < 1e-9 * s.max()]
+    assert null.shape[1] == 15 and np.all(np.isfinite(est.coef_))
+    assert np.abs(null.T @ est.coef_).max() < 1e-12 * np.abs(est.coef_).max()
+    sk = BayesianRidge(fit_intercept=False).fit(X, y)
+    assert np.allclose(X @ est.coef_, X @ sk.coef_, rtol=0, atol=1e-9 * np.abs(y).max())

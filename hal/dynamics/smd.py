@@ -222,6 +222,7 @@ def run(
     d0_step: float = 0.02,
     fmax: float = 1e-3,
     refine: int = 10,
+    optimizer: type = FIRE,
     break_factor: float = 1.5,
     seed: int = 0,
     stop: Callable[[int, Atoms, SteeredCalculator], bool] | None = None,
@@ -235,10 +236,11 @@ def run(
     drawn at ``temperature_K`` when absent) from ``d0_start`` (default: the current distance) to
     ``d0_end`` (default: + 3.5 Å) at ``velocity`` Å/ps. ``pull``: (i, j) or two index groups.
     ``thermostat``: "berendsen" (τ_T = ``taut_fs``, as in Jung et al.) or "langevin" (``friction_fs``).
-    Quasi-static: minimised (FIRE to ``fmax``) every ``d0_step`` Å. On a stable branch the spring force
-    only grows with d0, so a drop (by a quarter of its maximum) is the snap; that step is redone in
-    ``refine`` finer steps from the last minimum before it, so that E_a (reached just before the snap,
-    where W grows at the spring force, ≈ 4.5 eV/Å for hexane) is resolved to F·d0_step/refine.
+    Quasi-static: minimised (``optimizer``, an ASE optimizer class, to ``fmax``) every ``d0_step`` Å.
+    On a stable branch the spring force only grows with d0, so a drop (by a quarter of its maximum) is
+    the snap; that step is redone in ``refine`` finer steps from the last minimum before it, so that
+    E_a (reached just before the snap, where W grows at the spring force, ≈ 4.5 eV/Å for hexane) is
+    resolved to F·d0_step/refine.
     ``stop(step, atoms, calc)`` may end the pull early (HAL-SMD: an uncertainty trigger).
     Trajectory frames are labelled with the wrapped calculator's energy and forces (no spring), so a
     reference pull is a training set as it stands; ``record_positions`` keeps every step's positions.
@@ -292,7 +294,7 @@ def run(
                 if not quasi_static:
                     dyn.step()
             if quasi_static:
-                FIRE(work, logfile=None).run(fmax=fmax, steps=5000)
+                optimizer(work, logfile=None).run(fmax=fmax, steps=5000)
                 force = k * (d0 - spring.distance(work)[0])
                 if fine_until is None and refine > 1 and intact and intact[1] - force > 0.25 * f_max:
                     fine_until, delta = d0, delta / refine  # redo this step finely from the last intact minimum

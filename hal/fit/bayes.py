@@ -63,8 +63,9 @@ class BRR(_Posterior):
         """Fit from ΨᵀΨ (G), Ψᵀy (b), yᵀy and the number of rows. ``y_mean`` (if known) seeds λ
         as scikit-learn does, 1/var(y)."""
         s, V = linalg.eigh(G)
-        s = np.clip(s, 0.0, None)
         bt = V.T @ b
+        null = s <= max(s.max(), 0.0) * len(s) * np.finfo(float).eps  # numerically singular directions:
+        s[null], bt[null] = 0.0, 0.0  # their Ψᵀy is round-off, which a small α would blow up into the coefficients
         h = self.hyper
         var_y = yy / n_rows - (y_mean or 0.0) ** 2
         lam = self.lambda_init or 1.0 / (var_y + np.finfo(float).eps)
