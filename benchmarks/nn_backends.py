@@ -99,7 +99,8 @@ def study_config(quick: bool, epochs: int, iterations: int, run_dir: Path) -> di
                    {"name": "torchani-hal-smd", "backend": "torchani", "members": 3, "epochs": epochs,
                     "refit_epochs": max(epochs // 10, 2), **hal}]  # fmt: skip
     raw = {"run_dir": str(run_dir), "seeds": [0, 1] if quick else [0, 1, 2],
-           "initial": {"n_md": 200 if quick else 2000}, "strategies": strategies}  # fmt: skip
+           "initial": {"n_md": 200 if quick else 2000}, "strategies": strategies,
+           "quasi_static_backends": ["ace"] if quick else ["ace", "torchani", "schnet"]}  # fmt: skip
     return validate(raw, hexane_smd.SCHEMA)
 
 

@@ -9,7 +9,7 @@ up to there; ``Score.errors`` says where.
 
 E_a is hypersensitive to where the chain snaps: on the force plateau (≈ 4.5 eV/Å) every 0.01 Å of d0
 is 0.045 eV, and hexane's two equivalent terminal bonds make the snap a symmetry-breaking instability
-(``benchmarks/hexane_chaos.py``: the oracle's own 10 K pull moves by up to 0.3 eV when its start is
+(``benchmarks/hexane_chaos.py``: the oracle's own 10 K pull moves by up to 0.27 eV when its start is
 moved by 1e-4 Å). Two well-conditioned checks of the learned surface come with it, from the
 quasi-static pulls: ``work_error``, the largest |W_model − W_ref| (eV) up to 0.2 Å before the
 reference snaps (the energy along the stretch), and ``peak_force_error``, the difference of the

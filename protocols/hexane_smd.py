@@ -116,6 +116,8 @@ SCHEMA = {
     # general default (30): with 30 the work curve of a HAL-SMD model drifts by ~0.06 eV, with 1000 by ~0.01
     "fit": {"energy_weight": Field(float, 1000.0)},
     "oracle": {"timeout_s": Field(float)},  # none: tblite (OpenMP) can hang in a forked child
+    # the quasi-static pull of a score is ~185 minimisations: tens of minutes for an NN model on a CPU
+    "quasi_static_backends": Field(list, ["ace", "torchani", "schnet"], item=str),
     "strategies": [STRATEGY],
     "transfer": {
         "model": Field(str, "hal-smd"),
@@ -167,14 +169,18 @@ class Study:
     def events(self, event: str, strategy: str | None = None) -> list[dict]:
         return [e for e in read_events(self.dir) if e["event"] == event and strategy in (None, e.get("strategy"))]
 
-    def score(self, make_calculator, strategy: str, iteration: int, oracle_calls: int, t0: float,
+    def score(self, make_calculator, strategy: dict, iteration: int, oracle_calls: int, t0: float,
               **extra: float) -> Score:  # fmt: skip
-        """Score a model and log it (the learning curve's point) with ``extra`` fields (e.g. ``fit_s``)."""
-        sc = score(make_calculator, self.dir, self.seeds, self.settings, self.n, self.test, executor=self.executor)
+        """Score a strategy's model and log it (the learning curve's point) with ``extra`` fields (e.g.
+        ``fit_s``); the quasi-static pull only for the backends in ``quasi_static_backends``."""
+        name = strategy["name"]
+        sc = score(make_calculator, self.dir, self.seeds, self.settings, self.n, self.test,
+                   quasi_static=strategy["backend"] in self.config["quasi_static_backends"],
+                   executor=self.executor)  # fmt: skip
         (self.dir / "scores").mkdir(exist_ok=True)
-        np.savez(self.dir / "scores" / f"{strategy}-{oracle_calls:05d}.npz", seeds=self.seeds,
+        np.savez(self.dir / "scores" / f"{name}-{oracle_calls:05d}.npz", seeds=self.seeds,
                  curves=np.array(sc.curves), snapshots=sc.snapshots)  # fmt: skip
-        self.log("score", strategy=strategy, iteration=iteration, oracle_calls=oracle_calls,
+        self.log("score", strategy=name, iteration=iteration, oracle_calls=oracle_calls,
                  wall_s=time.perf_counter() - t0, **sc.row(), **extra)  # fmt: skip
         return sc
 
@@ -204,7 +210,7 @@ def run_baseline(study: Study, strategy: dict) -> list[dict]:
         data = reference_frames(study.dir, study.n, study.seeds[0], study.settings)
     model = fit(data, study.basis, weights=study.weights, e0=study.e0, committee_size=0, progress=False)
     model.save(study.dir / "models" / f"{name}.npz")
-    study.score(model.calculator, name, 0, len(data), t0)
+    study.score(model.calculator, strategy, 0, len(data), t0)
     return study.events("score", name)
 
 
@@ -247,7 +253,7 @@ def run_jung(study: Study, strategy: dict) -> list[dict]:
             ensemble.save(path)
         best = ensemble.best
         if it not in {e["iteration"] for e in study.events("score", name)}:
-            study.score(partial(MemberCalculator, ensemble, best), name, it, len(data), t0, fit_s=t_fit)
+            study.score(partial(MemberCalculator, ensemble, best), sel, it, len(data), t0, fit_s=t_fit)
         if it == sel["iterations"]:
             break
         if study.store.count(strategy=name, iteration=it):
@@ -348,7 +354,7 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     calls = len(initial) + study.store.count(strategy=name)  # failed oracle calls count too
 
     def record() -> None:  # a learning-curve point; fit_s: mean time of the refits since the last one
-        study.score(model.predictor(), name, len(labels), calls, t0,
+        study.score(model.predictor(), sel, len(labels), calls, t0,
                     fit_s=float(np.mean(model.fit_s[-sel["score_every"] :])))  # fmt: skip
 
     scored = {e["oracle_calls"] for e in study.events("score", name)}
