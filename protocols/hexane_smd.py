@@ -374,14 +374,20 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
             calc = HALCalculator(model.committee, tau=0.0, eps=sel["eps"], force_uncertainty=False,
                                  reference=start if sel["sigma_tol"] > 0 else None)  # fmt: skip
             with threadpool_limits(1):
-                res = smd.run(state, calc, seed=seed_k + 1000 * pull_no, stop=trigger.new_segment(), **kwargs)
-            if res.stopped_at is None:
+                res = smd.run(state, calc, seed=seed_k + 1000 * pull_no, stop=trigger.new_segment(), on_error="stop",
+                              **kwargs)  # fmt: skip
+            blown = res.error is not None or trigger.blown
+            if res.stopped_at is None and not blown:
                 break
             triggers += 1
+            # the model blew the chain apart (non-finite or failing): label the last sane step instead
+            picked = Atoms(start.numbers, positions=trigger.last_sane if trigger.last_sane is not None
+                           else start.positions) if blown else res.atoms  # fmt: skip
             uid = f"{name}-{calls:04d}"
-            result = study.oracle(res.atoms)
+            result = study.oracle(picked)
+            sigma = res.sigma[-1] if res.sigma is not None and np.isfinite(res.sigma[-1]) else -1.0
             study.store.add(result, uid, iteration=len(labels), source="hal-smd", strategy=name, pull=pull_no,
-                            d0=float(res.d0[-1]), sigma=float(res.sigma[-1]))  # fmt: skip
+                            d0=float(res.d0[-1]), sigma=float(sigma), blown=blown)  # fmt: skip
             calls += 1
             bar.update(1)
             if result.ok:
@@ -390,6 +396,8 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
                 if len(labels) % sel["score_every"] == 0:
                     model.save(f"{len(labels):04d}")
                     record()
+            if blown or not result.ok:
+                break  # nothing sane to go on from: the next pull starts afresh
             state = res.atoms  # go on from the trigger (momenta kept) with the refitted model
             kwargs = {**kwargs, "d0_start": float(res.d0[-1])}
         stable = stable + 1 if triggers == 0 else 0
@@ -405,13 +413,16 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
 class Trigger:
     """HAL-SMD's stop callbacks for one pull: adaptive τ every step (burn-in of ``n_hist`` steps after
     each restart); stop when σ > ``sigma_tol`` or, every ``check_every`` steps, max f_i > ``f_tol``;
-    after the first broken bond (``smd.broken_bond``) at most ``post_break`` stops in the pull."""
+    after the first broken bond (``smd.broken_bond``) at most ``post_break`` stops in the pull. A step
+    with non-finite positions, energy or forces stops it as ``blown``; ``last_sane`` keeps the
+    positions of the step before (Å)."""
 
     def __init__(self, sel: dict, start: Atoms) -> None:
         self.sel = sel
         self.bonds = smd.bond_limits(start)
-        self.broken = False
+        self.broken = self.blown = False
         self.post_break = 0
+        self.last_sane: np.ndarray | None = None
 
     def new_segment(self):
         """The callback for one ``smd.run`` segment (until a stop or the end of the pull)."""
@@ -422,6 +433,10 @@ class Trigger:
         def stop(step: int, atoms: Atoms, calc: smd.SteeredCalculator) -> bool:
             hal = calc.base
             r = hal.results
+            if not (np.isfinite(r["energy"]) and np.isfinite(atoms.positions).all() and np.isfinite(r["forces"]).all()):
+                self.blown = True
+                return True
+            self.last_sane = atoms.positions.copy()
             hal.tau = tau.update(step, r["mean_forces"], r["bias_forces"])
             hal.force_uncertainty = every > 0 and (step + 1) % every == 0  # f_i (all member forces) next step
             if step < sel["n_hist"]:

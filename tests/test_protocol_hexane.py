@@ -151,3 +151,29 @@ def test_config_checks():
     with pytest.raises(ConfigError, match="members"):
         hexane_smd.check(validate({**CONFIG, "strategies": [{"name": "j", "kind": "jung", "members": 1}]},
                                   hexane_smd.SCHEMA))  # fmt: skip
+
+
+def test_hal_trigger_stops_a_blown_pull_and_keeps_the_last_sane_step():
+    from types import SimpleNamespace
+
+    from hal.structures import linear_alkane
+
+    sel = validate({**CONFIG, "strategies": [{"name": "h", "kind": "hal", "sigma_tol": 0.05, "n_hist": 2}]},
+                   hexane_smd.SCHEMA)["strategies"][0]  # fmt: skip
+    start = linear_alkane(2)
+    trigger = hexane_smd.Trigger(sel, start)
+    stop = trigger.new_segment()
+    n = len(start)
+    results = {"energy": -1.0, "forces": np.zeros((n, 3)), "mean_forces": np.ones((n, 3)),
+               "bias_forces": np.ones((n, 3)), "sigma": 0.01}  # fmt: skip
+    calc = SimpleNamespace(base=SimpleNamespace(results=results, tau=0.0, force_uncertainty=False))
+    sane = start.copy()
+    for step in range(4):  # σ below sigma_tol: no stop
+        assert not stop(step, sane, calc)
+    results["sigma"] = 0.1  # above: a stop to label, not a blow-up
+    assert stop(4, sane, calc) and not trigger.blown
+    blown = sane.copy()
+    blown.positions[0] = np.nan
+    results["energy"] = np.nan
+    assert stop(5, blown, calc) and trigger.blown
+    assert np.array_equal(trigger.last_sane, sane.positions)
