@@ -13,6 +13,7 @@ to ``benchmarks/results/hexane_smd.md``; last line: the oracle calls at which HA
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -59,12 +60,16 @@ def main() -> None:
     cmd = "python benchmarks/hexane_smd.py " + " ".join(sys.argv[1:])
     hal = scores_by_strategy(run_dir).get("hal-smd", [])
     hit, hit_w = calls_to_target(hal), calls_to_target(hal, key="work_error")
+    stem = "hexane_smd_quick" if args.quick else "hexane_smd"
+    RESULTS.mkdir(exist_ok=True)
+    for name in ("learning", "work", "snapshots"):
+        shutil.copy(run_dir / f"{name}.png", RESULTS / f"{stem}_{name}.png")
+    images = "".join(f"![{name}]({stem}_{name}.png)\n\n" for name in ("learning", "work", "snapshots"))
     out = (f"{cmd}\n\nseeds {cfg['seeds']}, {cfg['initial']['n_md']} MD frames, wall {time.perf_counter() - t0:.0f} s "
-           f"(this invocation; cached steps excluded); plots in {run_dir}/\n\n{text}\n"
+           f"(this invocation; cached steps excluded)\n\n{text}\n{images}"
            f"oracle_calls_to_1kcal_work_curve: {hit_w if hit_w is not None else 'not reached'}\n"
            f"oracle_calls_to_1kcal: {hit if hit is not None else 'not reached'}\n")  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / ("hexane_smd_quick.md" if args.quick else "hexane_smd.md")).write_text(out)
+    (RESULTS / f"{stem}.md").write_text(out)
     print(out, end="")
 
 

@@ -81,22 +81,25 @@ def transfer_table(run_dir: Path) -> str:
 
 
 def _learning(run_dir: Path, out: Path) -> None:
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, scores in scores_by_strategy(run_dir).items():
+    fig, (ax, wx, fx) = plt.subplots(1, 3, figsize=(15, 4.4))
+    for k, (name, scores) in enumerate(scores_by_strategy(run_dir).items()):
+        color = f"C{k % 10}"
         calls = [e["oracle_calls"] for e in scores]
-        d = np.abs([e["delta_ea"] for e in scores])
         err = [e["spread_ea"] / np.sqrt(len(e["ea_model"])) for e in scores]
-        line = ax.errorbar(calls, d, yerr=err, marker="o", ms=3, label=f"{name} (paired)", capsize=2)
-        qs = np.abs([e["delta_ea_quasi_static"] for e in scores])
-        ax.plot(calls, qs, ls=":", color=line[0].get_color(), label=f"{name} (quasi-static)")
-        ax.plot(calls, [e.get("work_error", np.nan) for e in scores], ls="--", color=line[0].get_color(),
-                label=f"{name} (max |ΔW| before the snap)")  # fmt: skip
-        bx.plot(calls, [e["force_mae"] for e in scores], marker="o", ms=3, label=name)
-    ax.axhline(KCAL_PER_MOL, color="k", lw=0.8, ls="--", label="1 kcal/mol")
-    for a, ylabel in ((ax, "|ΔE_a| (eV)"), (bx, "force MAE, unseen reference pulls (eV/Å)")):
+        ax.errorbar(calls, np.abs([e["delta_ea"] for e in scores]), yerr=err, marker="o", ms=3, capsize=2,
+                    color=color, label=name)  # fmt: skip
+        ax.plot(calls, np.abs([e["delta_ea_quasi_static"] for e in scores]), ls=":", color=color)
+        wx.plot(calls, [e.get("work_error", np.nan) for e in scores], marker="o", ms=3, color=color)
+        fx.plot(calls, [e["force_mae"] for e in scores], marker="o", ms=3, color=color)
+    for a in (ax, wx):
+        a.axhline(KCAL_PER_MOL, color="k", lw=0.8, ls="--")
+    titles = ("|ΔE_a|: paired (solid, bars: spread/√n), quasi-static (dotted)",
+              "max |ΔW| before the snap (quasi-static)", "force MAE, unseen reference pulls")  # fmt: skip
+    for a, title, ylabel in zip((ax, wx, fx), titles, ("eV", "eV", "eV/Å")):
         a.set(xscale="log", yscale="log", xlabel="oracle calls", ylabel=ylabel)
-        a.legend(fontsize=7)
-    fig.tight_layout()
+        a.set_title(title, fontsize=9)
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=8, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(out, dpi=120)
     plt.close(fig)
 
@@ -110,8 +113,12 @@ def _first_reference(run_dir: Path, config: dict) -> Path:
 def _work(run_dir: Path, config: dict, out: Path) -> None:
     ref = Pull.load(_first_reference(run_dir, config).with_suffix(".npz"))
     strategies = scores_by_strategy(run_dir)
-    fig, axes = plt.subplots(1, max(len(strategies), 1), figsize=(4 * max(len(strategies), 1), 3.5), squeeze=False)
-    for ax, (name, scores) in zip(axes[0], strategies.items()):
+    cols = min(max(len(strategies), 1), 4)
+    rows = -(-max(len(strategies), 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.3 * rows), squeeze=False)
+    for ax in axes.flat[len(strategies) :]:
+        ax.axis("off")
+    for ax, (name, scores) in zip(axes.flat, strategies.items()):
         files = [run_dir / "scores" / f"{name}-{e['oracle_calls']:05d}.npz" for e in scores]
         files = [f for f in files if f.exists()]
         for k, f in enumerate(files):
