@@ -45,6 +45,8 @@ class Score:
     ea_model: list[float]
     ea_reference: list[float]
     break_d0: list[float]
+    bonds: list[str] = dataclasses.field(default_factory=list)  # the bond each model pull broke ("C1–C2", …)
+    bonds_reference: list[str] = dataclasses.field(default_factory=list)
     ea_quasi_static: float = np.nan
     ea_quasi_static_reference: float = np.nan
     work_error: float = np.nan  # eV, max |ΔW| on the quasi-static path up to 0.2 Å before the reference snaps
@@ -73,9 +75,21 @@ class Score:
         """Flat summary for tables and the event log."""
         return {"delta_ea": self.delta, "spread_ea": self.spread, "abs_delta_ea": abs(self.delta),
                 "ea_model": self.ea_model, "ea_reference": self.ea_reference, "break_d0": self.break_d0,
+                "bonds": self.bonds, "bonds_reference": self.bonds_reference,
                 "delta_ea_quasi_static": self.delta_quasi_static, "force_mae": self.force_mae,
                 "energy_mae": self.energy_mae, "pull_errors": self.errors, "work_error": self.work_error,
                 "peak_force_error": self.peak_force_error}  # fmt: skip
+
+
+def bond_name(bond: tuple[int, int] | None, n_carbon: int) -> str:
+    """Name of a broken bond of a ``linear_alkane`` (carbons first, C1 … Cn) up to the chain's mirror
+    symmetry: a terminal C–C bond is ``"C1–C2"`` at either end, a C–H bond ``"C1–H"``; ``"none"``."""
+    if bond is None:
+        return "none"
+    carbons = sorted(i for i in bond if i < n_carbon)
+    mirror = sorted(n_carbon - 1 - i for i in carbons)
+    names = [f"C{i + 1}" for i in min(carbons, mirror)] + ["H"] * (2 - len(carbons))
+    return "–".join(names)
 
 
 def model_pull(calculator: Calculator, run_dir: Path, n_carbon: int, seed: int, settings: PullSettings,
@@ -100,11 +114,12 @@ def snapshot_steps(break_step: int | None, n_steps: int, around: int = 200) -> l
     return [min(max(s, 0), n_steps - 1) for s in (at - around, at, at + around)]
 
 
-def _pull_job(args) -> tuple[float, float, np.ndarray, str | None, np.ndarray | None]:
+def _pull_job(args) -> tuple[float, float, np.ndarray, str | None, np.ndarray | None, str]:
     make_calculator, run_dir, n_carbon, seed, settings, snapshots = args
     pull, res = model_pull(make_calculator(), run_dir, n_carbon, seed, settings, record_positions=snapshots)
     frames = res.positions[snapshot_steps(res.break_step, len(res.positions))] if snapshots else None
-    return pull.activation_energy, pull.break_d0, np.stack([pull.d0[::10], pull.work[::10]]), res.error, frames
+    curve = np.stack([pull.d0[::10], pull.work[::10]])
+    return pull.activation_energy, pull.break_d0, curve, res.error, frames, bond_name(pull.broken_bond, n_carbon)
 
 
 def score(
@@ -120,9 +135,11 @@ def score(
     """Pull with the model for every seed (on ``executor`` when given) and compare with the reference."""
     jobs = [(make_calculator, run_dir, n_carbon, s, settings, k == 0) for k, s in enumerate(seeds)]
     out = list(executor.map(_pull_job, jobs)) if executor is not None else [_pull_job(j) for j in jobs]
-    refs = [reference_pull(run_dir, n_carbon, s, settings).activation_energy for s in seeds]
-    result = Score(list(seeds), [o[0] for o in out], refs, [o[1] for o in out], curves=[o[2] for o in out],
-                   errors=[f"seed {s}: {o[3]}" for s, o in zip(seeds, out) if o[3]], snapshots=out[0][4])  # fmt: skip
+    refs = [reference_pull(run_dir, n_carbon, s, settings) for s in seeds]
+    result = Score(list(seeds), [o[0] for o in out], [r.activation_energy for r in refs], [o[1] for o in out],
+                   bonds=[o[5] for o in out], bonds_reference=[bond_name(r.broken_bond, n_carbon) for r in refs],
+                   curves=[o[2] for o in out], errors=[f"seed {s}: {o[3]}" for s, o in zip(seeds, out) if o[3]],
+                   snapshots=out[0][4])  # fmt: skip
     if quasi_static:
         res = quasi_static_run(start_state(run_dir, n_carbon, 0, settings), make_calculator(), settings)
         ref = quasi_static_pull(run_dir, n_carbon, settings)

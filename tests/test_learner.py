@@ -78,9 +78,8 @@ def test_dask_cluster_gives_the_same_database_as_a_local_run(tmp_path):
     from hal.loop import Learner, LearnerSettings, Oracle
 
     basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 8], r_cut=4.5, r0=2.6, r_in=1.6, pair_degree=4)
-    # HAL trajectories are chaotic and the workers' round-off differs, so the settings leave no decision
-    # near a threshold: on max f_i > 1, every walker of iterations 0 and 1 fires within 50 of its 120 steps
-    # (the softmax criterion fired near step 150, and whether it did within 120 was up to round-off)
+    # settings that leave no decision near a threshold: on max f_i > 1, every walker of iterations 0 and 1
+    # fires within 50 of its 120 steps (the softmax criterion fired near step 150)
     hal_kwargs = dict(temperature_K=1000, timestep_fs=2.0, tau_rel=0.6, n_hist=20, f_tol=1.0)
     settings = LearnerSettings(n_stable=120, max_oracle_calls=4, fit=dict(committee_size=8), hal=hal_kwargs)
 
@@ -97,11 +96,12 @@ def test_dask_cluster_gives_the_same_database_as_a_local_run(tmp_path):
         pooled = learn(tmp_path / "pool", pool)
     assert local == remote == pooled and local["labels"] >= 1
 
-    # the same structures labelled with the same provenance; energies are not compared bitwise:
-    # workers run with other BLAS threading, and chaotic trajectories amplify the round-off
+    # the same structures, bit for bit, labelled with the same provenance: walkers run single-threaded BLAS
+    # and kernels that round alike whether compiled in this process or loaded from numba's cache
     def provenance(name):
-        return sorted((r.uid, r.status, r.iteration, r.get("walker"), r.source)
-                      for r in connect(str(tmp_path / name / "data.db")).select())  # fmt: skip
+        rows = connect(str(tmp_path / name / "data.db")).select()
+        return sorted((r.uid, r.status, r.iteration, r.get("walker"), r.source, r.get("energy"),
+                       r.toatoms().positions.tobytes()) for r in rows)  # fmt: skip
 
     assert provenance("dask") == provenance("local") == provenance("pool")
 

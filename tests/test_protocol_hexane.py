@@ -130,6 +130,17 @@ def test_transferability_pulls_other_chains_against_their_own_reference(study):
     assert (run_dir / "reference" / "C3-v8-s0.npz").exists() and (run_dir / "reference" / "C2-v16-s0.npz").exists()
     ethane = [e for e in read_events(run_dir) if e["event"] == "score" and e["strategy"] == "hal"][-1]
     assert cases[1]["ea_reference"][0] != ethane["ea_reference"][0]  # another loading rate, another reference
+    for e in cases:  # which bond broke, per seed, for the model and the reference
+        assert len(e["bonds"]) == len(e["bonds_reference"]) == len(e["ea_reference"])
+        assert set(e["bonds"] + e["bonds_reference"]) <= {"C1–C2", "C2–C3", "C1–H", "C2–H", "none"}
+
+
+def test_bond_names_are_up_to_the_mirror_symmetry_of_the_chain():
+    from hal.protocols.hexane_eval import bond_name
+
+    assert bond_name((0, 1), 6) == bond_name((5, 4), 6) == "C1–C2"
+    assert bond_name((2, 3), 6) == "C3–C4" and bond_name((1, 2), 6) == bond_name((3, 4), 6) == "C2–C3"
+    assert bond_name((5, 17), 6) == bond_name((6, 0), 6) == "C1–H" and bond_name(None, 6) == "none"
 
 
 def test_report_and_rerun_labels_nothing_new(study):

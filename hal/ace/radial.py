@@ -19,6 +19,8 @@ import math
 import numpy as np
 from numba import njit
 
+from hal.ace.jit import FASTMATH
+
 ACE_LAMBDA = 4.5
 _KMAX = 256
 _k = np.arange(_KMAX, dtype=float)
@@ -55,7 +57,7 @@ def pair_norms(nmax: int) -> np.ndarray:
     return _unit_norms(_pair_t, nmax)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=FASTMATH)
 def _ace_t(t: float, nmax: int, norms: np.ndarray, R: np.ndarray, dR: np.ndarray) -> None:
     """R_n(t) and dR_n/dt in the t variable."""
     u = 1.0 - t * t
@@ -81,7 +83,7 @@ def _ace_t(t: float, nmax: int, norms: np.ndarray, R: np.ndarray, dR: np.ndarray
         dR[k + 1] = norms[k + 1] * (dc * env + c * denv)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=FASTMATH)
 def _pair_t(t: float, nmax: int, norms: np.ndarray, P: np.ndarray, dP: np.ndarray) -> None:
     """P_n(t) = N_n Leg_n(t) (1 + t)² and dP_n/dt."""
     env = (1.0 + t) * (1.0 + t)
@@ -106,7 +108,7 @@ def _pair_t(t: float, nmax: int, norms: np.ndarray, P: np.ndarray, dP: np.ndarra
         dP[k + 1] = norms[k + 1] * (dc * env + c * denv)
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def _xpow(q: float, p: float) -> float:
     if p == 2.0:
         return q * q
@@ -115,7 +117,7 @@ def _xpow(q: float, p: float) -> float:
     return q**p
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, fastmath=FASTMATH, inline="always")
 def _t_of_r(r: float, r0: float, p: float, x_in: float, x_cut: float) -> tuple[float, float]:
     """t ∈ [-1, 1] (t = -1 at x_cut, +1 at x_in) of x(r) = ((1+r0)/(1+r))^p, and dt/dr (1/Å)."""
     x = _xpow((1.0 + r0) / (1.0 + r), p)
@@ -123,7 +125,7 @@ def _t_of_r(r: float, r0: float, p: float, x_in: float, x_cut: float) -> tuple[f
     return s * (x - x_cut) - 1.0, -s * p * x / (1.0 + r)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=FASTMATH)
 def ace_radial(
     r: float,
     r0: float,
@@ -147,7 +149,7 @@ def ace_radial(
     return True
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=FASTMATH)
 def pair_radial(
     r: float,
     r0: float,

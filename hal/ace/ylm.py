@@ -12,6 +12,8 @@ import math
 import numpy as np
 from numba import njit
 
+from hal.ace.jit import FASTMATH
+
 _INV = 1.0 / np.arange(1, 130, dtype=float)
 _INV = np.concatenate([[0.0], _INV])  # _INV[k] = 1/k
 
@@ -31,7 +33,7 @@ def ylm_work(lmax: int) -> np.ndarray:
     return np.zeros((5, lmax + 1, lmax + 1))
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=FASTMATH)
 def real_ylm(rvec: np.ndarray, lmax: int, norms: np.ndarray, work: np.ndarray, Y: np.ndarray, dY: np.ndarray) -> None:
     """Fill Y[(lmax+1)²] with Y_lm(r/|r|) and dY[(lmax+1)², 3] with ∇_r Y_lm (1/Å).
 
