@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hal.ace.jit import FASTMATH
 from hal.ace.radial import ace_radial, pair_radial
 from hal.ace.ylm import real_ylm
 
@@ -53,7 +52,7 @@ def sorted_neighbours(N, species, i, j, D):
     return first, jnb, Dout, bad
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=True, inline="always")
 def _add_virial(V, g0, g1, g2, d0, d1, d2, scale):
     V[0] += scale * g0 * d0
     V[1] += scale * g1 * d1
@@ -96,7 +95,7 @@ def _buffers(species, first, rad, maxblock, K, npair):
     )
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=True)
 def _features(i, species, first, jnb, D, rad, buf):
     """Radials, harmonics and geometry of the neighbours of atom i, then its atomic basis A.
 
@@ -142,7 +141,7 @@ def _features(i, species, first, jnb, D, rad, buf):
     return nq
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=True)
 def _atomic_basis(lmax, nl, aoff, astride, seg, RbT, YbT, A):
     """A[z, l, m, n] = Σ_{q of species z} R_n(q) Y_lm(q): contiguous dots over neighbours."""
     ns = seg.shape[0] - 1
@@ -161,7 +160,7 @@ def _atomic_basis(lmax, nl, aoff, astride, seg, RbT, YbT, A):
                     A[base + n] = acc
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=True)
 def _monomials(n0, nb, parent, aidx, A, AA):
     """Forward pass: AA[kk] = AA[parent] * A[aidx] over the nodes n0 … n0+nb of one species."""
     for kk in range(nb):
@@ -173,7 +172,7 @@ def _monomials(n0, nb, parent, aidx, A, AA):
         AA[kk] = v
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=True)
 def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
     """Site energies Σ_k c̃_k AA_k of atom i and the adjoint ∂E/∂A (K columns; K = 1 is scalar)."""
     K = ctil.shape[1]
@@ -252,7 +251,7 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
                 adjA[a, c] += adj[kk, c]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=True)
 def _pullback_one(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA1, grad):
     """grad[:, q] = dE/dr_q for all neighbours q from a single adjoint column (1-D)."""
     ns = seg.shape[0] - 1
@@ -283,7 +282,7 @@ def _pullback_one(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, ad
             grad[2, q] = t * DT[2, q] + gz
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=True)
 def _pullback_two(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA, grad, grad2):
     """``_pullback_one`` for the two columns of adjA at once (grad: column 0, grad2: column 1)."""
     ns = seg.shape[0] - 1
@@ -335,7 +334,7 @@ def _pullback_two(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, ad
             grad2[2, q] = t1 * DT[2, q] + gz1
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=True)
 def _pullback_members(
     q,
     z,
@@ -384,7 +383,7 @@ def _pullback_members(
             grad[2, c] += t * d2 + g * e2
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=True, inline="always")
 def _pair_terms(i, s, q, z, rad, pair, buf, P, dP):
     """Pair basis values P_n and dP_n/dr of neighbour q of atom i; False outside the pair cutoff."""
     npair, pp_, prcut, pxin, pxcut, core, pnorms, _ = pair
@@ -395,7 +394,7 @@ def _pair_terms(i, s, q, z, rad, pair, buf, P, dP):
     )
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=True, inline="always")
 def _scatter(F, V, c, i, j, g0, g1, g2, DT, q):
     """Add the pair gradient dE_c/dr_q to the forces of i (+) and j (-) and to the virial."""
     F[c, i, 0] += g0
@@ -411,7 +410,7 @@ def _maxblock(node_start):
     return max(1, int(np.diff(node_start).max(initial=0)))
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=True, inline="always")
 def _atom_forward(i, species, first, jnb, D, rad, dag, pair, buf, P, dP, AAsum, Ep):
     """Atom i: neighbour features, A, pair-basis energies (into Ep) and monomials (into AAsum)."""
     node_start, parent, aidx = dag
@@ -439,7 +438,7 @@ def _atom_forward(i, species, first, jnb, D, rad, dag, pair, buf, P, dP, AAsum, 
     return nq
 
 
-@njit(cache=True, fastmath=FASTMATH, inline="always")
+@njit(cache=True, fastmath=True, inline="always")
 def _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef, Eat, F, V, gk):
     """Atom i after ``_atom_forward``: site energies, forces and virials of the K gradient columns."""
     node_start, parent, aidx = dag
@@ -498,7 +497,7 @@ def _member_work(rad, K, first):
     return np.zeros((nlm, K)), np.zeros((nlm, K)), np.zeros((3, K)), np.zeros((3, maxnb))
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=True)
 def eval_folded(species, first, jnb, D, rad, dag, pair, maxblock, ctil, pcoef, Eat, F, V, AAsum, Ep):
     """Fast path for K gradient vectors at once (K may be 0: energies only), one pass per atom.
 
@@ -541,7 +540,7 @@ def _atom_view(store, i):
             store[12][i])  # fmt: skip
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=True)
 def forward_all(species, first, jnb, D, rad, dag, pair, store, AAsum, Ep):
     """Phase 1 of the two-phase evaluation: every atom's forward pass, kept in ``store``."""
     npair = pair[0]
@@ -551,7 +550,7 @@ def forward_all(species, first, jnb, D, rad, dag, pair, store, AAsum, Ep):
         _atom_forward(i, species, first, jnb, D, rad, dag, pair, _atom_view(store, i), P, dP, AAsum, Ep)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=True)
 def gradients_all(species, first, jnb, rad, dag, pair, store, ctil, pcoef, Eat, F, V):
     """Phase 2: gradients of K columns chosen after phase 1 (e.g. from the committee energies)."""
     gk = _member_work(rad, ctil.shape[1], first)
@@ -560,7 +559,7 @@ def gradients_all(species, first, jnb, rad, dag, pair, store, ctil, pcoef, Eat, 
         _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, _atom_view(store, i), ctil, pcoef, Eat, F, V, gk)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=True)
 def eval_full(species, first, jnb, D, rad, dag, pair, maxblock, amap, AAsum, dAA, vAA, Ep, dEp, Vp):
     """All monomials and pair functions with their gradients (for the design matrix).
 
