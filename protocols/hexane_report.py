@@ -72,8 +72,9 @@ def transfer_table(run_dir: Path) -> str:
     rows = [e for e in read_events(run_dir) if e["event"] == "transfer"]
     if not rows:
         return ""
+    n = len(rows[0]["ea_reference"])
     out = (f"Transferability of `{rows[0]['model']}` (paired with each case's own GFN2-xTB reference, "
-           f"seeds {rows[0]['seeds']}; bonds up to the chain's mirror symmetry):\n\n"
+           f"{n} seed{'s' * (n > 1)}; bonds up to the chain's mirror symmetry):\n\n"
            "| chain | velocity (Å/ps) | E_a reference (eV) | E_a model (eV) | ΔE_a (eV) | spread (eV) | ΔE_a / E_a "
            "| bond broken: reference | model |\n|---|---:|---:|---:|---:|---:|---:|---|---|\n")  # fmt: skip
     for e in rows:
