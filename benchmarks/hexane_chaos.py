@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 from ase.optimize import BFGS, FIRE
+from publish import publish
 from threadpoolctl import threadpool_limits
 
 from hal.dynamics import smd
 from hal.protocols.hexane_reference import PullSettings, oracle_calculator, reference_pull, start_state
 
-RESULTS = Path(__file__).parent / "results"
 QUASI_STATIC = [("FIRE", 1e-2, 0.02), ("FIRE", 1e-3, 0.02), ("FIRE", 1e-3, 0.01), ("BFGS", 1e-3, 0.02),
                 ("BFGS", 1e-3, 0.01)]  # fmt: skip
 
@@ -102,9 +102,7 @@ def main() -> None:
     key = 1e-4 if 1e-4 in rms else deltas[-1]
     lines += ["", f"ea_rms_change_at_{key:g}A: {rms[key]:.3f}"]
     text = "\n".join(lines) + "\n"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"hexane_chaos{'_quick' if args.quick else ''}.md").write_text(text)
-    print(text, end="")
+    publish("hexane_chaos", text, args.quick)
 
 
 if __name__ == "__main__":

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 from ase.optimize import BFGS, FIRE
+from publish import publish
 from threadpoolctl import threadpool_limits
 
 from hal.dynamics import smd
 from hal.model import LinearACE
 from hal.protocols.hexane_reference import PullSettings, oracle_calculator, start_state
 
-RESULTS = Path(__file__).parent / "results"
 OPTIMIZERS = {"FIRE": FIRE, "BFGS": BFGS}
 
 
@@ -97,9 +97,7 @@ def main() -> None:
               f"{len(kicked_oracle)} variants; model ΔE_a {np.mean(deltas):+.3f} eV, range {np.ptp(deltas):.3f} eV",
               "", f"quasi_static_kicked_mean_abs_delta_ea: {np.mean(np.abs(deltas)):.3f}"]  # fmt: skip
     text = "\n".join(lines) + "\n"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"hexane_quasi_static{'_quick' if args.quick else ''}.md").write_text(text)
-    print(text, end="")
+    publish("hexane_quasi_static", text, args.quick)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from publish import publish
 
 from hal import protocols
 from hal.config import load
 from hal.loop.learner import read_events
 from hal.protocols import hexane_smd
 from hal.protocols.hexane_report import transfer_table
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def config(quick: bool) -> dict:
@@ -56,9 +55,7 @@ def main() -> None:
     wall = time.perf_counter() - t0
     out = (f"{cmd}\n\nrun directory {run_dir}, wall {wall:.0f} s (this invocation; cached steps excluded)\n\n"
            f"{transfer_table(run_dir)}\ntransfer_worst_relative_delta_ea: {worst:.3f}\n")  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"hexane_transfer{'_quick' if args.quick else ''}.md").write_text(out)
-    print(out, end="")
+    publish("hexane_transfer", out, args.quick)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ class Score:
 
     def row(self) -> dict:
         """Flat summary for tables and the event log."""
-        return {"seeds": self.seeds, "delta_ea": self.delta, "spread_ea": self.spread, "abs_delta_ea": abs(self.delta),
+        return {"delta_ea": self.delta, "spread_ea": self.spread, "abs_delta_ea": abs(self.delta),
                 "ea_model": self.ea_model, "ea_reference": self.ea_reference, "break_d0": self.break_d0,
                 "bonds": self.bonds, "bonds_reference": self.bonds_reference,
                 "delta_ea_quasi_static": self.delta_quasi_static, "force_mae": self.force_mae,
