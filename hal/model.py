@@ -19,7 +19,7 @@ from ase.data import atomic_numbers
 from hal.ace.basis import ACEBasis, FastResult
 from hal.uncertainty import CommitteeResult, committee_sigma, sigma_weights
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one shared pair basis with a PACE reppot core, no order-1 functions beside it
 
 
 class LinearACE:
@@ -171,6 +171,13 @@ class LinearACE:
         )
         os.replace(tmp, path)
         return path
+
+    def to_yace(self, path: str | os.PathLike, member: int | None = None) -> Path:
+        """Write the model (or committee ``member``) as a PACE .yace file for python-ace and LAMMPS
+        ``pair_style pace``: the same energies, forces and stress to round-off (see ``hal.export``)."""
+        from hal.export import write_yace
+
+        return write_yace(self, path, member)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LinearACE:

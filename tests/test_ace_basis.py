@@ -22,10 +22,13 @@ def mixed_cluster(rng: np.random.Generator) -> Atoms:
 
 def test_basis_has_all_orders_and_readable_summary(basis_ch):
     orders = basis_ch.function_orders()
-    assert set(orders) == {0, 1, 2, 3, 4}
+    assert set(orders) == {0, 2, 3, 4}  # the pair basis (order 0) replaces the order-1 functions
+    no_pair = ACEBasis(["C", "H"], order=2, max_degree=[6, 5], r_cut=4.0, pair_degree=0)
+    assert set(no_pair.function_orders()) == {1, 2} and no_pair.n_pair == 0
+    assert np.sum(no_pair.function_orders() == 1) == 3 * 6  # C-C, C-H (once), H-H
     assert basis_ch.size == basis_ch.n_ace + basis_ch.n_pair
     text = basis_ch.summary()
-    assert str(basis_ch.size) in text and "nu=4" in text and "pair C-H" in text
+    assert str(basis_ch.size) in text and "nu=4" in text and "pair basis" in text and "C-H" in text
 
 
 def test_invariance_rotation_reflection_translation_permutation(basis_ch, rng):
@@ -98,7 +101,7 @@ def test_wrap_invariance_and_small_triclinic_cell_matches_supercell(basis_al, rn
 
 @pytest.mark.parametrize("which", ["ace", "pair"])
 def test_energy_and_force_continuous_at_cutoff(basis_ch, which):
-    rc = basis_ch.r_cut[0, 1] if which == "ace" else basis_ch.pair_r_cut[0, 1]
+    rc = basis_ch.r_cut[0, 1] if which == "ace" else basis_ch.pair_r_cut
     cols = slice(0, basis_ch.n_ace) if which == "ace" else slice(basis_ch.n_ace, None)
     for d in (1e-3, 1e-5):
         inside = basis_ch.evaluate(Atoms("CH", positions=[[0, 0, 0], [rc - d, 0, 0]]))
@@ -156,20 +159,38 @@ def test_fast_path_equals_full_evaluation(basis_ch, basis_al, rng):
         assert rel_err(one.energies, fast.energies[2:3]) < 1e-12
 
 
-def test_inner_cutoff_core_is_finite_and_repulsive(basis_ch):
-    rin = basis_ch.r_in[0, 0]
-    dists = np.linspace(0.01, rin, 8)
-    vals = np.array([basis_ch.evaluate(Atoms("C2", positions=[[0, 0, 0], [d, 0, 0]])).energy for d in dists])
-    assert np.all(np.isfinite(vals))
-    # ACE functions are switched off inside r_in; only the pair basis (core) remains
-    assert np.all(vals[1:, : basis_ch.n_ace] == 0)
-    # a pair potential that slopes up towards r_in keeps rising below it
-    c = np.zeros(basis_ch.size)
+def test_inner_core_is_the_pace_reppot_and_repulsive(basis_ch):
+    """Below r_in a pair potential V is e0 + B exp(−a (r/r_in − 1)) r_in/r with B = −V'(r_in) r_in/(a+1),
+    e0 = V(r_in) − B (PACE's reppot); it rises towards r = 0 when V slopes repulsively at r_in."""
+    rin, a = basis_ch.r_in[0, 0], basis_ch.core_strength
+
+    def pair_energy(d, c):
+        return basis_ch.evaluate(Atoms("C2", positions=[[0, 0, 0], [d, 0, 0]])).energy @ c
+
     blk = basis_ch.n_ace + basis_ch._pcol[0, 0]
-    pair_vals = [basis_ch.evaluate(Atoms("C2", positions=[[0, 0, 0], [d, 0, 0]])) for d in (rin, rin + 1e-4)]
-    slope = (pair_vals[1].energy - pair_vals[0].energy)[blk : blk + basis_ch.pair_degree] / 1e-4
-    c[blk : blk + basis_ch.pair_degree] = -np.sign(slope)
-    energy = vals @ c
+    h = 1e-5
+    for seed in range(3):
+        c = np.zeros(basis_ch.size)
+        c[blk : blk + basis_ch.pair_degree] = np.random.default_rng(seed).normal(size=basis_ch.pair_degree)
+        v = pair_energy(rin, c)
+        dv = (pair_energy(rin + h, c) - pair_energy(rin + 2 * h, c) * 0.25 - 0.75 * v) / (0.5 * h)  # one-sided O(h²)
+        B = -dv * rin / (a + 1)
+        for d in (0.02, 0.3, 0.7 * rin, rin - 1e-3):
+            expected = v - B + B * np.exp(-a * (d / rin - 1)) * rin / d
+            assert pair_energy(d, c) == pytest.approx(expected, rel=1e-6, abs=1e-8)
+        # C¹ at r_in: the slope from inside equals the slope from outside
+        inside = (v - pair_energy(rin - h, c)) / h
+        assert inside == pytest.approx(dv, rel=1e-3, abs=1e-6)
+    # ACE functions are switched off inside r_in; only the pair basis (core) remains
+    vals = np.array([basis_ch.evaluate(Atoms("C2", positions=[[0, 0, 0], [d, 0, 0]])).energy for d in (0.3, 0.6)])
+    assert np.all(vals[:, : basis_ch.n_ace] == 0) and np.all(np.isfinite(vals))
+    # a potential sloping repulsively at r_in rises monotonically towards r = 0
+    c = np.zeros(basis_ch.size)
+    c[blk : blk + basis_ch.pair_degree] = -np.sign(
+        basis_ch.evaluate(Atoms("C2", positions=[[0, 0, 0], [rin + 1e-4, 0, 0]])).energy
+        - basis_ch.evaluate(Atoms("C2", positions=[[0, 0, 0], [rin, 0, 0]])).energy
+    )[blk : blk + basis_ch.pair_degree]
+    energy = np.array([pair_energy(d, c) for d in np.linspace(0.05, rin, 12)])
     assert np.all(np.diff(energy) < 0) and energy[0] > energy[-1] + 1.0
 
 

@@ -3,8 +3,14 @@
 Basis functions, in column order: for each centre species, the coupled invariants of correlation
 order ν = 1…``order`` selected by total degree Σ_t (n_t + w_L l_t) ≤ D_ν (n ≥ 1, l ≥ 0, Σ l even);
 then the auxiliary pair basis, one block of ``pair_degree`` functions per unordered species pair.
-Order-1 functions of a centre s and neighbour z ≠ s appear once (s < z): their total energies
-would be identical columns otherwise. Units: Å, energies per unit coefficient.
+
+The two-body part belongs to the pair basis alone: with a pair basis (``pair_degree`` > 0) there are
+no order-1 ACE functions. Both are smooth radial families on the same distances, so any pair basis
+rich enough to be useful spans the order-1 radials to round-off (exactly so for R_1 when the
+transforms are x and √x), and the design would lose rank; the pair basis is the one that has a cutoff
+of its own and the repulsive core. Without a pair basis (``pair_degree=0``) the order-1 functions
+return (centre s and neighbour z ≠ s once, s < z: their total energies would be identical columns).
+Units: Å, energies per unit coefficient.
 """
 
 from __future__ import annotations
@@ -94,13 +100,16 @@ class ACEBasis:
     Parameters: ``elements`` (symbols or numbers); ``order`` ν_max (1…4); ``max_degree`` an int or
     one per order; ``r_cut`` (Å, float or per species pair); ``w_L`` the weight of l in the
     degree; ``r0`` typical bond length (default: sum of covalent radii); ``r_in`` inner cutoff
-    (default 0.6·r0); ``transform_p`` exponent p of x(r) = ((1+r0)/(1+r))^p; ``pair_degree`` and
-    ``pair_r_cut`` (default r_cut) for the pair basis, whose transform exponent
-    ``pair_transform_p`` (default 1) differs from the ACE one so that the order-1 ACE functions and
-    the pair functions are polynomials in different variables (equal exponents make them exactly
-    dependent on data whose distances all lie in (r_in, r_cut)); ``core_strength`` the exponent a of
-    the repulsive core below r_in.
+    (default 0.6·r0); ``transform_p`` exponent p of x(r) = ((1+r0)/(1+r))^p. The pair basis, one
+    radial family shared by every species pair with coefficients per pair (PACE's ``polypairpot``):
+    ``pair_degree`` functions (default max_degree[0], the degree of the order-1 functions it
+    replaces; at most ``MAX_PAIR_DEGREE``), ``pair_r_cut`` one cutoff for all pairs (Å, default the
+    largest r_cut), ``pair_transform_p`` its exponent p; below each pair's r_in its repulsive core of
+    exponent ``core_strength`` (see ``hal.ace.radial``). The pair family's r0 is the mean of the r0
+    table: a polynomial family in x mapped onto [-1, 1] spans the same functions for every r0.
     """
+
+    MAX_PAIR_DEGREE = 20
 
     def __init__(
         self,
@@ -113,8 +122,8 @@ class ACEBasis:
         r0: PairValue = None,
         r_in: PairValue = None,
         transform_p: float = 2.0,
-        pair_degree: int = 8,
-        pair_r_cut: PairValue = None,
+        pair_degree: int | None = None,
+        pair_r_cut: float | None = None,
         pair_transform_p: float = 1.0,
         core_strength: float = 4.0,
         _coupling: Mapping[str, np.ndarray] | None = None,
@@ -130,8 +139,11 @@ class ACEBasis:
         degs = [int(max_degree)] * order if np.isscalar(max_degree) else [int(d) for d in max_degree]
         if len(degs) != order or min(degs) < 1:
             raise ValueError(f"max_degree needs one positive value per order ({order}), got {max_degree}")
-        if pair_degree < 0:
-            raise ValueError("pair_degree must be >= 0")
+        pair_degree = degs[0] if pair_degree is None else int(pair_degree)
+        if not 0 <= pair_degree <= self.MAX_PAIR_DEGREE:
+            raise ValueError(f"pair_degree must be 0..{self.MAX_PAIR_DEGREE}, got {pair_degree}")
+        if isinstance(pair_r_cut, Mapping):
+            raise ValueError("pair_r_cut is one cutoff shared by all species pairs (a float), not a mapping")
         self.zs = zs
         self.elements = tuple(chemical_symbols[z] for z in zs)
         self.order = int(order)
@@ -147,15 +159,16 @@ class ACEBasis:
         self.r0 = _pair_table(r0, default_r0, zs, "r0")
         self.r_cut = _pair_table(r_cut, {}, zs, "r_cut")
         self.r_in = _pair_table(r_in, {k: 0.6 * self.r0[k] for k in pairs}, zs, "r_in")
-        self.pair_r_cut = _pair_table(pair_r_cut, {k: self.r_cut[k] for k in pairs}, zs, "pair_r_cut")
+        self.pair_r_cut = float(self.r_cut.max() if pair_r_cut is None else pair_r_cut)
         if np.any(self.r_in >= self.r_cut) or np.any(self.r_in >= self.pair_r_cut):
             raise ValueError("r_in must be smaller than r_cut and pair_r_cut for every pair")
+        self.pair_r0 = float(self.r0.mean())
         self._user_args = dict(r_cut=r_cut, r0=r0, r_in=r_in, pair_r_cut=pair_r_cut)
         p = self.transform_p
         self._x_in = transform(self.r_in, self.r0, p)
         self._x_cut = transform(self.r_cut, self.r0, p)
-        self._px_cut = transform(self.pair_r_cut, self.r0, self.pair_transform_p)
-        self._px_in = transform(self.r_in, self.r0, self.pair_transform_p)
+        self._px_cut = float(transform(self.pair_r_cut, self.pair_r0, self.pair_transform_p))
+        self._px_in = float(transform(self.r_in.min(), self.pair_r0, self.pair_transform_p))
         self._nlist = None
         self._store_key = self._store_cache = None
         self._species_of = np.full(119, -1, dtype=np.int64)
@@ -190,7 +203,7 @@ class ACEBasis:
                 ls = [lab[2] for lab in labs]
                 ok = total <= self.max_degree[nu - 1] + 1e-9 and sum(ls) % 2 == 0
                 if nu == 1:
-                    ok = ok and ls[0] == 0 and s <= labs[0][0]
+                    ok = ok and self.pair_degree == 0 and ls[0] == 0 and s <= labs[0][0]
                 elif nu == 2:
                     ok = ok and ls[0] == ls[1]
                 elif nu == 3:
@@ -298,7 +311,7 @@ class ACEBasis:
         )  # fmt: skip
         self._dag = (self._node_start, self._parent, self._aidx)
         self._pairk = (
-            self.pair_degree, self.pair_transform_p, self.pair_r_cut, self._px_in, self._px_cut,
+            self.pair_degree, self.pair_transform_p, self.pair_r0, self.pair_r_cut, self._px_in, self._px_cut,
             self.core_strength, self._pnorms, self._pcol,
         )  # fmt: skip
         self._amap = (self._a_z, self._a_n, self._a_lm)
@@ -411,11 +424,9 @@ class ACEBasis:
         for s, el in enumerate(self.elements):
             cnt = [int(np.sum((self._fn_species == s) & (orders == nu))) for nu in range(1, self.order + 1)]
             lines.append(f"  {el:6s}  " + "".join(f"  {c:<7d}" for c in cnt) + f"   {sum(cnt)}")
-        for a, b in self._upairs:
-            lines.append(
-                f"  pair {self.elements[a]}-{self.elements[b]}: {self.pair_degree} functions, "
-                f"r_cut {self.pair_r_cut[a, b]:.2f} Å"
-            )
+        if self.pair_degree:
+            names = ", ".join(f"{self.elements[a]}-{self.elements[b]}" for a, b in self._upairs)
+            lines.append(f"  pair basis: {self.pair_degree} functions per pair ({names}), r_cut {self.pair_r_cut:.2f} Å")
         lines.append(f"  monomials (DAG nodes): {len(self._node_keys)}; nmax {self.nmax}, lmax {self.lmax}")
         return "\n".join(lines)
 
@@ -429,7 +440,7 @@ class ACEBasis:
     @property
     def cutoff(self) -> float:
         """Largest cutoff of any function (Å): the neighbour-list radius."""
-        return float(max(self.r_cut.max(), self.pair_r_cut.max() if self.pair_degree else 0.0))
+        return float(max(self.r_cut.max(), self.pair_r_cut if self.pair_degree else 0.0))
 
     def neighbours(self, atoms: Atoms):
         """Validated species indices and neighbour list (first, j, D) of a structure."""

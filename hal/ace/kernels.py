@@ -386,12 +386,9 @@ def _pullback_members(
 @njit(cache=True, fastmath=True, inline="always")
 def _pair_terms(i, s, q, z, rad, pair, buf, P, dP):
     """Pair basis values P_n and dP_n/dr of neighbour q of atom i; False outside the pair cutoff."""
-    npair, pp_, prcut, pxin, pxcut, core, pnorms, _ = pair
-    r0, rin = rad[3], rad[4]
+    npair, pp_, pr0, prcut, pxin, pxcut, core, pnorms, _ = pair
     r = 1.0 / buf[7][q]
-    return npair > 0 and pair_radial(
-        r, r0[s, z], pp_, rin[s, z], prcut[s, z], pxin[s, z], pxcut[s, z], core, npair, pnorms, P, dP
-    )
+    return npair > 0 and pair_radial(r, pr0, pp_, rad[4][s, z], prcut, pxin, pxcut, core, npair, pnorms, P, dP)
 
 
 @njit(cache=True, fastmath=True, inline="always")
@@ -414,7 +411,7 @@ def _maxblock(node_start):
 def _atom_forward(i, species, first, jnb, D, rad, dag, pair, buf, P, dP, AAsum, Ep):
     """Atom i: neighbour features, A, pair-basis energies (into Ep) and monomials (into AAsum)."""
     node_start, parent, aidx = dag
-    npair, pcol = pair[0], pair[7]
+    npair, pcol = pair[0], pair[8]
     s = species[i]
     f0 = first[i]
     nq = _features(i, species, first, jnb, D, rad, buf)
@@ -570,7 +567,7 @@ def eval_full(species, first, jnb, D, rad, dag, pair, maxblock, amap, AAsum, dAA
     """
     node_start, parent, aidx = dag
     a_z, a_n, a_lm = amap
-    npair, pcol = pair[0], pair[7]
+    npair, pcol = pair[0], pair[8]
     N = species.shape[0]
     buf = _buffers(species, first, rad, maxblock, 0, pair[0])
     YbT, dYbT, DT, rinv, _, Rb, dRb, A, _, AA = buf[4:14]

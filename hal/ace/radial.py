@@ -5,11 +5,15 @@ ACE radials ``R_n(r) = N_n C_n^{(9/2)}(t) (1 - t²)²`` with ``t`` the distance 
 Gegenbauer C^{(9/2)} are orthogonal for the weight (1 - t²)⁴, so the R_n are orthonormal in t on
 [x_cut, x_in]; value and slope vanish at both r_cut and r_in, and R_n = 0 outside (r_in, r_cut).
 
-Pair radials ``P_n(r) = N_n Leg_n(t) (1 + t)²`` on the same transform between r_in and the pair
-cutoff (value and slope vanish at the pair cutoff). Below r_in each pair function is continued by
-a repulsive core ``P_n(r_in) + P'_n(r_in) g(r)``, ``g(r) = (r_in / a)(1 - exp(a (1 - r / r_in)))``:
-C¹ at r_in, finite at r = 0, and it rises steeply whenever the fitted pair potential slopes upward
-toward short distances at r_in (the ACE1 "repulsive core", kept linear in the coefficients).
+Pair radials ``P_n(r) = N_n Leg_n(t) (1 + t)²``, one family shared by every species pair (its own
+r0, transform exponent and cutoff; t = +1 at the smallest r_in of any pair): value and slope vanish
+at the pair cutoff. Below each pair's r_in the function continues as PACE's ``reppot`` core,
+``P_n(r_in) + P'_n(r_in) h(r)`` with ``h(r) = r_in/(a+1) · (1 − exp(−a (r/r_in − 1)) r_in/r)``:
+C¹ at r_in, linear in the coefficients, and for a fitted pair potential V it is
+``e0 + B exp(−a (r/r_in − 1)) r_in/r`` with ``B = −V'(r_in) r_in/(a+1)``, ``e0 = V(r_in) − B``.
+It rises as 1/r towards r = 0 when V slopes repulsively at r_in (V' < 0); when V' > 0 there it
+falls to −∞ instead (an attractive collapse), which no fit to sane data should produce.
+Both families are exactly of PACE's ``ACE.jl.base`` form (see ``hal.export``).
 """
 
 from __future__ import annotations
@@ -164,7 +168,7 @@ def pair_radial(
     P: np.ndarray,
     dP: np.ndarray,
 ) -> bool:
-    """Fill P[:nmax], dP[:nmax] at distance r (repulsive-core continuation below r_in)."""
+    """Fill P[:nmax], dP[:nmax] at distance r (repulsive core, of exponent ``core``, below r_in)."""
     if r >= r_cut:
         return False
     rr = r if r > r_in else r_in
@@ -173,9 +177,10 @@ def pair_radial(
     for n in range(nmax):
         dP[n] *= f
     if r < r_in:
-        e = math.exp(core * (1.0 - r / r_in))
-        g = r_in / core * (1.0 - e)
+        g = math.exp(-core * (r / r_in - 1.0)) * r_in / r
+        h = r_in / (core + 1.0) * (1.0 - g)
+        dh = g * (core + r_in / r) / (core + 1.0)
         for n in range(nmax):
-            P[n] += dP[n] * g
-            dP[n] *= e
+            P[n] += dP[n] * h
+            dP[n] *= dh
     return True
