@@ -16,14 +16,14 @@ import argparse
 from hal import ACEBasis
 
 SETTINGS = [
-    # label, elements, order, max_degree, pair_degree, PACE (nradmax, lmax) of about the same size
-    ("AlSi ν=2 D=13 (HAL paper, ACE1: 723)", ["Al", "Si"], 2, [13, 13], 13, None),
-    ("Si ν=3 D=12", ["Si"], 3, [12, 12, 12], 8, None),
-    ("Al ν=3 D=(20,18,15)", ["Al"], 3, [20, 18, 15], 8, ([12, 6, 4], [0, 4, 3])),
-    ("Al ν=4 D=(24,20,17,13)", ["Al"], 4, [24, 20, 17, 13], 8, ([12, 8, 6], [0, 4, 3])),
-    ("CH ν=3 D=(16,12,9)", ["C", "H"], 3, [16, 12, 9], 8, ([15, 6, 3], [0, 2, 1])),
-    ("CH ν=4 D=(15,11,9,6)", ["C", "H"], 4, [15, 11, 9, 6], 8, ([15, 4, 3, 2], [0, 2, 1, 1])),
-    ("CHO ν=3 D=(12,10,8)", ["C", "H", "O"], 3, [12, 10, 8], 8, None),
+    # label, elements, order, max_degree, pair_degree (None: max_degree[0]), PACE (nradmax, lmax) of equal size
+    ("AlSi ν=2 D=13 (HAL paper, ACE1: 723)", ["Al", "Si"], 2, [13, 13], None, None),
+    ("Si ν=3 D=12", ["Si"], 3, [12, 12, 12], None, None),
+    ("Al ν=3 D=(20,18,15)", ["Al"], 3, [20, 18, 15], None, ([12, 6, 4], [0, 4, 3])),
+    ("Al ν=4 D=(24,20,17,13)", ["Al"], 4, [24, 20, 17, 13], None, ([12, 8, 6], [0, 4, 3])),
+    ("CH ν=3 D=(16,12,9)", ["C", "H"], 3, [16, 12, 9], None, ([15, 6, 3], [0, 2, 1])),
+    ("CH ν=4 D=(15,11,9,6)", ["C", "H"], 4, [15, 11, 9, 6], None, ([15, 4, 3, 2], [0, 2, 1, 1])),
+    ("CHO ν=3 D=(12,10,8)", ["C", "H", "O"], 3, [12, 10, 8], None, None),
 ]
 
 

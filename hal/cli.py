@@ -1,4 +1,5 @@
-"""Command line: ``hal fit``, ``hal run CONFIG`` / ``hal run --resume DIR`` and ``hal report DIR``."""
+"""Command line: ``hal fit``, ``hal run CONFIG`` / ``hal run --resume DIR``, ``hal report DIR`` and
+``hal export MODEL OUT.yace``."""
 
 from __future__ import annotations
 
@@ -157,6 +158,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from hal.export import ExportError
+    from hal.model import LinearACE
+
+    if not Path(args.model).exists():
+        raise DataError(f"{args.model}: no such file")
+    try:
+        model = LinearACE.load(args.model)
+        path = model.to_yace(args.out, member=args.member)
+    except (ExportError, ValueError, OSError) as exc:
+        raise DataError(f"{args.model}: {exc}") from exc
+    what = "the mean model" if args.member is None else f"committee member {args.member}"
+    print(f"{path}: {what} of {args.model} ({model.basis.size} functions, {path.stat().st_size / 1e6:.2f} MB)\n"
+          f"LAMMPS: pair_style pace\n        pair_coeff * * {path.name} {' '.join(model.basis.elements)}")  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="hal", description="Hyperactive learning of interatomic potentials")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -169,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--order", type=int, default=3)
     f.add_argument("--max-degree", type=int, nargs="+", default=[12, 10, 8])
     f.add_argument("--r-cut", type=float, default=5.0)
-    f.add_argument("--pair-degree", type=int, default=8)
+    f.add_argument("--pair-degree", type=int, help="pair basis functions per species pair (default: the first "
+                   "--max-degree; 0: no pair basis, order-1 ACE functions instead)")  # fmt: skip
     f.add_argument("--solver", choices=["brr", "ard"], default="brr")
     f.add_argument("--ard-threshold", type=float, default=1e4, help="α' of ARD")
     f.add_argument("--committee", type=int, default=32, help="committee size K")
@@ -194,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="plots and report.md of a run directory")
     p.add_argument("dir", help="run directory")
     p.set_defaults(func=cmd_report)
+
+    e = sub.add_parser("export", help="write a fitted model as a PACE .yace file (python-ace, LAMMPS pair_style pace)")
+    e.add_argument("model", help="model file written by hal fit (.npz)")
+    e.add_argument("out", help="the .yace file to write")
+    e.add_argument("--member", type=int, help="export committee member K instead of the mean model")
+    e.set_defaults(func=cmd_export)
     return ap
 
 

@@ -96,11 +96,11 @@ def _bonds(basis: ACEBasis) -> dict:
     out = {}
     for a in range(len(basis.zs)):
         for b in range(len(basis.zs)):
-            xl, xr = float(basis._x_cut[a, b]), float(basis._x_in[a, b])
-            s = 2.0 / (xr - xl)
-            A, B, C = _recursion(norms, _GEG_A, _GEG_B, s**4, s, xl)
+            x_cut, x_in = float(basis._x_cut[a, b]), float(basis._x_in[a, b])
+            s = 2.0 / (x_in - x_cut)
+            A, B, C = _recursion(norms, _GEG_A, _GEG_B, s**4, s, x_cut)
             out[(a, b)] = dict(radbasename="ACE.jl.base", rcut=float(basis.r_cut[a, b]), r0=float(basis.r0[a, b]),
-                               p=p, xl=xl, xr=xr, pl=2, pr=2, maxn=maxn,
+                               p=p, xl=min(x_cut, x_in), xr=max(x_cut, x_in), pl=2, pr=2, maxn=maxn,
                                recursion_coefficients=dict(A=A, B=B, C=C))  # fmt: skip
     return out
 
@@ -111,9 +111,9 @@ def _pair_potential(basis: ACEBasis, c: np.ndarray) -> tuple[dict, dict]:
     nd = basis.pair_degree
     maxn = max(nd, 2)
     norms = pair_norms(maxn)
-    xl, xr = basis._px_cut, basis._px_in
-    s = 2.0 / (xr - xl)
-    A, B, C = _recursion(norms, _LEG_A, _LEG_B, s**2, s, xl)
+    x_cut, x_in = basis._px_cut, basis._px_in
+    s = 2.0 / (x_in - x_cut)
+    A, B, C = _recursion(norms, _LEG_A, _LEG_B, s**2, s, x_cut)
     a_core = basis.core_strength
     coefficients, reppot = {}, {}
     P, dP = np.zeros(nd), np.zeros(nd)
@@ -124,14 +124,17 @@ def _pair_potential(basis: ACEBasis, c: np.ndarray) -> tuple[dict, dict]:
             cp[:nd] = c[lo : lo + nd]
             coefficients[(a, b)] = cp
             ri = float(basis.r_in[a, b])
-            pair_radial(ri, basis.pair_r0, basis.pair_transform_p, ri, basis.pair_r_cut, xr, xl, a_core, nd,
+            pair_radial(ri, basis.pair_r0, basis.pair_transform_p, ri, basis.pair_r_cut, x_in, x_cut, a_core, nd,
                         basis._pnorms, P, dP)  # fmt: skip
             v, dv = float(cp[:nd] @ P), float(cp[:nd] @ dP)
             Bc = -dv * ri / (a_core + 1.0)
             reppot[(a, b)] = dict(ri=ri, e0=v - Bc, A=a_core, B=Bc)
-    # pr = 0: no inner envelope, the core takes over below each pair's r_in; xr = x(r = 0) is never reached
-    poly = dict(rcut=basis.pair_r_cut, r0=basis.pair_r0, p=p, xl=xl, xr=float((1.0 + basis.pair_r0) ** p), pl=2,
-                pr=0, maxn=maxn, recursion_coefficients=dict(A=A, B=B, C=C), coefficients=coefficients)  # fmt: skip
+    # the envelope (x − x_cut)² on the outer side only (the core takes over below each pair's r_in); the
+    # inner bound, of exponent 0, is x(r = 0), never reached. x falls with r for p > 0 and rises for p < 0
+    x_zero = float((1.0 + basis.pair_r0) ** p)
+    ends = dict(xl=x_cut, xr=x_zero, pl=2, pr=0) if p > 0 else dict(xl=x_zero, xr=x_cut, pl=0, pr=2)
+    poly = dict(rcut=basis.pair_r_cut, r0=basis.pair_r0, p=p, **ends, maxn=maxn,
+                recursion_coefficients=dict(A=A, B=B, C=C), coefficients=coefficients)  # fmt: skip
     return poly, {"coefficients": reppot}
 
 

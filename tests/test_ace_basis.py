@@ -118,23 +118,29 @@ def _min_singular_ratio(Psi: np.ndarray) -> float:
     return float(s[-1] / s[0])
 
 
-def test_full_column_rank_on_random_structures(rng):
-    """Energy+force design matrix of random C3H4 clusters (880 rows) has full column rank.
-
-    The ACE part is well conditioned; with the pair basis (same cutoff, its own transform) the
-    order-1 and pair radials nearly overlap on (r_in, r_cut) and the ratio drops, but stays far
-    above that of an exactly dependent column (≈1e-17).
-    """
-    basis = ACEBasis(["C", "H"], order=3, max_degree=[8, 7, 6], r_cut=4.0, pair_degree=4)
-    rows = []
-    for _ in range(40):
-        atoms = random_cluster("C3H4", rng, dmin=0.8, box=3.0)
+@pytest.mark.parametrize("system", ["CHO", "CuAl"])
+@pytest.mark.parametrize("pair_degree", [None, ACEBasis.MAX_PAIR_DEGREE])
+def test_full_column_rank_on_random_multispecies_clusters(system, pair_degree):
+    """Energy+force design of random clusters (distances in (r_in, r_cut) and below r_in): every singular
+    value of the column-normalised design stays above 1e-10 of the largest, at the default pair degree
+    and the largest allowed. (Order-1 ACE functions beside the pair basis put 8 of them at 1e-16 for C/H/O.)"""
+    rng = np.random.default_rng(1)
+    if system == "CHO":
+        basis = ACEBasis(["C", "H", "O"], order=3, max_degree=8, r_cut=5.0, pair_degree=pair_degree)
+        make = lambda: random_cluster("C4H6O4", rng, dmin=0.5, box=3.5)
+    else:
+        basis = ACEBasis(["Cu", "Al"], order=3, max_degree=8, r_cut=5.0, r0=2.6, r_in=1.6, pair_degree=pair_degree)
+        make = lambda: random_cluster("Cu7Al7", rng, dmin=1.2, box=5.0)
+    rows, below = [], 0
+    while sum(len(r) for r in rows) < 3 * basis.size:
+        atoms = make()
+        sp = basis._species_of[atoms.numbers]
+        below += np.sum(np.triu(atoms.get_all_distances() < basis.r_in[sp[:, None], sp[None, :]], 1))
         v = basis.evaluate(atoms)
         rows += [v.energy[None, :], v.forces.reshape(-1, basis.size)]
     Psi = np.concatenate(rows)
-    assert Psi.shape[0] > 3 * Psi.shape[1]
-    assert _min_singular_ratio(Psi[:, : basis.n_ace]) > 1e-7
-    assert _min_singular_ratio(Psi) > 1e-11
+    assert below > 0 and basis.pair_degree == (pair_degree or 8)
+    assert _min_singular_ratio(Psi) > 1e-10
     dependent = np.concatenate([Psi, Psi[:, :1] + 0.5 * Psi[:, 1:2]], axis=1)
     assert _min_singular_ratio(dependent) < 1e-14
 

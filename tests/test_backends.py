@@ -24,7 +24,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def basis():
-    return hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 6], r_cut=4.5, r0=2.6, r_in=1.6, pair_degree=4)
+    return hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 6], r_cut=4.5, r0=2.6, r_in=1.6)
 
 
 def test_grouped_assembly_equals_assembling_each_subset(data, basis):

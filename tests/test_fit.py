@@ -21,7 +21,7 @@ def cells():
 
 @pytest.fixture(scope="module")
 def basis_cual():
-    return hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 8], r_cut=4.5, r0=2.6, r_in=1.6, pair_degree=4)
+    return hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 8], r_cut=4.5, r0=2.6, r_in=1.6)
 
 
 def test_brr_matches_sklearn_on_ace_design(cells, basis_cual):

@@ -19,7 +19,7 @@ import sys, hal
 from ase.calculators.emt import EMT
 from hal.demo import alloy_cells
 from hal.loop import Learner, LearnerSettings, Oracle
-basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 8], r_cut=4.5, r0=2.6, r_in=1.6, pair_degree=4)
+basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 8], r_cut=4.5, r0=2.6, r_in=1.6)
 settings = LearnerSettings(n_stable=400, max_oracle_calls=8, fit=dict(committee_size=8),
                            hal=dict(temperature_K=900, timestep_fs=2.0, tau_rel=0.35, n_hist=30))
 learner = Learner(sys.argv[1], basis, Oracle(EMT), alloy_cells(3, seed=7), alloy_cells(3, seed=1), settings)
@@ -78,7 +78,7 @@ def test_dask_cluster_gives_the_same_database_as_a_local_run(tmp_path):
     from hal.demo import alloy_cells
     from hal.loop import Learner, LearnerSettings, Oracle
 
-    basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 8], r_cut=4.5, r0=2.6, r_in=1.6, pair_degree=4)
+    basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 8], r_cut=4.5, r0=2.6, r_in=1.6)
     # settings that leave no decision near a threshold: on max f_i > 1, every walker of iterations 0 and 1
     # fires within 50 of its 120 steps (the softmax criterion fired near step 150)
     hal_kwargs = dict(temperature_K=1000, timestep_fs=2.0, tau_rel=0.6, n_hist=20, f_tol=1.0)
@@ -152,7 +152,7 @@ def test_run_completes_when_the_oracle_fails_a_fifth_of_the_time(tmp_path):
     from hal.loop import Learner, LearnerSettings, Oracle
     from hal.protocols.alloy import random_cells
 
-    basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 8], r_cut=4.5, r0=2.6, r_in=1.6, pair_degree=4)
+    basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 8], r_cut=4.5, r0=2.6, r_in=1.6)
     cells = random_cells(10, ["Cu", "Al"], 2, [3.7, 4.1], 0.1, np.random.default_rng(3))  # unlabelled
     settings = LearnerSettings(n_stable=300, max_oracle_calls=10, fit=dict(committee_size=8),
                                hal=dict(temperature_K=1000, timestep_fs=2.0, tau_rel=0.6, n_hist=20))  # fmt: skip

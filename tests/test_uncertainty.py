@@ -13,7 +13,7 @@ from hal.uncertainty import max_criterion, relative_force_uncertainty, softmax_c
 
 @pytest.fixture(scope="module")
 def model():
-    basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 8], r_cut=4.5, r0=2.6, r_in=1.6, pair_degree=4)
+    basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[8, 8], r_cut=4.5, r0=2.6, r_in=1.6)
     return hal.fit(alloy_cells(10, seed=11), basis, committee_size=16, progress=False)
 
 

@@ -103,10 +103,12 @@ class ACEBasis:
     (default 0.6·r0); ``transform_p`` exponent p of x(r) = ((1+r0)/(1+r))^p. The pair basis, one
     radial family shared by every species pair with coefficients per pair (PACE's ``polypairpot``):
     ``pair_degree`` functions (default max_degree[0], the degree of the order-1 functions it
-    replaces; at most ``MAX_PAIR_DEGREE``), ``pair_r_cut`` one cutoff for all pairs (Å, default the
-    largest r_cut), ``pair_transform_p`` its exponent p; below each pair's r_in its repulsive core of
-    exponent ``core_strength`` (see ``hal.ace.radial``). The pair family's r0 is the mean of the r0
-    table: a polynomial family in x mapped onto [-1, 1] spans the same functions for every r0.
+    replaces, capped at ``MAX_PAIR_DEGREE``), ``pair_r_cut`` one cutoff for all pairs (Å, default the
+    largest r_cut), ``pair_transform_p`` its exponent p (default −1: x linear in r, which keeps the
+    pair design well conditioned up to degree 20, where p = 1 or 2 lose 6–9 digits more); below each
+    pair's r_in its repulsive core of exponent ``core_strength`` (see ``hal.ace.radial``). The pair
+    family's r0 is the mean of the r0 table: a polynomial family in x mapped onto [-1, 1] spans the
+    same functions for every r0.
     """
 
     MAX_PAIR_DEGREE = 20
@@ -124,7 +126,7 @@ class ACEBasis:
         transform_p: float = 2.0,
         pair_degree: int | None = None,
         pair_r_cut: float | None = None,
-        pair_transform_p: float = 1.0,
+        pair_transform_p: float = -1.0,
         core_strength: float = 4.0,
         _coupling: Mapping[str, np.ndarray] | None = None,
     ) -> None:
@@ -139,7 +141,7 @@ class ACEBasis:
         degs = [int(max_degree)] * order if np.isscalar(max_degree) else [int(d) for d in max_degree]
         if len(degs) != order or min(degs) < 1:
             raise ValueError(f"max_degree needs one positive value per order ({order}), got {max_degree}")
-        pair_degree = degs[0] if pair_degree is None else int(pair_degree)
+        pair_degree = min(degs[0], self.MAX_PAIR_DEGREE) if pair_degree is None else int(pair_degree)
         if not 0 <= pair_degree <= self.MAX_PAIR_DEGREE:
             raise ValueError(f"pair_degree must be 0..{self.MAX_PAIR_DEGREE}, got {pair_degree}")
         if isinstance(pair_r_cut, Mapping):
@@ -426,7 +428,9 @@ class ACEBasis:
             lines.append(f"  {el:6s}  " + "".join(f"  {c:<7d}" for c in cnt) + f"   {sum(cnt)}")
         if self.pair_degree:
             names = ", ".join(f"{self.elements[a]}-{self.elements[b]}" for a, b in self._upairs)
-            lines.append(f"  pair basis: {self.pair_degree} functions per pair ({names}), r_cut {self.pair_r_cut:.2f} Å")
+            lines.append(
+                f"  pair basis: {self.pair_degree} functions per pair ({names}), r_cut {self.pair_r_cut:.2f} Å"
+            )
         lines.append(f"  monomials (DAG nodes): {len(self._node_keys)}; nmax {self.nmax}, lmax {self.lmax}")
         return "\n".join(lines)
 
