@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test,nn
-.venv/bin/ruff check hal backends protocols tests benchmarks
+.venv/bin/ruff check hal backends protocols tests benchmarks examples
 exec .venv/bin/python -m pytest "$@"

@@ -134,3 +134,22 @@ def test_export_errors_leave_no_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no committee" in err and "nothere.npz" in err and "nodir" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.npz"]
+
+
+def test_lammps_example_files_match_the_model(tmp_path):
+    """examples/lammps/prepare.py: the data file's types follow pair_coeff's element order, and the
+    exported file evaluates the data file's structure as hal does."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ase.io import read
+
+    basis = hal.ACEBasis(["C", "H"], order=2, max_degree=[7, 6], r_cut=4.0)
+    model = random_model(basis, 5)
+    model.save(tmp_path / "m.npz")
+    script = Path(__file__).resolve().parents[1] / "examples" / "lammps" / "prepare.py"
+    subprocess.run([sys.executable, str(script), str(tmp_path / "m.npz"), str(tmp_path)], check=True)
+    atoms = read(tmp_path / "hexane.data", format="lammps-data", atom_style="atomic", Z_of_type={1: 6, 2: 1})
+    assert atoms.get_chemical_formula() == "C6H14"
+    compare(model, tmp_path / "hexane.yace", [atoms])
