@@ -2,17 +2,32 @@
 
 Linear ACE basis (numba), Bayesian fits with posterior committees, uncertainty and the HAL-biased
 calculator. Public names: ``hal.ACEBasis``, ``hal.fit``, ``hal.LinearACE``, ``hal.ACECalculator``,
-``hal.CommitteeCalculator``, ``hal.HALCalculator``, ``hal.smd.run``.
+``hal.CommitteeCalculator``, ``hal.HALCalculator``, ``hal.smd.run``. They are imported on first use,
+so that ``import hal.cli`` (and ``hal --help``) does not load numba, scipy and the plotting stack.
 """
 
-from hal import smd  # public: hal.smd.run
-from hal.ace.basis import ACEBasis, BasisValues, FastResult
-from hal.calculators import ACECalculator, CommitteeCalculator, HALCalculator
-from hal.fit import fit
-from hal.model import LinearACE
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
-__all__ = [
-    "ACEBasis", "ACECalculator", "BasisValues", "CommitteeCalculator", "FastResult", "HALCalculator",
-    "LinearACE", "__version__", "fit", "smd",
-]  # fmt: skip
+_PUBLIC = {
+    "ACEBasis": "hal.ace.basis", "BasisValues": "hal.ace.basis", "FastResult": "hal.ace.basis",
+    "ACECalculator": "hal.calculators", "CommitteeCalculator": "hal.calculators", "HALCalculator": "hal.calculators",
+    "fit": "hal.fit", "LinearACE": "hal.model",
+}  # fmt: skip
+__all__ = sorted([*_PUBLIC, "__version__", "smd"])
+
+
+def __getattr__(name: str):
+    if name == "smd":  # public: hal.smd.run
+        return importlib.import_module("hal.smd")
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hal' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -176,7 +176,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hal import __version__
+
     ap = argparse.ArgumentParser(prog="hal", description="Hyperactive learning of interatomic potentials")
+    ap.add_argument("--version", action="version", version=f"hal {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fit", help="fit a linear ACE model (Bayesian) to labelled data")
     f.add_argument("data", nargs="+", help="extxyz files or ASE databases (.db)")

@@ -35,6 +35,7 @@ from hal.ace.ylm import real_ylm, ylm_norms, ylm_work
 # imaginary parts and non-invariant terms left after gathering, relative to a function's largest |c̃|
 _IMAG_TOL = 1e-8
 _DROP_TOL = 1e-13
+_MAX_MS_COMBS = 32767  # PACE keeps num_ms_combs in a short int
 
 
 class ExportError(ValueError):
@@ -180,6 +181,9 @@ def _functions(basis: ACEBasis, c: np.ndarray) -> dict[int, list[dict]]:
         ms = [k for k, kept in zip(keys, keep) if kept]
         if any(sum(m) != 0 for m in ms):
             raise ExportError(f"function {labels} of centre {basis.elements[s]} is not rotation invariant")
+        if len(ms) > _MAX_MS_COMBS:
+            raise ExportError(f"function {labels} of centre {basis.elements[s]} has {len(ms)} m-combinations; "
+                              f"PACE stores at most {_MAX_MS_COMBS} per function")  # fmt: skip
         out[s].append(dict(mu0=s, rank=len(labels), ndensity=1, num_ms_combs=len(ms),
                            mus=[z for z, _, _ in labels], ns=[n for _, n, _ in labels], ls=[l for _, _, l in labels],
                            ms_combs=[m for mc in ms for m in mc], ctildes=vals.real[keep]))  # fmt: skip

@@ -68,3 +68,32 @@ def test_bad_data_names_file_and_index(cells, tmp_path, capsys, problem):
     assert rc == 2 and not out.exists()
     assert str(path) in err and ("configuration 2" in err or problem == "element")
     assert main(["fit", str(tmp_path / "nope.xyz"), "--out", str(out)]) == 2
+
+
+def test_help_is_fast_and_first_compile_is_announced(tmp_path):
+    """`hal --help` imports neither numba nor torch (< 1 s); the one-line compile notice appears when numba
+    has no cache of the kernels (an empty NUMBA_CACHE_DIR) and not when it has one."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import hal
+
+    probe = "import sys, hal.cli; print(sorted(m for m in ('numba', 'torch', 'scipy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "hal.cli", "--help"], capture_output=True, check=True)
+    assert time.perf_counter() - t0 < 1.5  # < 1 s measured; slack for a loaded CI machine
+    version = subprocess.run([sys.executable, "-m", "hal.cli", "--version"], capture_output=True, text=True)
+    assert version.stdout.strip() == f"hal {hal.__version__}"
+
+    basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=3)
+    basis.evaluate_coefficients(alloy_cells(1, seed=0)[0], np.zeros(basis.size))  # compiled and cached here
+    notice = "from hal.ace import kernels as k; k.compile_notice(k.eval_folded); k.compile_notice(k.eval_full)"
+    cold = subprocess.run([sys.executable, "-c", notice], capture_output=True, text=True, check=True,
+                          env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})  # fmt: skip
+    assert cold.stderr.count("compiling the ACE kernels") == 1
+    warm = subprocess.run([sys.executable, "-c", notice], capture_output=True, text=True, check=True)
+    assert "compiling" not in warm.stderr

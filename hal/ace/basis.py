@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-import vesin
 from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii
 from matscipy.neighbours import neighbour_list as matscipy_neighbour_list
@@ -466,6 +465,8 @@ class ACEBasis:
             return species, np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, 3))
         if periodic:  # vesin: fastest for periodic cells of any shape and size
             if self._nlist is None:
+                import vesin  # imported on first use: it pulls in torch when that is installed (seconds)
+
                 self._nlist = vesin.NeighborList(cutoff=self.cutoff, full_list=True)
             i, j, D = self._nlist.compute(points=pos, box=cell, periodic=pbc, quantities="ijD", copy=False)
         else:  # matscipy: lower call overhead for molecules; needs a box, any enclosing one will do
@@ -502,6 +503,7 @@ class ACEBasis:
         dEp = np.zeros((self.n_pair, N, 3))
         Vp = np.zeros((self.n_pair, 6))
         if N:
+            kernels.compile_notice(kernels.eval_full)
             kernels.eval_full(
                 species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock, self._amap,
                 AAsum, dAA, vAA, Ep, dEp, Vp,
@@ -548,6 +550,7 @@ class ACEBasis:
         AAsum = np.zeros(len(self._node_keys))
         Ep = np.zeros(self.n_pair)
         if N:
+            kernels.compile_notice(kernels.eval_folded)
             kernels.eval_folded(
                 species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock,
                 folded.ctil, folded.pcoef, Eat, F, V, AAsum, Ep,
@@ -593,6 +596,7 @@ class ACEBasis:
         if N and 8 * N * (maxnb * per_pair + len(self._a_z) + self._maxblock) <= self.STORE_LIMIT_BYTES:
             AAsum = np.zeros(len(self._node_keys))
             Ep = np.zeros(self.n_pair)
+            kernels.compile_notice(kernels.forward_all, kernels.gradients_all)
             store = self._store(species, first, maxnb, n_columns)
             kernels.forward_all(species, first, jnb, D, self._rad, self._dag, self._pairk, store, AAsum, Ep)
             energies = AAsum @ energy_rows.energy_nodes + Ep @ energy_rows.energy_pairs

@@ -11,6 +11,8 @@ virial = -Σ_p sym(dE/dr_p ⊗ r_p), Voigt (xx, yy, zz, yz, xz, xy).
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from numba import njit
 
@@ -625,3 +627,25 @@ def eval_full(species, first, jnb, D, rad, dag, pair, maxblock, amap, AAsum, dAA
                 dAp[kk, 1] = g1
                 dAp[kk, 2] = g2
                 _scatter(dAA, vAA, k, j, i, g0, g1, g2, DT, q)
+
+
+_announced = False
+_checked: set = set()
+
+
+def compile_notice(*dispatchers) -> None:
+    """Say once per process (stderr) that the kernels are being compiled when numba has no valid cache
+    of one about to run: its first call then takes ≈ 20 s with nothing else to show for it."""
+    global _announced
+    for d in dispatchers:
+        if _announced or d in _checked:
+            continue
+        _checked.add(d)
+        try:
+            cached = bool(d._cache._cache_file._load_index())  # numba's index: {} when stale or absent
+        except Exception:  # noqa: BLE001 (a numba without this layout: say nothing rather than fail)
+            continue
+        if not cached:
+            _announced = True
+            print("hal: compiling the ACE kernels (once, ≈ 20 s; numba caches them for later runs)",
+                  file=sys.stderr, flush=True)  # fmt: skip

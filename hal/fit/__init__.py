@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -106,3 +108,14 @@ def fit_normal_equations(
     else:
         info["n_active"] = int(est.active_.sum())
     return LinearACE(basis, coef, e0, committee=committee, fit_info=info)
+
+
+class _CallableModule(types.ModuleType):
+    """``hal.fit`` names both this package and its ``fit`` function; ``hal`` imports its public names
+    lazily, so whichever of the two the import system leaves on ``hal``, ``hal.fit(...)`` fits."""
+
+    def __call__(self, *args, **kwargs) -> LinearACE:
+        return fit(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
