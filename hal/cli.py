@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,55 +41,104 @@ def read_configs(path: str) -> list[Atoms]:
         raise DataError(f"{path}: cannot read ({exc})") from exc
 
 
-def _parse_e0(text: str | None) -> dict[str, float] | None:
+def _parse_e0(text: str | None, elements: list[str]) -> dict[str, float] | None:
     if not text:
         return None
     try:
-        return {k.strip(): float(v) for k, v in (item.split("=") for item in text.split(","))}
+        e0 = {k.strip(): float(v) for k, v in (item.split("=") for item in text.split(","))}
     except ValueError as exc:
         raise DataError(f"--e0 must look like 'C=-1.2,H=-0.4', got {text!r}") from exc
+    missing, extra = sorted(set(elements) - set(e0)), sorted(set(e0) - set(elements))
+    if missing or extra:
+        raise DataError(f"--e0 needs one value per basis element {elements}: "
+                        + (f"missing {missing}" if missing else f"{extra} not in the basis"))  # fmt: skip
+    return e0
+
+
+def _check_fit_args(args: argparse.Namespace) -> None:
+    """Range checks of every ``hal fit`` option, before any data is read or anything written."""
+    if not 1 <= args.order <= 4:
+        raise DataError(f"--order must be 1..4, got {args.order}")
+    if len(args.max_degree) != args.order or min(args.max_degree) < 1:
+        raise DataError(f"--max-degree needs {args.order} positive value(s), one per order, got {args.max_degree}")
+    if not args.r_cut > 0:
+        raise DataError(f"--r-cut must be positive (Å), got {args.r_cut}")
+    if args.pair_degree is not None and not 0 <= args.pair_degree <= 20:
+        raise DataError(f"--pair-degree must be 0..20, got {args.pair_degree}")
+    if args.committee < 0:
+        raise DataError(f"--committee must be >= 0, got {args.committee}")
+    if not 0 <= args.test_fraction < 1:
+        raise DataError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
+    if min(args.weights) < 0:
+        raise DataError(f"--weights must be >= 0, got {args.weights}")
+    if not args.f_max > 0:
+        raise DataError(f"--f-max must be positive (eV/Å), got {args.f_max}")
+    if args.workers is not None and args.workers < 1:
+        raise DataError(f"--workers must be >= 1, got {args.workers}")
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise DataError(f"--out {args.out}: no directory {out.parent}")
+    if out.is_dir() or not os.access(out.parent, os.W_OK):
+        raise DataError(f"--out {args.out}: cannot write a file there")
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from hal import ACEBasis
     from hal.fit import LabelKeys, Weights, fit
-    from hal.fit.design import read_labels
+    from hal.fit.design import exclusions, read_labels
     from hal.fit.metrics import errors, format_table
 
+    _check_fit_args(args)
     keys = LabelKeys(energy=args.energy_key, forces=args.forces_key, stress=args.stress_key)
+    weights = Weights(*args.weights, f_max=args.f_max)
     data = [(path, i, atoms) for path in args.data for i, atoms in enumerate(read_configs(path))]
     test_data = [(path, i, atoms) for path in (args.test or []) for i, atoms in enumerate(read_configs(path))]
-    elements = args.elements or sorted({s for _, _, a in data for s in a.get_chemical_symbols()})
+    if not data:
+        raise DataError(f"{', '.join(args.data)}: no configurations")
+    elements = args.elements or sorted({s for _, _, a in data + test_data for s in a.get_chemical_symbols()})
+    try:
+        basis = ACEBasis(elements, order=args.order, max_degree=args.max_degree, r_cut=args.r_cut,
+                         pair_degree=args.pair_degree)  # fmt: skip
+    except ValueError as exc:
+        why = str(exc)
+        if "r_in" in why:
+            from ase.data import atomic_numbers, covalent_radii
+
+            rin = 0.6 * 2 * max(covalent_radii[atomic_numbers[e]] for e in elements if e in atomic_numbers)
+            why = f"--r-cut {args.r_cut} Å must exceed every pair's inner cutoff r_in (0.6 × r0), {rin:.2f} Å here"
+        raise DataError(f"basis: {why}") from exc
+    e0 = _parse_e0(args.e0, list(basis.elements))
     for path, i, atoms in data + test_data:
-        bad = sorted(set(atoms.get_chemical_symbols()) - set(elements))
-        if bad:
-            raise DataError(f"{path}: configuration {i}: element(s) {bad} not in the basis elements {elements}")
         try:
             read_labels(atoms, keys)
+            basis.neighbours(atoms)  # elements, finite positions and cell, no coincident atoms
         except ValueError as exc:
             raise DataError(f"{path}: configuration {i}: {exc}") from exc
     configs = [a for _, _, a in data]
     if test_data:
         train, test = configs, [a for _, _, a in test_data]
+        named = [(f"{p}:{i}", a) for p, i, a in data + test_data]
     else:
         order = np.random.default_rng(args.seed).permutation(len(configs))
         n_test = int(round(args.test_fraction * len(configs)))
+        if n_test >= len(configs):
+            raise DataError(f"--test-fraction {args.test_fraction} leaves no configuration to fit")
         test = [configs[k] for k in order[:n_test]]
         train = [configs[k] for k in order[n_test:]]
-    basis = ACEBasis(elements, order=args.order, max_degree=args.max_degree, r_cut=args.r_cut,
-                     pair_degree=args.pair_degree)  # fmt: skip
+        named = [(f"{p}:{i}", a) for p, i, a in data]
     print(basis.summary())
+    for line in exclusions(named, weights, keys):
+        print(f"note: {line}")
     t0 = time.perf_counter()
     model = fit(
-        train, basis, solver=args.solver, weights=Weights(*args.weights, f_max=args.f_max), e0=_parse_e0(args.e0),
-        committee_size=args.committee, seed=args.seed, ard_threshold=args.ard_threshold, keys=keys,
-        n_workers=args.workers,
+        train, basis, solver=args.solver, weights=weights, e0=e0, committee_size=args.committee, seed=args.seed,
+        ard_threshold=args.ard_threshold, keys=keys, n_workers=args.workers,
     )  # fmt: skip
     print(f"\nfitted {len(train)} configurations in {time.perf_counter() - t0:.1f} s "
           f"({model.fit_info['n_rows']} rows, solver {args.solver})")  # fmt: skip
-    tables = {"train": errors(model, train, keys)}
+    tables = {"train": errors(model, train, keys, f_max=args.f_max)}
     if test:
-        tables["test"] = errors(model, test, keys)
+        tables["test"] = errors(model, test, keys, f_max=args.f_max)
     print(format_table(tables))
     path = model.save(args.out)
     print(f"\nmodel written to {path}")

@@ -97,3 +97,64 @@ def test_help_is_fast_and_first_compile_is_announced(tmp_path):
     assert cold.stderr.count("compiling the ACE kernels") == 1
     warm = subprocess.run([sys.executable, "-c", notice], capture_output=True, text=True, check=True)
     assert "compiling" not in warm.stderr
+
+
+def _bad_inputs(cells, tmp_path):
+    nan = [a.copy() for a in cells[:6]]
+    for a, src in zip(nan, cells):
+        a.info["energy"], a.arrays["forces"] = src.info["energy"], src.arrays["forces"]
+    nan[3].positions[1, 0] = np.nan
+    write(tmp_path / "nan.xyz", nan)
+    same = [a.copy() for a in nan]
+    same[3].positions[1] = same[3].positions[0]
+    write(tmp_path / "same.xyz", same)
+    write(tmp_path / "good.xyz", cells[:8])
+    good = str(tmp_path / "good.xyz")
+    return {
+        "nan": ([str(tmp_path / "nan.xyz")], "nan.xyz: configuration 3"),
+        "coincident": ([str(tmp_path / "same.xyz")], "same.xyz: configuration 3"),
+        "order": ([good, "--order", "0"], "--order"),
+        "max_degree": ([good, "--max-degree", "-8", "6"], "--max-degree"),
+        "r_cut": ([good, "--r-cut", "0.5"], "--r-cut 0.5"),
+        "e0": ([good, "--e0", "Cu=-3.5"], "--e0"),
+        "test_fraction": ([good, "--test-fraction", "1.5"], "--test-fraction"),
+        "out": ([good, "--out", "/nonexistent/m.npz"], "--out /nonexistent/m.npz"),
+        "element": ([good, "--elements", "Cu"], "good.xyz: configuration 0"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["nan", "coincident", "order", "max_degree", "r_cut", "e0", "test_fraction", "out", "element"]
+)
+def test_fit_bad_input_is_one_line_exit_2_and_writes_nothing(cells, tmp_path, capsys, case):
+    argv, named = _bad_inputs(cells, tmp_path)[case]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    opts = [] if "--order" in argv or "--max-degree" in argv else ARGS
+    out = [] if "--out" in argv else ["--out", str(tmp_path / "m.npz")]
+    assert main(["fit", *opts, *argv, *out]) == 2  # the case's options last: argparse keeps the last value
+    err = capsys.readouterr().err.strip()
+    assert named in err and "\n" not in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_fit_reports_what_it_leaves_out_and_scores_what_it_fits(cells, tmp_path, capsys):
+    from ase import Atoms
+
+    data = [a.copy() for a in cells[:10]]
+    for a, src in zip(data, cells):
+        a.info["energy"], a.arrays["forces"] = src.info["energy"], src.arrays["forces"].copy()
+    data[2].arrays["forces"][0] = [1e4, 0, 0]
+    del data[5].arrays["forces"]
+    molecule = Atoms("Cu2", positions=[[0, 0, 0], [2.4, 0, 0]])
+    molecule.info.update(energy=1.0, stress=np.full(6, 0.1))
+    molecule.arrays["forces"] = np.zeros((2, 3))
+    write(tmp_path / "train.xyz", [*data, molecule])
+    assert main(["fit", str(tmp_path / "train.xyz"), "--test-fraction", "0", "--out", str(tmp_path / "m.npz"),
+                 *ARGS]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    notes = [line for line in text.splitlines() if line.startswith("note:")]
+    assert any("1 atom(s) with |F| > 20 eV/Å" in n and "train.xyz:2" in n for n in notes), notes
+    assert any("no forces" in n and "train.xyz:5" in n for n in notes), notes
+    assert any("stress" in n and "train.xyz:10" in n for n in notes), notes
+    f_rmse = float(next(line for line in text.splitlines() if "| train | all |" in line).split("|")[5])
+    assert f_rmse < 1.0  # the 1e4 eV/Å label is not scored

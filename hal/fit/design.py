@@ -113,6 +113,49 @@ def reference_energies(
     return {el: float(v) for el, v in zip(elements, sol)}
 
 
+def exclusions(named: Sequence[tuple[str, Atoms]], weights: Weights = Weights(), keys: LabelKeys = LabelKeys(),
+               limit: int = 5) -> list[str]:  # fmt: skip
+    """One line per kind of label the fit leaves out or ignores, naming the configurations (``named``:
+    (name, atoms) pairs, e.g. ``"train.xyz:3"``): forces above f_max (and that configuration's energy
+    and virial), stress labels on non-periodic cells, configurations without forces or energy,
+    isolated atoms (they only give E0), zero weights."""
+    found: dict[str, list[str]] = {}
+    n_atoms = 0
+    for name, atoms in named:
+        lab = read_labels(atoms, keys)
+        results = getattr(atoms.calc, "results", {}) or {}
+        if is_isolated_atom(atoms):
+            found.setdefault("isolated", []).append(name)
+            continue
+        if lab.forces is not None and len(atoms):
+            big = int(np.sum(np.linalg.norm(lab.forces, axis=1) > weights.f_max))
+            if big:
+                n_atoms += big
+                found.setdefault("f_max", []).append(name)
+        if lab.forces is None:
+            found.setdefault("no_forces", []).append(name)
+        if lab.energy is None:
+            found.setdefault("no_energy", []).append(name)
+        if (keys.stress in atoms.info or "stress" in results) and not atoms.pbc.any():
+            found.setdefault("stress", []).append(name)
+        if float(atoms.info.get("weight", 1.0)) == 0.0:
+            found.setdefault("weight", []).append(name)
+    what = {
+        "f_max": f"{n_atoms} atom(s) with |F| > {weights.f_max:g} eV/Å: their forces, and their configurations' "
+                 "energy and virial, are left out of the fit and of the error tables",
+        "stress": "stress labels on non-periodic cells are ignored",
+        "no_forces": "no forces: fitted (and scored) on the energy alone",
+        "no_energy": "no energy: fitted (and scored) on the forces alone",
+        "isolated": "isolated atoms: used for E0 only, not fitted or scored",
+        "weight": "weight 0: left out of the fit",
+    }  # fmt: skip
+    lines = []
+    for key, names in found.items():
+        shown = ", ".join(names[:limit]) + (f", … ({len(names)} configurations)" if len(names) > limit else "")
+        lines.append(f"{what[key]} ({shown})")
+    return lines
+
+
 def config_rows(
     basis: ACEBasis,
     atoms: Atoms,

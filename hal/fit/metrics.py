@@ -11,8 +11,12 @@ from ase import Atoms
 from hal.fit.design import LabelKeys, is_isolated_atom, read_labels
 
 
-def errors(model, configs: Sequence[Atoms], keys: LabelKeys | None = None) -> dict[str, dict[str, float]]:
-    """RMSE and MAE per config_type (and "all") of energies, force components and virials."""
+def errors(
+    model, configs: Sequence[Atoms], keys: LabelKeys | None = None, f_max: float | None = None
+) -> dict[str, dict[str, float]]:
+    """RMSE and MAE per config_type (and "all") of energies, force components and virials. With
+    ``f_max`` (eV/Å) the table scores what the fit used: atoms whose label force exceeds it, and
+    their configurations' energies and virials, are left out (see ``hal.fit.design``)."""
     keys = keys or LabelKeys()
     diffs: dict[str, dict[str, list]] = defaultdict(lambda: {"E": [], "F": [], "V": []})
     for atoms in configs:
@@ -21,13 +25,18 @@ def errors(model, configs: Sequence[Atoms], keys: LabelKeys | None = None) -> di
         lab = read_labels(atoms, keys)
         res = model.evaluate(atoms)
         n = len(atoms)
+        ok = None
+        if f_max is not None and lab.forces is not None:
+            ok = np.linalg.norm(lab.forces, axis=1) <= f_max
+            if not ok.all():
+                lab.energy = lab.virial = None
         groups = ["all"] + ([str(atoms.info["config_type"])] if "config_type" in atoms.info else [])
         for group in groups:
             d = diffs[group]
             if lab.energy is not None:
                 d["E"].append([(res.energies[0] - lab.energy) / n * 1000])
             if lab.forces is not None:
-                d["F"].append((res.forces[0] - lab.forces).ravel())
+                d["F"].append((res.forces[0] - lab.forces)[ok if ok is not None else slice(None)].ravel())
             if lab.virial is not None and res.virial is not None:
                 d["V"].append((res.virial[0] - lab.virial) / n * 1000)
     table = {}
