@@ -167,3 +167,26 @@ def test_run_completes_when_the_oracle_fails_a_fifth_of_the_time(tmp_path):
     assert all("SCF did not converge" in r.data["error"] for r in rows if r.status == "error")
     assert summary["failures"] == sum(r.status != "ok" for r in rows if r.source == "hal")
     assert summary["reason"] in ("stable", "budget")
+
+
+def test_a_new_stage_never_reuses_an_earlier_stages_iteration(tmp_path):
+    """A stage that ends stable at once (iteration 0 fitted, no label) is followed by one starting at 1:
+    the two never share a model file, trajectory names or report rows (they did: both at 0)."""
+    import json
+
+    from ase.calculators.emt import EMT
+
+    import hal
+    from hal.demo import alloy_cells
+    from hal.loop import Learner, LearnerSettings, Oracle
+
+    basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=[6, 6], r_cut=4.5, r0=2.6, r_in=1.6)
+    starts, initial = alloy_cells(2, seed=7), alloy_cells(3, seed=1)
+    quiet = dict(temperature_K=300, timestep_fs=1.0, tau=0.0, f_tol=1e9)  # never triggers
+    for index, stage in enumerate(("solid", "liquid")):
+        settings = LearnerSettings(n_stable=5, max_oracle_calls=2, stage=stage, stage_index=index,
+                                   fit=dict(committee_size=4), hal=quiet)  # fmt: skip
+        assert Learner(tmp_path, basis, Oracle(EMT), starts, initial, settings).run()["reason"] == "stable"
+    events = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [(e["stage"], e["iteration"]) for e in events if e["event"] == "fit"] == [("solid", 0), ("liquid", 1)]
+    assert {p.name for p in (tmp_path / "models").iterdir()} == {"iter_000.npz", "iter_001.npz"}

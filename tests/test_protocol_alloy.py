@@ -61,6 +61,12 @@ def test_alloy_protocol_runs_reports_and_does_not_redo(tmp_path, capsys):
     solid_iters = [r.iteration for r in hal_rows if r.stage == "solid"]
     if liquid_iters and solid_iters:
         assert min(liquid_iters) > max(solid_iters)  # iterations run on across stages
+    # every iteration, the stable one without labels included, belongs to one stage: names never clash
+    fits = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    fits = [(e["stage"], e["iteration"]) for e in fits if e["event"] == "fit"]
+    assert len({k for _, k in fits}) == len(fits), fits
+    solid_fits = [k for stage, k in fits if stage == "solid"]
+    assert all(k > max(solid_fits) for stage, k in fits if stage == "liquid"), fits
     for name in ("report.md", "traces.png", "learning.png", "ard_sweep.md", "test.xyz", "config.toml"):
         assert (run_dir / name).stat().st_size > 0, name
     report = (run_dir / "report.md").read_text()

@@ -117,12 +117,17 @@ class Learner:
         return [e for e in read_events(self.dir) if event is None or e.get("event") == event]
 
     def _first_iteration(self) -> int:
-        """Resume this stage at its last labelled iteration; a new stage starts after all earlier labels."""
-        own = [r.iteration for r in self.store.db.select(source="hal", stage=self.settings.stage)]
+        """Resume this stage at its last fitted or labelled iteration; a new stage starts after every
+        earlier stage's iterations, those without labels (the stable one) included: two stages never
+        share an iteration number, a model file or a trajectory name."""
+        stage = self.settings.stage
+        fits = self.events("fit")
+        own = [r.iteration for r in self.store.db.select(source="hal", stage=stage)]
+        own += [e["iteration"] for e in fits if e.get("stage") == stage]
         if own:
             return max(own)
-        rows = [r.iteration for r in self.store.db.select(source="hal")]
-        return max(rows) + 1 if rows else 0
+        seen = [r.iteration for r in self.store.db.select(source="hal")] + [e["iteration"] for e in fits]
+        return max(seen) + 1 if seen else 0
 
     def run(self) -> dict:
         """Run (or resume) the loop; returns a summary."""
