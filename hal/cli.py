@@ -155,6 +155,33 @@ def _config_path(spec: str) -> Path:
     return path
 
 
+# how a run summary's keys read: (label, unit)
+_SUMMARY_KEYS = {
+    "oracle_calls": ("oracle calls", ""), "labels": ("labels", ""), "failures": ("failed oracle calls", ""),
+    "iterations": ("iterations", ""), "reason": ("stopped on", ""), "stage": ("stage", ""),
+    "delta_ea": ("ΔE_a", " eV"), "spread_ea": ("spread", " eV"), "delta_ea_quasi_static": ("ΔE_a quasi-static", " eV"),
+    "force_mae": ("unseen F MAE", " eV/Å"),
+}  # fmt: skip
+
+
+def format_summary(name: str, value) -> str:
+    """One readable line of a protocol's run summary (a dict of figures, or text printed as it is)."""
+    if isinstance(value, str):
+        return f"\n{name}:\n{value.rstrip()}"
+    if not isinstance(value, dict):
+        return f"{name}: {value}"
+
+    parts = []
+    for key, v in value.items():
+        if key == "stage" and v == name:
+            continue
+        label, unit = _SUMMARY_KEYS.get(key, (key.replace("_", " "), ""))
+        if isinstance(v, float):
+            v = f"{v:+.3f}" if key.startswith("delta") else f"{v:.3g}"
+        parts.append(f"{label} {v}{unit}")
+    return f"{name}: " + ", ".join(parts)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from hal import protocols
     from hal.config import dumps, load, read
@@ -191,9 +218,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers is not None:
         config["workers"] = args.workers
     print(f"hal run: protocol {name}, run directory {run_dir}")
-    summary = module.run(config, run_dir, progress=not args.quiet)
+    try:
+        summary = module.run(config, run_dir, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\nhal run: interrupted; every label made so far is kept in {run_dir}: continue with "
+              f"'hal run --resume {run_dir}'", file=sys.stderr)  # fmt: skip
+        return 130
     for key, value in summary.items():
-        print(f"\n{key}: {value}" if isinstance(value, str) else f"{key}: {value}")
+        print(format_summary(key, value))
     print(f"\nreport: {report(run_dir)}")
     return 0
 
@@ -282,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ConfigError) as exc:
         print(f"hal {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nhal {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -81,3 +81,37 @@ def test_alloy_protocol_runs_reports_and_does_not_redo(tmp_path, capsys):
     ends = [e["stage"] for e in events if e["event"] == "end"]
     assert sorted(ends) == ["liquid", "solid"]
     assert main(["report", str(run_dir)]) == 0
+
+
+def test_summary_lines_read_as_sentences():
+    from hal.cli import format_summary
+
+    line = format_summary("hal-smd", {"oracle_calls": 83, "delta_ea": 0.0338, "force_mae": 0.0386})
+    assert line == "hal-smd: oracle calls 83, ΔE_a +0.034 eV, unseen F MAE 0.0386 eV/Å"
+    line = format_summary("solid", {"stage": "solid", "reason": "budget", "labels": 2, "failures": 0})
+    assert line == "solid: stopped on budget, labels 2, failed oracle calls 0" and "{" not in line
+
+
+def test_ctrl_c_leaves_a_resumable_run_and_no_traceback(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    config = tmp_path / "alloy.toml"
+    config.write_text(CONFIG)
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "hal.cli", "run", str(config), "--dir", str(run_dir), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not (run_dir / "data.db").exists() and time.time() - t0 < 120:  # the run is under way
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and f"hal run --resume {run_dir}" in err
+    assert main(["run", "--resume", str(run_dir), "--quiet"]) == 0
