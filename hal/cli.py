@@ -10,35 +10,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms
 
 from hal.config import ConfigError
-
-
-class DataError(Exception):
-    """Bad input data; the message names the file and the configuration index."""
-
-
-def read_configs(path: str) -> list[Atoms]:
-    """All configurations of an extxyz file or an ASE database (``.db``/``.json``)."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{path}: no such file")
-    try:
-        if p.suffix in (".db", ".json"):
-            from ase.db import connect
-
-            out = []
-            for row in connect(str(p)).select():
-                atoms = row.toatoms()
-                atoms.info.update(row.key_value_pairs)
-                out.append(atoms)
-            return out
-        from ase.io import read
-
-        return list(read(str(p), index=":"))
-    except Exception as exc:  # noqa: BLE001 (any reader error becomes a data error naming the file)
-        raise DataError(f"{path}: cannot read ({exc})") from exc
+from hal.io import DataError, read_many
 
 
 def _parse_e0(text: str | None, elements: list[str]) -> dict[str, float] | None:
@@ -91,8 +65,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     _check_fit_args(args)
     keys = LabelKeys(energy=args.energy_key, forces=args.forces_key, stress=args.stress_key)
     weights = Weights(*args.weights, f_max=args.f_max)
-    data = [(path, i, atoms) for path in args.data for i, atoms in enumerate(read_configs(path))]
-    test_data = [(path, i, atoms) for path in (args.test or []) for i, atoms in enumerate(read_configs(path))]
+    data = read_many(args.data)
+    test_data = read_many(args.test or [])
     if not data:
         raise DataError(f"{', '.join(args.data)}: no configurations")
     elements = args.elements or sorted({s for _, _, a in data + test_data for s in a.get_chemical_symbols()})
@@ -182,9 +156,43 @@ def format_summary(name: str, value) -> str:
     return f"{name}: " + ", ".join(parts)
 
 
+def _claim(run_dir: Path, config: dict, schema: dict) -> None:
+    """Write ``config`` into ``run_dir``. A directory that holds a run of another configuration is
+    refused, naming the keys that differ, unless it holds no labelled structure yet (nothing is lost)."""
+    from hal.config import differences, dumps, load
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run_dir {run_dir}: a file is in the way")
+    saved = run_dir / "config.toml"
+    if saved.exists():
+        old = load(saved, schema)
+        if old != config:
+            db = run_dir / "data.db"
+            if db.exists() and db.stat().st_size > 0 and _count_rows(db):
+                diff = differences(old, config)
+                raise ConfigError(f"{run_dir} holds a run with another configuration (differs in: "
+                                  f"{'; '.join(diff[:4])}{' …' if len(diff) > 4 else ''}): resume it with "
+                                  f"'hal run --resume {run_dir}', or start afresh with --dir NEW (or after "
+                                  f"deleting {run_dir})")  # fmt: skip
+            print(f"hal run: {run_dir} holds no labels yet; its configuration is replaced")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = run_dir / "config.toml.tmp"
+        tmp.write_text(dumps(config))
+        tmp.replace(saved)
+    except OSError as exc:
+        raise ConfigError(f"run_dir {run_dir}: cannot write there ({exc})") from exc
+
+
+def _count_rows(db: Path) -> int:
+    from ase.db import connect
+
+    return connect(str(db)).count()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from hal import protocols
-    from hal.config import dumps, load, read
+    from hal.config import load, read
     from hal.report import report
 
     if args.resume:
@@ -201,20 +209,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{path}: protocol: {name!r} is not a protocol; known: {', '.join(protocols.PROTOCOLS)}")
     module = protocols.get(name)
     config = load(path, module.SCHEMA)
+    if hasattr(module, "resolve_paths") and not args.resume:
+        module.resolve_paths(config, path.resolve().parent)
     try:
         module.check(config)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     if not args.resume:
         run_dir = Path(args.dir or config["run_dir"])
-        saved = run_dir / "config.toml"
-        if saved.exists() and load(saved, module.SCHEMA) != config:
-            raise ConfigError(f"{run_dir} holds a run with another configuration: resume it with "
-                              f"'hal run --resume {run_dir}', or choose another run_dir (--dir)")  # fmt: skip
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / "config.toml.tmp"
-        tmp.write_text(dumps(config))
-        tmp.replace(saved)
+        _claim(run_dir, config, module.SCHEMA)
     if args.workers is not None:
         config["workers"] = args.workers
     print(f"hal run: protocol {name}, run directory {run_dir}")
@@ -224,6 +227,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\nhal run: interrupted; every label made so far is kept in {run_dir}: continue with "
               f"'hal run --resume {run_dir}'", file=sys.stderr)  # fmt: skip
         return 130
+    except (ConfigError, DataError):
+        raise
+    except Exception as exc:  # noqa: BLE001 (one line for the user, the traceback in the run directory)
+        import traceback
+
+        (run_dir / "error.log").write_text(traceback.format_exc())
+        print(f"hal run: error: {type(exc).__name__}: {exc} (traceback in {run_dir / 'error.log'}); every label "
+              f"made so far is kept: fix the cause and 'hal run --resume {run_dir}'", file=sys.stderr)  # fmt: skip
+        return 1
     for key, value in summary.items():
         print(format_summary(key, value))
     print(f"\nreport: {report(run_dir)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,37 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Field:
     """One value: its type, its default (``None``: optional, absent unless given) and, for lists,
-    the type of the items; ``choices`` restricts the allowed values."""
+    the type of the items; ``choices`` restricts the allowed values, ``check`` (of the value, or of
+    each item of a list) returns what is wrong with it, or None."""
 
     type: type
     default: Any = None
     item: type | None = None
     choices: tuple | None = None
     required: bool = False
+    check: Callable[[Any], str | None] | None = None
+
+
+def positive(v: float) -> str | None:
+    return None if v > 0 else "must be > 0"
+
+
+def non_negative(v: float) -> str | None:
+    return None if v >= 0 else "must be >= 0"
+
+
+def at_least(lo: float) -> Callable[[float], str | None]:
+    return lambda v: None if v >= lo else f"must be >= {lo}"
+
+
+def between(lo: float, hi: float) -> Callable[[float], str | None]:
+    return lambda v: None if lo <= v <= hi else f"must be in [{lo}, {hi}]"
+
+
+def element(v: str) -> str | None:
+    from ase.data import atomic_numbers
+
+    return None if v in atomic_numbers and v != "X" else "is not a chemical element symbol"
 
 
 def _type_ok(value: Any, t: type) -> bool:
@@ -51,6 +76,12 @@ def _check(value: Any, field: Field, name: str) -> Any:
         bad = [v for v in (value if field.type is list else [value]) if v not in field.choices]
         if bad:
             raise ConfigError(f"{name}: {bad[0]!r} is not allowed; choose from {list(field.choices)}")
+    if field.check is not None:
+        items = [(f"{name}[{i}]", v) for i, v in enumerate(value)] if field.type is list else [(name, value)]
+        for where, v in items:
+            problem = field.check(v)
+            if problem:
+                raise ConfigError(f"{where}: {v!r} {problem}")
     return float(value) if field.type is float else value
 
 
@@ -79,6 +110,21 @@ def validate(raw: dict, schema: dict, where: str = "") -> dict:
             raise ConfigError(f"{name}: required key missing")
         elif spec.default is not None:
             out[key] = list(spec.default) if isinstance(spec.default, list | tuple) else spec.default
+    return out
+
+
+def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two validated configurations, with both values."""
+    out = []
+    for key in sorted(set(a) | set(b), key=str):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += differences(va, vb, f"{prefix}{key}.")
+        elif isinstance(va, list) and isinstance(vb, list) and va and isinstance(va[0], dict) and len(va) == len(vb):
+            for i, (x, y) in enumerate(zip(va, vb)):
+                out += differences(x, y, f"{prefix}{key}[{i}].")
+        elif va != vb:
+            out.append(f"{prefix}{key} ({va!r} there, {vb!r} here)")
     return out
 
 

@@ -1,7 +1,8 @@
 """Runnable protocols (installed as ``hal.protocols``), each driven by one config file.
 
-A protocol module has ``SCHEMA`` (see ``hal.config``) and ``run(config, run_dir, progress)``; its
-default configuration is ``<name>.toml`` next to it.
+A protocol module has ``SCHEMA`` (see ``hal.config``), ``check(config)`` and ``run(config, run_dir,
+progress)``, and may have ``resolve_paths(config, folder)``; its default configuration is
+``<name>.toml`` next to it. ``hal`` is the general protocol (any structures, any ASE oracle).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-PROTOCOLS = ("alloy", "hexane_smd")
+PROTOCOLS = ("hal", "alloy", "hexane_smd")
 
 
 def get(name: str) -> ModuleType:

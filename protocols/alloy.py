@@ -1,6 +1,7 @@
 """Alloy protocol: HAL on a random fcc binary alloy with ASE's EMT as the embedded oracle.
 
-Initial data: ``n_initial`` fcc cells (``supercell``³ cubic cells, 32 atoms by default) with random
+The general protocol (``hal.protocols.hal``) with generated structures and EMT: its stages, basis and
+fit tables. Initial data: ``n_initial`` fcc cells (``supercell``³ cubic cells, 32 atoms by default) with random
 composition, a lattice constant drawn from ``lattice_constant`` (Å) and a rattle, labelled by EMT.
 Then the ``[[stages]]`` run in order on one learner (default: a solid at 800 K with swap and cell
 Monte Carlo, then a liquid at 3000 K under the barostat at 0.1 GPa), each until a HAL trajectory runs
@@ -24,75 +25,43 @@ from ase.md.langevin import Langevin
 from tqdm import tqdm
 
 from hal.ace.basis import ACEBasis
-from hal.config import ConfigError, Field
+from hal.config import ConfigError, Field, at_least, between, element, non_negative, positive
 from hal.dynamics.hal import thermalize
 from hal.fit import fit
-from hal.fit.design import Weights
 from hal.fit.metrics import errors
-from hal.loop import Learner, LearnerSettings, Oracle
-from hal.loop.executors import make_executor
+from hal.loop import Oracle
+from hal.protocols import hal as general
 
 ORACLES = {"emt": EMT}
 
-STAGE = {
-    "name": Field(str, required=True),
-    "n_stable": Field(int, 5000),
-    "max_oracle_calls": Field(int, 100),
-    "temperature_K": Field(float, 800.0),
-    "timestep_fs": Field(float, 2.0),
-    "friction_fs": Field(float, 100.0),
-    "tau": Field(float),
-    "tau_rel": Field(float, 0.1),
-    "n_hist": Field(int, 100),
-    "s_tol": Field(float, 0.5),
-    "f_tol": Field(float),
-    "eps": Field(float, 0.2),
-    "check_every": Field(int, 10),
-    "min_distance": Field(float, 1.6),
-    "pressure_GPa": Field(float),
-    "barostat_fs": Field(float, 1000.0),
-    "compressibility_per_GPa": Field(float, 0.01),
-    "mc_every": Field(int, 0),
-    "mc_moves": Field(list, ["swap"], item=str, choices=("swap", "volume", "shape")),
-    "trajectory_every": Field(int, 50),
-}
+STAGE = {**general.STAGE, "min_distance": Field(float, 1.6, check=non_negative)}
 
 SCHEMA = {
     "protocol": Field(str, "alloy", choices=("alloy",)),
     "run_dir": Field(str, "runs/alloy"),
     "seed": Field(int, 0),
-    "workers": Field(int, 2),
+    "workers": Field(int, 2, check=at_least(1)),
     "scheduler": Field(str),
     "system": {
-        "elements": Field(list, ["Cu", "Al"], item=str),
-        "n_initial": Field(int, 10),
-        "supercell": Field(int, 2),
-        "lattice_constant": Field(list, [3.7, 4.1], item=float),
-        "rattle": Field(float, 0.1),
-        "n_walkers": Field(int, 4),
+        "elements": Field(list, ["Cu", "Al"], item=str, check=element),
+        "n_initial": Field(int, 10, check=at_least(1)),
+        "supercell": Field(int, 2, check=at_least(1)),
+        "lattice_constant": Field(list, [3.7, 4.1], item=float, check=positive),
+        "rattle": Field(float, 0.1, check=non_negative),
+        "n_walkers": Field(int, 4, check=at_least(1)),
     },
-    "basis": {
-        "order": Field(int, 3),
-        "max_degree": Field(list, [12, 10, 8], item=int),
-        "r_cut": Field(float, 5.0),
-        "pair_degree": Field(int, 8),
-    },
-    "fit": {
-        "solver": Field(str, "brr", choices=("brr", "ard")),
-        "committee_size": Field(int, 32),
-        "weights": Field(list, [30.0, 1.0, 1.0], item=float),
-        "f_max": Field(float, 20.0),
-    },
+    "basis": {**general.BASIS, "pair_degree": Field(int, 8, check=between(0, 20))},
+    "fit": general.FIT,
     "oracle": {
         "calculator": Field(str, "emt", choices=tuple(ORACLES)),
-        "timeout_s": Field(float, 120.0),
+        "timeout_s": Field(float, 120.0, check=positive),
     },
     "stages": [STAGE],
     "final": {
-        "ard_thresholds": Field(list, [1e2, 1e3, 1e4, 1e5], item=float),
-        "n_test": Field(int, 20),
-        "solid_K": Field(float, 800.0),
-        "liquid_K": Field(float, 3000.0),
+        "ard_thresholds": Field(list, [1e2, 1e3, 1e4, 1e5], item=float, check=positive),
+        "n_test": Field(int, 20, check=at_least(1)),
+        "solid_K": Field(float, 800.0, check=positive),
+        "liquid_K": Field(float, 3000.0, check=positive),
     },
 }
 
@@ -141,15 +110,10 @@ def held_out_set(config: dict, seed: int) -> list[Atoms]:
 
 
 def basis_of(config: dict) -> ACEBasis:
-    b = config["basis"]
-    return ACEBasis(config["system"]["elements"], order=b["order"], max_degree=b["max_degree"], r_cut=b["r_cut"],
-                    pair_degree=b["pair_degree"])  # fmt: skip
+    return general.basis_of(config["basis"], config["system"]["elements"])
 
 
-def fit_options(config: dict) -> dict:
-    f = config["fit"]
-    return {"solver": f["solver"], "committee_size": f["committee_size"], "weights": Weights(*f["weights"],
-            f_max=f["f_max"])}  # fmt: skip
+fit_options = general.fit_options
 
 
 def microseconds_per_atom(model, atoms: Atoms, repeats: int = 20) -> float:
@@ -203,19 +167,14 @@ def format_sweep(rows: list[dict]) -> str:
 
 def check(config: dict) -> None:
     """What the schema cannot say: raises ``ConfigError`` naming the key."""
-    if not config["stages"]:
-        raise ConfigError("stages: at least one [[stages]] table is needed")
-    names = [st["name"] for st in config["stages"]]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"stages: names must be distinct, got {names}")
+    general.check_stages(config)
+    general.check_basis(config["basis"])
     s = config["system"]
     if len(s["elements"]) != 2 or len(set(s["elements"])) != 2:
         raise ConfigError(f"system.elements: a binary alloy needs two distinct elements, got {s['elements']}")
-    if len(s["lattice_constant"]) != 2 or s["n_walkers"] < 1 or s["n_walkers"] > s["n_initial"]:
-        raise ConfigError("system: lattice_constant needs [min, max] and 1 <= n_walkers <= n_initial")
-    for i, st in enumerate(config["stages"]):
-        if st["n_stable"] < 1 or st["max_oracle_calls"] < 0:
-            raise ConfigError(f"stages[{i}]: n_stable must be >= 1 and max_oracle_calls >= 0")
+    if len(s["lattice_constant"]) != 2 or s["n_walkers"] > s["n_initial"]:
+        raise ConfigError("system: lattice_constant needs [min, max] and n_walkers <= n_initial")
+    basis_of(config)
 
 
 def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
@@ -234,16 +193,7 @@ def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
         tmp.replace(test_path)
     oracle = Oracle(ORACLES[config["oracle"]["calculator"]], timeout_s=config["oracle"]["timeout_s"])
     basis = basis_of(config)
-    summary = {}
-    with make_executor(config["workers"], config.get("scheduler")) as executor:
-        for index, stage in enumerate(config["stages"]):
-            hal = {k: v for k, v in stage.items() if k not in ("name", "n_stable", "max_oracle_calls")}
-            hal["mc_moves"] = tuple(hal["mc_moves"])
-            settings = LearnerSettings(n_stable=stage["n_stable"], max_oracle_calls=stage["max_oracle_calls"],
-                                       seed=config["seed"], stage=stage["name"], stage_index=index, hal=hal,
-                                       fit=fit_options(config), progress=progress)  # fmt: skip
-            learner = Learner(run_dir, basis, oracle, starts, initial, settings, executor)
-            summary[stage["name"]] = learner.run()
+    summary, learner = general.run_stages(config, run_dir, basis, oracle, starts, initial, progress)
     sweep_path = run_dir / "ard_sweep.md"
     if not sweep_path.exists():
         data = learner.store.labelled()

@@ -65,7 +65,7 @@ def test_default_alloy_config_round_trips(tmp_path):
         ('protocol = "alloy"\n[system]\nelements = ["Cu"]\n[[stages]]\nname = "s"\n', ["system.elements", "two"]),
         ('protocol = "alloy"\n[[stages]]\nname = "s"\ntemperature_K = "hot"\n', ["stages[0].temperature_K", "number"]),
         ('protocol = "alloy"\n', ["stages", "at least one"]),
-        ('protocol = "polymerz"\n', ["polymerz", "known: alloy"]),
+        ('protocol = "polymerz"\n', ["polymerz", "known: hal, alloy"]),
         ("protocol = \n", ["not valid TOML"]),
     ],
 )
@@ -80,12 +80,24 @@ def test_hal_run_rejects_bad_configs(tmp_path, capsys, text, words):
     assert not (tmp_path / "run" / "data.db").exists()
 
 
-def test_run_dir_with_another_config_is_refused(tmp_path, capsys):
+def test_run_dir_with_another_config_is_refused_naming_the_keys(tmp_path, capsys):
+    from ase import Atoms
+    from ase.db import connect
+
+    from hal.cli import _claim
+    from hal.config import ConfigError
+
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     config = load(default_config("alloy"), alloy.SCHEMA)
-    config["seed"] = 99
-    (run_dir / "config.toml").write_text(dumps(config))
+    old = {**config, "seed": 99, "stages": [{**config["stages"][0], "temperature_K": 900.0}, *config["stages"][1:]]}
+    (run_dir / "config.toml").write_text(dumps(old))
+    _claim(run_dir, config, alloy.SCHEMA)  # no labels yet: nothing is lost, the configuration is replaced
+    assert load(run_dir / "config.toml", alloy.SCHEMA) == config and "replaced" in capsys.readouterr().out
+    (run_dir / "config.toml").write_text(dumps(old))
+    connect(str(run_dir / "data.db")).write(Atoms("Cu"), uid="init-0")
+    with pytest.raises(ConfigError, match=r"seed \(99 there, 0 here\).*stages\[0\].temperature_K.*--resume"):
+        _claim(run_dir, config, alloy.SCHEMA)
     assert main(["run", "alloy", "--dir", str(run_dir)]) == 2
     assert "--resume" in capsys.readouterr().err
     assert main(["run", "--resume", str(tmp_path / "nowhere")]) == 2

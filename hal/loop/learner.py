@@ -72,6 +72,24 @@ class LearnerSettings:
     fit: dict = dataclasses.field(default_factory=dict)
 
 
+def _as_labelled(atoms: Atoms) -> Atoms:
+    """A copy with its labels in info/arrays (from there or from an attached calculator, as read from
+    an extxyz file); ValueError without an energy label."""
+    lab = read_labels(atoms)
+    if lab.energy is None:
+        raise ValueError("no energy label")
+    results = getattr(atoms.calc, "results", {}) or {}
+    out = atoms.copy()
+    out.calc = None
+    out.info["energy"] = lab.energy
+    if lab.forces is not None:
+        out.arrays["forces"] = lab.forces
+    stress = atoms.info.get("stress", results.get("stress"))
+    if stress is not None and atoms.pbc.any():
+        out.info["stress"] = np.asarray(stress, dtype=float)
+    return out
+
+
 class Learner:
     """Hyperactive learning from initial data and walker start structures (see module docstring)."""
 
@@ -104,11 +122,8 @@ class Learner:
             if self.store.has(uid):
                 continue
             try:
-                read_labels(atoms)
-                labelled = atoms.copy()
-                labelled.calc = None
-                result = OracleResult(labelled, "ok", 0.0)
-            except ValueError:  # unlabelled: ask the oracle
+                result = OracleResult(_as_labelled(atoms), "ok", 0.0)
+            except ValueError:  # unlabelled (or forces without an energy): ask the oracle
                 result = self.oracle(atoms)
             self.store.add(result, uid, iteration=-1, source="initial")
 
