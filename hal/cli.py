@@ -61,8 +61,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from hal.fit import LabelKeys, Weights, fit
     from hal.fit.design import exclusions, read_labels
     from hal.fit.metrics import errors, format_table
+    from hal.fit_config import namespace, per_pair
+    from hal.report import plot_parity
 
+    if len(args.data) == 1 and args.data[0].endswith(".toml"):
+        args = namespace(args.data[0])
     _check_fit_args(args)
+    options = dict(getattr(args, "basis_options", {}))
+    pairs = getattr(args, "pairs", {})
     keys = LabelKeys(energy=args.energy_key, forces=args.forces_key, stress=args.stress_key)
     weights = Weights(*args.weights, f_max=args.f_max)
     data = read_many(args.data)
@@ -70,9 +76,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if not data:
         raise DataError(f"{', '.join(args.data)}: no configurations")
     elements = args.elements or sorted({s for _, _, a in data + test_data for s in a.get_chemical_symbols()})
+    r_cut = per_pair(elements, args.r_cut, pairs.get("r_cut"))
+    if pairs.get("r_in"):
+        options["r_in"] = per_pair(elements, options.get("r_in"), pairs["r_in"])
     try:
-        basis = ACEBasis(elements, order=args.order, max_degree=args.max_degree, r_cut=args.r_cut,
-                         pair_degree=args.pair_degree)  # fmt: skip
+        basis = ACEBasis(elements, order=args.order, max_degree=args.max_degree, r_cut=r_cut,
+                         pair_degree=args.pair_degree, **options)  # fmt: skip
     except ValueError as exc:
         why = str(exc)
         if "r_in" in why:
@@ -88,6 +97,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
             basis.neighbours(atoms)  # elements, finite positions and cell, no coincident atoms
         except ValueError as exc:
             raise DataError(f"{path}: configuration {i}: {exc}") from exc
+    for atoms in (a for _, _, a in data + test_data):  # per-config_type weights, where info sets none
+        w = getattr(args, "type_weights", {}).get(str(atoms.info.get("config_type")))
+        if w is not None:
+            for key, value in zip(("energy_weight", "force_weight", "virial_weight"), w):
+                atoms.info.setdefault(key, value)
     configs = [a for _, _, a in data]
     if test_data:
         train, test = configs, [a for _, _, a in test_data]
@@ -115,7 +129,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         tables["test"] = errors(model, test, keys, f_max=args.f_max)
     print(format_table(tables))
     path = model.save(args.out)
-    print(f"\nmodel written to {path}")
+    parity = plot_parity(model, {"train": train, "test": test}, keys, path.with_suffix(".parity.png"))
+    print(f"\nmodel written to {path}; parity plot {parity}")
     return 0
 
 
@@ -276,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"hal {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fit", help="fit a linear ACE model (Bayesian) to labelled data")
-    f.add_argument("data", nargs="+", help="extxyz files or ASE databases (.db)")
+    f.add_argument("data", nargs="+", help="extxyz files or ASE databases (.db), or globs; or one CONFIG.toml "
+                   "holding every option (see hal.fit_config)")  # fmt: skip
     f.add_argument("--test", nargs="*", help="held-out files (default: a random --test-fraction of the data)")
     f.add_argument("--test-fraction", type=float, default=0.1)
     f.add_argument("--out", default="model.npz", help="model file to write")

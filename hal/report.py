@@ -89,7 +89,7 @@ def plot_learning(rows: list[dict], errs: dict, path: Path) -> None:
     axes[0].set_ylabel("labelled structures fitted")
     axes[1].semilogy(its, [r["sigma"] for r in rows], "o-", ms=3)
     axes[1].set_ylabel("σ at the trigger (eV), mean")
-    groups = sorted({g for e in errs.values() for g in e})
+    groups = sorted({g for e in errs.values() for g in e if not g.startswith("element ")})
     for g in groups:
         k = sorted(errs)
         axes[2].semilogy(k, [errs[i].get(g, {}).get("F_rmse", np.nan) for i in k], "o-", ms=3, label=g)
@@ -159,7 +159,7 @@ def report(run_dir: str | Path) -> Path:
     for e in ends:
         lines.append(f"* stage `{e.get('stage', 'hal')}`: {e['reason']} after iteration {e['iterations']}, "
                      f"{e['labels']} labels ({e['failures']} failed)")  # fmt: skip
-    groups = sorted({g for e in errs.values() for g in e if g != "all"})
+    groups = sorted({g for e in errs.values() for g in e if g != "all" and not g.startswith("element ")})
     head = "| iteration | stage | fitted on | labels | failed | mean steps | σ at trigger (eV) |"
     head += "".join(f" {g} E / F RMSE |" for g in groups)
     lines += ["", "## Iterations", "", head, "|" + "---:|" * (7 + len(groups))]
@@ -179,3 +179,48 @@ def report(run_dir: str | Path) -> Path:
     out = run_dir / "report.md"
     out.write_text("\n".join(lines) + "\n")
     return out
+
+
+def plot_parity(model, sets: dict, keys, path: Path) -> Path:
+    """Model against reference: energies (eV/atom) and force components (eV/Å), coloured by config_type,
+    one marker per set (e.g. train and test); isolated atoms left out. Returns ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hal.fit.design import is_isolated_atom, read_labels
+
+    points: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: {"E": [], "F": []})
+    for name, configs in sets.items():
+        for atoms in configs:
+            if is_isolated_atom(atoms):
+                continue
+            lab, res = read_labels(atoms, keys), model.evaluate(atoms)
+            d = points[(name, str(atoms.info.get("config_type", "all")))]
+            if lab.energy is not None:
+                d["E"].append((lab.energy / len(atoms), res.energies[0] / len(atoms)))
+            if lab.forces is not None:
+                d["F"] += list(zip(lab.forces.ravel(), res.forces[0].ravel()))
+    types = sorted({t for _, t in points})
+    markers = dict(zip(sets, "o^sv"))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    for ax, key, unit in ((axes[0], "E", "eV/atom"), (axes[1], "F", "eV/Å")):
+        lo, hi = np.inf, -np.inf
+        for (name, t), d in sorted(points.items()):
+            if d[key]:
+                ref, pred = np.array(d[key]).T
+                rmse = np.sqrt(np.mean((pred - ref) ** 2))
+                ax.scatter(ref, pred, s=8, marker=markers[name], color=f"C{types.index(t) % 10}", alpha=0.6,
+                           label=f"{name} {t} (RMSE {rmse * (1000 if key == 'E' else 1):.3g} "
+                                 f"{'meV/atom' if key == 'E' else unit})")  # fmt: skip
+                lo, hi = min(lo, ref.min(), pred.min()), max(hi, ref.max(), pred.max())
+        if np.isfinite(lo):
+            ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8)
+        ax.set_xlabel(f"reference {'energy' if key == 'E' else 'force component'} ({unit})", fontsize=11)
+        ax.set_ylabel(f"model ({unit})", fontsize=11)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

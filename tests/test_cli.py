@@ -158,3 +158,33 @@ def test_fit_reports_what_it_leaves_out_and_scores_what_it_fits(cells, tmp_path,
     assert any("stress" in n and "train.xyz:10" in n for n in notes), notes
     f_rmse = float(next(line for line in text.splitlines() if "| train | all |" in line).split("|")[5])
     assert f_rmse < 1.0  # the 1e4 eV/Å label is not scored
+
+
+def test_fit_from_a_config_file(cells, tmp_path, capsys):
+    """`hal fit CONFIG.toml`: globbed data, per-pair cutoffs and r_in, per-config_type weights, parity plot,
+    per-element force errors and stress errors in GPa; a bad value names its key, exit 2, nothing written."""
+    for k, a in enumerate(cells):
+        a.info["config_type"] = "even" if k % 2 == 0 else "odd"
+    (tmp_path / "data").mkdir()
+    write(tmp_path / "data" / "a.xyz", cells[:6])
+    write(tmp_path / "data" / "b.xyz", cells[6:12])
+    write(tmp_path / "test.xyz", cells[12:])
+    config = tmp_path / "fit.toml"
+    config.write_text(
+        'data = ["data/*.xyz"]\ntest = ["test.xyz"]\nout = "m.npz"\n'
+        "[basis]\norder = 2\nmax_degree = [6, 6]\nr_cut = 4.5\nr0 = 2.6\n"
+        'r_cut_pairs = { "Cu-Al" = 4.2 }\nr_in_pairs = { "Cu-Cu" = 1.5 }\npair_degree = 4\n'
+        "[fit]\ncommittee_size = 4\n[config_type_weights]\nodd = [30.0, 0.0, 1.0]\n"
+    )
+    assert main(["fit", str(config)]) == 0
+    text = capsys.readouterr().out
+    model = LinearACE.load(tmp_path / "m.npz")
+    b = model.basis
+    cu, al = b.elements.index("Cu"), b.elements.index("Al")
+    assert b.r_cut[cu, al] == 4.2 and b.r_cut[cu, cu] == 4.5 and b.r_in[cu, cu] == 1.5 and b.pair_degree == 4
+    assert model.committee.shape[0] == 4
+    assert "| train | element Cu |" in text and "stress RMSE GPa" in text and "| test | odd |" in text
+    assert (tmp_path / "m.parity.png").stat().st_size > 10_000
+    config.write_text(config.read_text().replace("committee_size = 4", "committee_size = -1"))
+    assert main(["fit", str(config)]) == 2
+    assert "fit.committee_size: -1 must be >= 0" in capsys.readouterr().err
