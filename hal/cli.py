@@ -239,6 +239,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         summary = module.run(config, run_dir, progress=not args.quiet)
     except KeyboardInterrupt:
+        _ignore_interrupts()
         print(f"\nhal run: interrupted; every label made so far is kept in {run_dir}: continue with "
               f"'hal run --resume {run_dir}'", file=sys.stderr)  # fmt: skip
         return 130
@@ -335,6 +336,14 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _ignore_interrupts() -> None:
+    """After the first Ctrl-C has been answered, a second one (or one still pending from a worker
+    process) must not end the shutdown with a traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -343,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hal {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _ignore_interrupts()
         print(f"\nhal {args.command}: interrupted", file=sys.stderr)
         return 130
 

@@ -1,7 +1,8 @@
 """Plots and a Markdown summary of a run directory (``hal report DIR``); reads, never writes the data.
 
 * ``traces.png``: per HAL trajectory, one after the other (HAL paper, Fig. 3): the stopping
-  criterion, temperature, pressure and τ against the MD step, iterations separated by lines.
+  criterion (named, with its threshold), temperature, pressure and τ against the MD step, coloured by
+  iteration.
 * ``learning.png``: labelled structures, σ at the trigger and held-out errors (``test.xyz``, per
   config_type) of each iteration's model, against the iteration.
 * ``report.md``: stages, labels, failures, oracle time, a per-iteration table and the ARD sweep.
@@ -48,33 +49,65 @@ def model_errors(run_dir: Path) -> dict[int, dict[str, dict[str, float]]]:
     return out
 
 
-def plot_traces(items: list, path: Path) -> None:
+def _criteria(run_dir: Path) -> dict[str, tuple[str, float]]:
+    """Per stage of the run's config: which stopping criterion its traces hold, and its threshold."""
+    from hal.config import read
+
+    path = run_dir / "config.toml"
+    stages = read(path).get("stages", []) if path.exists() else []
+    return {st["name"]: ("max_i f_i", st["f_tol"]) if st.get("f_tol") is not None
+            else ("max softmax(f_i)", st.get("s_tol", 0.5)) for st in stages if "name" in st}  # fmt: skip
+
+
+def plot_traces(items: list, path: Path, criteria: dict[str, tuple[str, float]] | None = None) -> dict:
+    """Traces one after the other, coloured by iteration (colour bar), the stopping threshold dashed;
+    returns what the figure shows (panel labels, threshold lines, colour-bar label) for checks."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    keys = [("criterion", "criterion"), ("temperature", "T (K)"), ("pressure_GPa", "P (GPa)"), ("tau", "τ")]
-    fig, axes = plt.subplots(len(keys), 1, figsize=(10, 8), sharex=True)
+    criteria = criteria or {}
+    names = sorted({criteria.get(stage, ("criterion", None))[0] for stage, *_ in items})
+    keys = [("criterion", " / ".join(names) or "criterion"), ("temperature", "T (K)"), ("pressure_GPa", "P (GPa)"),
+            ("tau", "τ")]  # fmt: skip
+    keys = [(k, label) for k, label in keys if any(np.isfinite(tr[k]).any() for *_, tr in items)]  # no P: molecules
+    iterations = [it for _, it, _, _ in items]
+    norm = matplotlib.colors.Normalize(min(iterations), max(max(iterations), min(iterations) + 1))
+    cmap = matplotlib.colormaps["viridis"]
+    fig, axes = plt.subplots(len(keys), 1, figsize=(11, 2.1 * len(keys) + 0.8), sharex=True, layout="constrained")
     offset, last_it = 0, None
-    for _, it, _, tr in items:
+    for stage, it, _, tr in items:
         x = offset + np.arange(len(tr["sigma"]))
         for ax, (k, _) in zip(axes, keys):
             y = tr[k]
             ok = np.isfinite(y)
-            ax.plot(x[ok], y[ok], lw=0.6, color=f"C{it % 10}")
+            ax.plot(x[ok], y[ok], lw=0.7, color=cmap(norm(it)))
+        threshold = criteria.get(stage, (None, None))[1]
+        if threshold is not None:
+            axes[0].hlines(threshold, x[0], x[-1], colors="C3", linestyles="--", lw=0.9)
         if it != last_it:
             for ax in axes:
-                ax.axvline(offset, color="0.8", lw=0.5)
-            axes[0].annotate(f"{it}", (offset, 1.0), xycoords=("data", "axes fraction"), fontsize=6, va="bottom")
+                ax.axvline(offset, color="0.85", lw=0.5)
             last_it = it
         offset = x[-1] + 1
     for ax, (_, label) in zip(axes, keys):
-        ax.set_ylabel(label)
-    axes[-1].set_xlabel("MD step (trajectories one after the other; numbers: iteration)")
-    fig.tight_layout()
+        ax.set_ylabel(label, fontsize=11)
+        ax.tick_params(labelsize=10)
+    axes[0].plot([], [], "C3--", lw=0.9, label="stopping threshold")
+    axes[0].legend(fontsize=9, loc="upper left")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1].set_xlabel("MD step (the trajectories one after the other; grey lines: a new iteration)", fontsize=11)
+    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, shrink=0.7, pad=0.01)
+    bar.set_label("iteration", fontsize=11)
+    bar.locator = MaxNLocator(integer=True)
+    bar.update_ticks()
     fig.savefig(path, dpi=120)
+    shown = {"ylabels": [ax.get_ylabel() for ax in axes], "thresholds": len(axes[0].collections),
+             "colorbar": bar.ax.get_ylabel(), "fontsize": axes[0].yaxis.label.get_size()}  # fmt: skip
     plt.close(fig)
+    return shown
 
 
 def plot_learning(rows: list[dict], errs: dict, path: Path) -> None:
@@ -96,8 +129,12 @@ def plot_learning(rows: list[dict], errs: dict, path: Path) -> None:
     axes[2].set_ylabel("held-out force RMSE (eV/Å)")
     if groups:
         axes[2].legend(fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes:
-        ax.set_xlabel("iteration")
+        ax.set_xlabel("iteration", fontsize=11)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -114,6 +151,11 @@ def _protocol_report(run_dir: Path) -> Path | None:
     if module is None or not hasattr(module, "report"):
         return None
     return module.report(run_dir, load(path, module.SCHEMA))
+
+
+def _num(value: float | None, spec: str) -> str:
+    """A figure for a table: "–" where there is none (an iteration without labels has no σ)."""
+    return "–" if value is None or not np.isfinite(value) else format(value, spec)
 
 
 def report(run_dir: str | Path) -> Path:
@@ -146,7 +188,7 @@ def report(run_dir: str | Path) -> Path:
     errs = model_errors(run_dir)
     items = traces(run_dir)
     if items:
-        plot_traces(items, run_dir / "traces.png")
+        plot_traces(items, run_dir / "traces.png", _criteria(run_dir))
     if rows:
         plot_learning(rows, errs, run_dir / "learning.png")
 
@@ -165,10 +207,10 @@ def report(run_dir: str | Path) -> Path:
     lines += ["", "## Iterations", "", head, "|" + "---:|" * (7 + len(groups))]
     for r in rows:
         e = errs.get(r["iteration"], {})
-        cells = [f"{e.get(g, {}).get('E_rmse', np.nan):.2f} meV / {e.get(g, {}).get('F_rmse', np.nan):.3f} eV/Å"
+        cells = [f"{_num(e.get(g, {}).get('E_rmse'), '.2f')} meV / {_num(e.get(g, {}).get('F_rmse'), '.3f')} eV/Å"
                  for g in groups]  # fmt: skip
         lines.append(f"| {r['iteration']} | {r['stage']} | {r['n_data']} | {r['labels']} | {r['failed']} | "
-                     f"{r['steps']:.0f} | {r['sigma']:.3g} |" + "".join(f" {c} |" for c in cells))  # fmt: skip
+                     f"{r['steps']:.0f} | {_num(r['sigma'], '.3g')} |" + "".join(f" {c} |" for c in cells))  # fmt: skip
     if items:
         lines += ["", "![traces](traces.png)"]
     if rows:

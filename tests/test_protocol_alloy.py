@@ -70,7 +70,7 @@ def test_alloy_protocol_runs_reports_and_does_not_redo(tmp_path, capsys):
     for name in ("report.md", "traces.png", "learning.png", "ard_sweep.md", "test.xyz", "config.toml"):
         assert (run_dir / name).stat().st_size > 0, name
     report = (run_dir / "report.md").read_text()
-    assert "| brr |" in report and "| ard |" in report and "solid E / F RMSE" in report
+    assert "| brr |" in report and "| ard |" in report and "solid E / F RMSE" in report and "nan" not in report
     assert "ard_sweep" in capsys.readouterr().out
 
     # run again with the same config: everything is done, nothing is labelled or logged as ended twice
@@ -115,3 +115,20 @@ def test_ctrl_c_leaves_a_resumable_run_and_no_traceback(tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and f"hal run --resume {run_dir}" in err
     assert main(["run", "--resume", str(run_dir), "--quiet"]) == 0
+
+
+def test_traces_plot_names_the_criterion_and_its_threshold(tmp_path):
+    import numpy as np
+
+    from hal.report import plot_traces
+
+    def trace(n, pressure):
+        return {"sigma": np.ones(n), "criterion": np.linspace(0, 0.2, n), "temperature": np.full(n, 800.0),
+                "pressure_GPa": np.full(n, pressure), "tau": np.zeros(n)}  # fmt: skip
+
+    items = [("solid", 0, 0, trace(50, 1.0)), ("solid", 1, 0, trace(30, 1.0)), ("liquid", 2, 0, trace(40, 0.1))]
+    shown = plot_traces(items, tmp_path / "t.png", {"solid": ("max_i f_i", 0.1), "liquid": ("max_i f_i", 0.2)})
+    assert shown["ylabels"] == ["max_i f_i", "T (K)", "P (GPa)", "τ"] and shown["thresholds"] == 3
+    assert shown["colorbar"] == "iteration" and shown["fontsize"] >= 10
+    molecule = [(s, it, w, {**tr, "pressure_GPa": np.full(len(tr["tau"]), np.nan)}) for s, it, w, tr in items]
+    assert "P (GPa)" not in plot_traces(molecule, tmp_path / "m.png", {})["ylabels"]  # no cell, no panel
