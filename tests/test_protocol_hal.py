@@ -183,3 +183,21 @@ def test_pyscf_oracle_energy_and_forces():
     assert np.abs(f.sum(axis=0)).max() < 1e-6
     with pytest.raises(ValueError, match="periodic"):
         Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]], cell=[5, 5, 5], pbc=True, calculator=PySCF()).get_forces()
+
+
+def test_packaged_example_runs_with_tblite(tmp_path, capsys):
+    """`hal run hal`: the packaged ethanol example with GFN2-xTB through its import path (a short budget)."""
+    pytest.importorskip("tblite")
+    from hal.config import dumps, read
+    from hal.protocols import default_config
+
+    raw = read(default_config("hal"))
+    raw["system"]["starts"] = [str(default_config("hal").parent / "hal_example.xyz")]
+    raw["stages"][0].update(n_stable=100, max_oracle_calls=3)
+    path = tmp_path / "example.toml"
+    path.write_text(dumps(raw))
+    assert main(["run", str(path), "--dir", str(tmp_path / "run"), "--quiet"]) == 0
+    rows = list(connect(str(tmp_path / "run" / "data.db")).select())
+    assert sum(r.source == "initial" and r.status == "ok" for r in rows) == 8
+    assert 1 <= sum(r.source == "hal" for r in rows) <= 3
+    assert "md500: stopped on" in capsys.readouterr().out

@@ -117,10 +117,10 @@ class Learner:
             fh.write(json.dumps({"time": time.time(), "event": event, **fields}) + "\n")
 
     def _label_initial(self) -> None:
-        for k, atoms in enumerate(self.initial):
+        todo = [(k, atoms) for k, atoms in enumerate(self.initial) if not self.store.has(f"init-{k}")]
+        bar = tqdm(todo, desc="initial data", unit="cfg", disable=not self.settings.progress or not todo, leave=False)
+        for k, atoms in bar:
             uid = f"init-{k}"
-            if self.store.has(uid):
-                continue
             try:
                 result = OracleResult(_as_labelled(atoms), "ok", 0.0)
             except ValueError:  # unlabelled (or forces without an energy): ask the oracle
