@@ -84,7 +84,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
                          pair_degree=args.pair_degree, **options)  # fmt: skip
     except ValueError as exc:
         why = str(exc)
-        if "r_in" in why:
+        if "r_in" in why and "r_in" not in options:  # the default inner cutoff, which the flags do not show
             from ase.data import atomic_numbers, covalent_radii
 
             rin = 0.6 * 2 * max(covalent_radii[atomic_numbers[e]] for e in elements if e in atomic_numbers)

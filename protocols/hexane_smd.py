@@ -38,7 +38,7 @@ from hal.ace.basis import ACEBasis
 from hal.backends.ace import ACEBackend
 from hal.backends.base import Backend, MemberCalculator
 from hal.calculators import HALCalculator
-from hal.config import ConfigError, Field
+from hal.config import ConfigError, Field, at_least, between, non_negative, positive
 from hal.dynamics import smd
 from hal.dynamics.hal import AdaptiveTau
 from hal.fit import assemble, fit, fit_normal_equations
@@ -49,6 +49,7 @@ from hal.loop.oracle import Oracle
 from hal.loop.select import Splits, augment, screen, uq_threshold
 from hal.loop.store import Store
 from hal.model import LinearACE
+from hal.protocols.hal import check_basis
 from hal.protocols.hexane_eval import Score, score
 from hal.protocols.hexane_reference import (
     PullSettings,
@@ -64,65 +65,67 @@ STRATEGY = {
     "name": Field(str, required=True),
     "kind": Field(str, required=True, choices=("baseline-md", "baseline-smd", "jung", "hal")),
     "backend": Field(str, "ace", choices=("ace", "torchani", "schnet")),
-    "epochs": Field(int, 300),
-    "refit_epochs": Field(int, 20),
-    "members": Field(int, 3),
+    "epochs": Field(int, 300, check=at_least(1)),
+    "refit_epochs": Field(int, 20, check=at_least(1)),
+    "members": Field(int, 3, check=at_least(1)),
     "split": Field(str, "inherited", choices=("inherited", "random")),
-    "iterations": Field(int, 10),
-    "labels_per_iteration": Field(int, 150),
-    "uq_first_steps": Field(int, 1000),
-    "n_initial": Field(int, 40),
-    "max_oracle_calls": Field(int, 400),
-    "n_stable": Field(int, 2),
-    "f_tol": Field(float, 0.0),  # max f_i trigger; 0: off
-    "eps": Field(float, 0.2),  # ε of f_i (eV/Å); ≫ |F| makes the trigger one on absolute force uncertainty
-    "sigma_tol": Field(float, 0.005),  # eV, trigger on σ of E − E(start) (the work curve's uncertainty); 0: off
-    "post_break": Field(int, 0),  # labels per pull after the bond has broken, at most
-    "tau_rel": Field(float, 0.1),
-    "n_hist": Field(int, 100),
-    "check_every": Field(int, 5),
-    "committee_size": Field(int, 32),
-    "score_every": Field(int, 25),
+    "iterations": Field(int, 10, check=at_least(1)),
+    "labels_per_iteration": Field(int, 150, check=at_least(1)),
+    "uq_first_steps": Field(int, 1000, check=at_least(1)),
+    "n_initial": Field(int, 40, check=at_least(1)),
+    "max_oracle_calls": Field(int, 400, check=non_negative),
+    "n_stable": Field(int, 2, check=at_least(1)),
+    "f_tol": Field(float, 0.0, check=non_negative),  # max f_i trigger; 0: off
+    # ε of f_i (eV/Å); ≫ |F| makes the trigger one on absolute force uncertainty
+    "eps": Field(float, 0.2, check=positive),
+    # eV, trigger on σ of E − E(start) (the work curve's uncertainty); 0: off
+    "sigma_tol": Field(float, 0.005, check=non_negative),
+    "post_break": Field(int, 0, check=non_negative),  # labels per pull after the bond has broken, at most
+    "tau_rel": Field(float, 0.1, check=non_negative),
+    "n_hist": Field(int, 100, check=at_least(1)),
+    "check_every": Field(int, 5, check=at_least(1)),
+    "committee_size": Field(int, 32, check=at_least(2)),
+    "score_every": Field(int, 25, check=at_least(1)),
 }
 
 SCHEMA = {
     "protocol": Field(str, "hexane_smd", choices=("hexane_smd",)),
     "run_dir": Field(str, "runs/hexane_smd"),
     "seed": Field(int, 0),
-    "workers": Field(int, 2),
+    "workers": Field(int, 2, check=at_least(1)),
     "scheduler": Field(str),
-    "seeds": Field(list, [0, 1, 2], item=int),
-    "n_carbon": Field(int, 6),
+    "seeds": Field(list, [0, 1, 2], item=int, check=non_negative),
+    "n_carbon": Field(int, 6, check=at_least(2)),
     "pull": {
-        "k": Field(float, 10.0),
-        "velocity": Field(float, 1.0),
-        "stretch": Field(float, 3.5),
-        "timestep_fs": Field(float, 0.5),
-        "temperature_K": Field(float, 10.0),
-        "prepare_steps": Field(int, 2000),
-        "frame_every": Field(int, 10),
+        "k": Field(float, 10.0, check=positive),
+        "velocity": Field(float, 1.0, check=positive),
+        "stretch": Field(float, 3.5, check=positive),
+        "timestep_fs": Field(float, 0.5, check=positive),
+        "temperature_K": Field(float, 10.0, check=positive),
+        "prepare_steps": Field(int, 2000, check=non_negative),
+        "frame_every": Field(int, 10, check=at_least(1)),
     },
     "initial": {
-        "n_md": Field(int, 2000),
-        "temperature_K": Field(float, 500.0),
-        "every": Field(int, 10),
+        "n_md": Field(int, 2000, check=at_least(1)),
+        "temperature_K": Field(float, 500.0, check=positive),
+        "every": Field(int, 10, check=at_least(1)),
     },
     "basis": {
-        "order": Field(int, 4),
-        "max_degree": Field(list, [15, 11, 9, 6], item=int),
-        "r_cut": Field(float, 5.0),
+        "order": Field(int, 4, check=between(1, 4)),
+        "max_degree": Field(list, [15, 11, 9, 6], item=int, check=at_least(1)),
+        "r_cut": Field(float, 5.0, check=positive),
     },
     # every linear-ACE fit of the study; E_a is an energy difference, so energies weigh more than the
     # general default (30): with 30 the work curve of a HAL-SMD model drifts by ~0.06 eV, with 1000 by ~0.01
-    "fit": {"energy_weight": Field(float, 1000.0)},
-    "oracle": {"timeout_s": Field(float)},  # none: tblite (OpenMP) can hang in a forked child
+    "fit": {"energy_weight": Field(float, 1000.0, check=non_negative)},
+    "oracle": {"timeout_s": Field(float, check=positive)},  # none: tblite (OpenMP) can hang in a forked child
     # the quasi-static pull of a score is ~185 minimisations: tens of minutes for an NN model on a CPU
     "quasi_static_backends": Field(list, ["ace", "torchani", "schnet"], item=str),
     "strategies": [STRATEGY],
     "transfer": {
         "model": Field(str, "hal-smd"),
-        "chains": Field(list, [], item=int),
-        "velocities": Field(list, [], item=float),
+        "chains": Field(list, [], item=int, check=at_least(2)),
+        "velocities": Field(list, [], item=float, check=positive),
         "seeds": Field(list, [0], item=int),
     },
 }
@@ -138,6 +141,7 @@ def check(config: dict) -> None:
     for k, s in enumerate(config["strategies"]):
         if (s["kind"] == "jung" or s["backend"] != "ace") and s["members"] < 2:
             raise ConfigError(f"strategies[{k}].members: an ensemble needs at least 2 members")
+    check_basis(config["basis"])
 
 
 class Study:
