@@ -61,14 +61,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from hal.fit import LabelKeys, Weights, fit
     from hal.fit.design import exclusions, read_labels
     from hal.fit.metrics import errors, format_table
-    from hal.fit_config import namespace, per_pair
+    from hal.fit_config import basis_kwargs, namespace
     from hal.report import plot_parity
 
     if len(args.data) == 1 and args.data[0].endswith(".toml"):
         args = namespace(args.data[0])
     _check_fit_args(args)
-    options = dict(getattr(args, "basis_options", {}))
-    pairs = getattr(args, "pairs", {})
     keys = LabelKeys(energy=args.energy_key, forces=args.forces_key, stress=args.stress_key)
     weights = Weights(*args.weights, f_max=args.f_max)
     data = read_many(args.data)
@@ -76,15 +74,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if not data:
         raise DataError(f"{', '.join(args.data)}: no configurations")
     elements = args.elements or sorted({s for _, _, a in data + test_data for s in a.get_chemical_symbols()})
-    r_cut = per_pair(elements, args.r_cut, pairs.get("r_cut"))
-    if pairs.get("r_in"):
-        options["r_in"] = per_pair(elements, options.get("r_in"), pairs["r_in"])
+    b = getattr(args, "basis", None) or {"order": args.order, "max_degree": args.max_degree, "r_cut": args.r_cut,
+                                         "pair_degree": args.pair_degree}  # fmt: skip
+    kwargs = basis_kwargs(b, elements)
     try:
-        basis = ACEBasis(elements, order=args.order, max_degree=args.max_degree, r_cut=r_cut,
-                         pair_degree=args.pair_degree, **options)  # fmt: skip
+        basis = ACEBasis(elements, **kwargs)
     except ValueError as exc:
         why = str(exc)
-        if "r_in" in why and "r_in" not in options:  # the default inner cutoff, which the flags do not show
+        if "r_in" in why and "r_in" not in kwargs:  # the default inner cutoff, which the flags do not show
             from ase.data import atomic_numbers, covalent_radii
 
             rin = 0.6 * 2 * max(covalent_radii[atomic_numbers[e]] for e in elements if e in atomic_numbers)

@@ -18,6 +18,19 @@ from pathlib import Path
 
 from hal.config import ConfigError, Field, at_least, between, element, load, non_negative, positive
 
+# the [basis] table of every config file (hal fit, the general and alloy protocols)
+BASIS = {
+    "order": Field(int, 3, check=between(1, 4)),
+    "max_degree": Field(list, [12, 10, 8], item=int, check=at_least(1)),
+    "r_cut": Field(float, 5.0, check=positive),
+    "r_in": Field(float, check=positive),
+    "r0": Field(float, check=positive),
+    "r_cut_pairs": Field(dict),
+    "r_in_pairs": Field(dict),
+    "pair_degree": Field(int, check=between(0, 20)),
+    "pair_r_cut": Field(float, check=positive),
+}
+
 SCHEMA = {
     "data": Field(list, item=str, required=True),
     "test": Field(list, [], item=str),
@@ -27,17 +40,7 @@ SCHEMA = {
     "seed": Field(int, 0),
     "workers": Field(int, check=at_least(1)),
     "keys": {"energy": Field(str, "energy"), "forces": Field(str, "forces"), "stress": Field(str, "stress")},
-    "basis": {
-        "order": Field(int, 3, check=between(1, 4)),
-        "max_degree": Field(list, [12, 10, 8], item=int, check=at_least(1)),
-        "r_cut": Field(float, 5.0, check=positive),
-        "r_in": Field(float, check=positive),
-        "r0": Field(float, check=positive),
-        "r_cut_pairs": Field(dict),
-        "r_in_pairs": Field(dict),
-        "pair_degree": Field(int, check=between(0, 20)),
-        "pair_r_cut": Field(float, check=positive),
-    },
+    "basis": BASIS,
     "fit": {
         "solver": Field(str, "brr", choices=("brr", "ard")),
         "ard_threshold": Field(float, 1e4, check=positive),
@@ -69,6 +72,24 @@ def per_pair(elements: list[str], value: float | None, pairs: dict) -> float | d
             for i, a in enumerate(elements) for b in elements[i:]}  # fmt: skip
 
 
+def basis_kwargs(b: dict, elements: list[str]) -> dict:
+    """``ACEBasis`` keyword arguments of a validated [basis] table (per-pair tables over the scalars);
+    a bad per-pair entry is a ``ConfigError`` naming it."""
+    kw = {"order": b["order"], "max_degree": b["max_degree"]}
+    kw.update({k: b[k] for k in ("r0", "pair_degree", "pair_r_cut") if b.get(k) is not None})
+    for key in ("r_cut", "r_in"):
+        value = per_pair(elements, b.get(key), _pairs(b.get(f"{key}_pairs"), f"{key}_pairs"))
+        if value is not None:
+            kw[key] = value
+    return kw
+
+
+def check_basis(b: dict) -> None:
+    """What the [basis] schema cannot say."""
+    if len(b["max_degree"]) != b["order"]:
+        raise ConfigError(f"basis.max_degree: one degree per order ({b['order']}), got {b['max_degree']}")
+
+
 def namespace(path: str | Path) -> argparse.Namespace:
     """The ``hal fit`` options of a config file (relative paths from the file's folder)."""
     path = Path(path)
@@ -85,17 +106,17 @@ def namespace(path: str | Path) -> argparse.Namespace:
             raise ConfigError(f"{path}: config_type_weights.{name}: expected [w_E, w_F, w_V] >= 0, got {w!r}")
         type_weights[name] = [float(x) for x in w]
     e0 = f.get("e0")
-    basis_options = {key: b[key] for key in ("r0", "r_in", "pair_r_cut") if b.get(key) is not None}
     try:
-        pairs = {key: _pairs(b.get(f"{key}_pairs"), f"{key}_pairs") for key in ("r_cut", "r_in")}
+        check_basis(b)
+        basis_kwargs(b, [])  # per-pair tables checked before anything is read
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     return argparse.Namespace(
         data=[resolve(p) for p in c["data"]], test=[resolve(p) for p in c["test"]], test_fraction=c["test_fraction"],
         out=resolve(c["out"]), elements=c["elements"] or None, order=b["order"], max_degree=b["max_degree"],
-        r_cut=b["r_cut"], pair_degree=b.get("pair_degree"), solver=f["solver"], ard_threshold=f["ard_threshold"],
+        r_cut=b["r_cut"], pair_degree=b.get("pair_degree"), basis=b, solver=f["solver"],
+        ard_threshold=f["ard_threshold"],
         committee=f["committee_size"], seed=c["seed"], weights=f["weights"], f_max=f["f_max"],
         e0=",".join(f"{el}={v}" for el, v in e0.items()) if e0 else None, energy_key=k["energy"],
-        forces_key=k["forces"], stress_key=k["stress"], workers=c.get("workers"), basis_options=basis_options,
-        pairs=pairs, type_weights=type_weights,
+        forces_key=k["forces"], stress_key=k["stress"], workers=c.get("workers"), type_weights=type_weights,
     )  # fmt: skip

@@ -29,6 +29,7 @@ from hal.config import ConfigError, Field, at_least, between, element, non_negat
 from hal.dynamics.hal import thermalize
 from hal.fit import fit
 from hal.fit.metrics import errors
+from hal.fit_config import BASIS, check_basis
 from hal.loop import Oracle
 from hal.protocols import hal as general
 
@@ -50,7 +51,7 @@ SCHEMA = {
         "rattle": Field(float, 0.1, check=non_negative),
         "n_walkers": Field(int, 4, check=at_least(1)),
     },
-    "basis": {**general.BASIS, "pair_degree": Field(int, 8, check=between(0, 20))},
+    "basis": {**BASIS, "pair_degree": Field(int, 8, check=between(0, 20))},
     "fit": general.FIT,
     "oracle": {
         "calculator": Field(str, "emt", choices=tuple(ORACLES)),
@@ -168,7 +169,7 @@ def format_sweep(rows: list[dict]) -> str:
 def check(config: dict) -> None:
     """What the schema cannot say: raises ``ConfigError`` naming the key."""
     general.check_stages(config)
-    general.check_basis(config["basis"])
+    check_basis(config["basis"])
     s = config["system"]
     if len(s["elements"]) != 2 or len(set(s["elements"])) != 2:
         raise ConfigError(f"system.elements: a binary alloy needs two distinct elements, got {s['elements']}")

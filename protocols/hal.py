@@ -27,6 +27,7 @@ from ase import Atoms
 from ase.io import write
 
 from hal.config import ConfigError, Field, at_least, between, element, non_negative, positive
+from hal.fit_config import BASIS, basis_kwargs, check_basis
 from hal.io import DataError, read_many
 
 STAGE = {
@@ -51,16 +52,6 @@ STAGE = {
     "mc_every": Field(int, 0, check=non_negative),
     "mc_moves": Field(list, ["swap"], item=str, choices=("swap", "volume", "shape")),
     "trajectory_every": Field(int, 50, check=at_least(1)),
-}
-
-BASIS = {
-    "order": Field(int, 3, check=between(1, 4)),
-    "max_degree": Field(list, [12, 10, 8], item=int, check=at_least(1)),
-    "r_cut": Field(float, 5.0, check=positive),
-    "r_in": Field(float, check=positive),
-    "r0": Field(float, check=positive),
-    "pair_degree": Field(int, check=between(0, 20)),
-    "pair_r_cut": Field(float, check=positive),
 }
 
 FIT = {
@@ -153,18 +144,12 @@ def check_stages(config: dict) -> None:
         raise ConfigError(f"stages: names must be distinct, got {names}")
 
 
-def check_basis(b: dict) -> None:
-    if len(b["max_degree"]) != b["order"]:
-        raise ConfigError(f"basis.max_degree: one degree per order ({b['order']}), got {b['max_degree']}")
-
-
 def basis_of(b: dict, elements: list[str]):
     """The ACE basis of a ``[basis]`` table; a value the basis refuses names the table."""
     from hal.ace.basis import ACEBasis
 
-    opts = {k: b[k] for k in ("r_in", "r0", "pair_degree", "pair_r_cut") if b.get(k) is not None}
     try:
-        return ACEBasis(elements, order=b["order"], max_degree=b["max_degree"], r_cut=b["r_cut"], **opts)
+        return ACEBasis(elements, **basis_kwargs(b, elements))
     except ValueError as exc:
         raise ConfigError(f"basis: {exc}") from exc
 

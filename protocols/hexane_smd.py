@@ -43,13 +43,13 @@ from hal.dynamics import smd
 from hal.dynamics.hal import AdaptiveTau
 from hal.fit import assemble, fit, fit_normal_equations
 from hal.fit.design import Weights, config_rows, reference_energies
+from hal.fit_config import check_basis
 from hal.loop.executors import make_executor
 from hal.loop.learner import read_events
 from hal.loop.oracle import Oracle
 from hal.loop.select import Splits, augment, screen, uq_threshold
 from hal.loop.store import Store
 from hal.model import LinearACE
-from hal.protocols.hal import check_basis
 from hal.protocols.hexane_eval import Score, score
 from hal.protocols.hexane_reference import (
     PullSettings,
