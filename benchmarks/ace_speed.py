@@ -31,6 +31,7 @@ from ase.build import bulk  # noqa: E402
 from ase.calculators.calculator import all_changes  # noqa: E402
 
 from hal import ACEBasis, LinearACE  # noqa: E402
+from hal.ace import kernels  # noqa: E402
 from hal.structures import linear_alkane  # noqa: E402
 
 CASES = {
@@ -136,9 +137,12 @@ def memory_probe(which: str, case: str) -> None:
     atoms = structure(case)
     if which == "pace":
         import pyace  # noqa: F401  (import cost is not the evaluator's memory)
+    else:
+        import vesin  # noqa: F401  (nor is this one's: it imports torch when that is installed)
     before = _status_kb("VmRSS:")
     with open("/proc/self/clear_refs", "w") as fh:  # reset the high-water mark to the current RSS
         fh.write("5")
+    kernels.set_threads(1)
     calc = hal_model(case).calculator() if which == "hal" else pace_calculator(case)[1]
     for _ in range(5):
         call(calc, atoms)
@@ -155,6 +159,7 @@ def main() -> None:
         memory_probe(*args.memory_probe)
         return
     seconds, blocks = (0.3, 3) if args.quick else (1.5, 7)
+    kernels.set_threads(1)
     results = {}
     tmp = tempfile.TemporaryDirectory()
     for case in CASES:

@@ -1,63 +1,167 @@
-"""Cost of a HAL MD step (K = 32: σ, bias force, adaptive τ, f_i) over a plain Langevin step.
+"""Cost of a HAL MD step (K = 32: σ, bias force, adaptive τ, f_i at a cadence) over a plain Langevin step.
 
-Same model (hexane, 1029 functions, fitted to GFN2-xTB MD data), same system, same integrator
-(ASE LangevinBAOAB, 0.5 fs, 500 K). HAL variants: f_i on every step, on every 10th step, never
-(σ and ∇σ still act on every step).
+Same model (hexane, 1029 functions, fitted to GFN2-xTB MD data), same starts, same integrator
+(ASE LangevinBAOAB, 0.5 fs, 500 K, with run_hal's scalar friction), one evaluation thread. HAL variants: f_i on every step, on
+every 10th step, never (σ and ∇σ act on every step). Runs are short enough (``steps`` from each of
+three starts) for the biased trajectories to stay physical: the highest temperature reached is
+printed. The plain step is also timed on the landed code (``--against``, a git revision, run from
+``git archive`` in a subprocess, in alternation with this one). The evaluations alone (plain, σ
+and ∇σ, all 32 members' forces for f_i) are timed on one structure: the f_i step's extra cost,
+spread over ``check_every`` steps, bounds what a cadence can reach.
 
-    python benchmarks/hal_overhead.py [--quick]
+    python benchmarks/hal_overhead.py [--quick] [--against REV]
 
-Last line: ``hal_step_overhead: <HAL step with f_i every step / plain step>`` (goal ≤ 1.3).
+Last line: ``hal_step_overhead_fi_every_10: <HAL step with f_i every 10th step / plain step>``
+(goal ≤ 1.4; without f_i ≤ 1.25).
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from ase import units
+from ase.io import write
 from ase.md.langevinbaoab import LangevinBAOAB
 from datasets import hexane_md, labels_to_info
 
 import hal
+from hal.ace import kernels
 from hal.dynamics import run_hal
+
+ROOT = Path(__file__).resolve().parents[1]
+LANDED = "2f0cf59"  # main before the speed work (issue 16)
+
+PLAIN = """
+import sys, time, numpy as np
+from ase import units
+from ase.io import write
+from ase.io import read
+from ase.md.langevinbaoab import LangevinBAOAB
+import hal
+model, starts = hal.LinearACE.load(sys.argv[1]), read(sys.argv[2], ":")
+steps, blocks = int(sys.argv[3]), int(sys.argv[4])
+def plain():
+    t = 0.0
+    for start in starts:
+        atoms = start.copy()
+        atoms.calc = model.calculator()
+        dyn = LangevinBAOAB(atoms, 0.5 * units.fs, temperature_K=500, T_tau=100 * units.fs,
+                            rng=np.random.default_rng(0))
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            dyn.step()
+        t += time.perf_counter() - t0
+    return t / (steps * len(starts))
+plain()
+print(*[plain() for _ in range(blocks)])
+"""
+
+
+def landed_plain(rev: str, model_path: Path, starts_path: Path, steps: int, blocks: int, tmp: Path) -> list[float]:
+    """Plain-step seconds of revision ``rev`` of hal (its own numba cache: the first call compiles)."""
+    src = tmp / "landed"
+    if not src.exists():
+        src.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "hal"], check=True, capture_output=True)
+        (tmp / "landed.tar").write_bytes(archive.stdout)
+        with tarfile.open(tmp / "landed.tar") as tar:
+            tar.extractall(src, filter="data")
+    out = subprocess.run(
+        [sys.executable, "-c", PLAIN, str(model_path), str(starts_path), str(steps), str(blocks)],
+        check=True, capture_output=True, text=True, cwd=src, env={"PYTHONPATH": str(src), "OMP_NUM_THREADS": "1",
+                                                                "NUMBA_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    return [float(x) for x in out.stdout.split()]
+
+
+def evaluation_times(model, atoms, seconds: float) -> dict[str, float]:
+    """Seconds per call of the plain, the HAL (σ, ∇σ) and the all-members evaluation, interleaved."""
+    calls = {"plain": lambda: model.evaluate(atoms), "bias": lambda: model.evaluate_bias(atoms),
+             "members": lambda: model.evaluate_committee(atoms, member_forces=True)}  # fmt: skip
+    out: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(3):
+        for k, fn in calls.items():
+            fn()
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds / 3:
+                fn()
+                n += 1
+            out[k].append((time.perf_counter() - t0) / n)
+    return {k: float(np.median(v)) for k, v in out.items()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer steps")
+    ap.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    ap.add_argument("--against", default=LANDED, help="git revision whose plain step is timed too ('' to skip)")
     args = ap.parse_args()
-    steps = 100 if args.quick else 400
+    steps, repeats = (100, 3) if args.quick else (200, 5)
+    kernels.set_threads(1)
     data = labels_to_info(hexane_md(1800))
     basis = hal.ACEBasis(["C", "H"], order=4, max_degree=[15, 11, 9, 6], r_cut=5.0)
     model = hal.fit(data[:300], basis, committee_size=32, progress=False, n_workers=2)
-    start = data[0]
+    starts = [data[0], data[600], data[1200]]
+    t_max = [0.0]
 
     def plain() -> None:
-        atoms = start.copy()
-        atoms.calc = model.calculator()
-        dyn = LangevinBAOAB(atoms, 0.5 * units.fs, temperature_K=500, T_tau=100 * units.fs,
-                            rng=np.random.default_rng(0))  # fmt: skip
-        for _ in range(steps):
-            dyn.step()
+        for start in starts:
+            atoms = start.copy()
+            atoms.calc = model.calculator()
+            dyn = LangevinBAOAB(atoms, 0.5 * units.fs, temperature_K=500, T_tau=100 * units.fs,
+                                rng=np.random.default_rng(0), hydrostatic=True)  # fmt: skip
+            for _ in range(steps):
+                dyn.step()
 
     def hal_run(check_every: int):
-        return lambda: run_hal(start, model, steps=steps, temperature_K=500, timestep_fs=0.5, n_hist=50,
-                               check_every=check_every, s_tol=2.0, seed=0)  # fmt: skip
+        def run() -> None:
+            for start in starts:
+                r = run_hal(start, model, steps=steps, temperature_K=500, timestep_fs=0.5, n_hist=50,
+                            check_every=check_every, s_tol=2.0, seed=0)  # fmt: skip
+                t_max[0] = max(t_max[0], float(r.trace["temperature"].max()))
+
+        return run
 
     variants = {"plain": plain, "hal_fi_every_step": hal_run(1), "hal_fi_every_10": hal_run(10),
                 "hal_no_fi": hal_run(10**9)}  # fmt: skip
     times: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(3):
-        for name, fn in variants.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - t0) / steps)
+    landed: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if args.against:
+            model.save(tmp / "model.npz")
+            write(tmp / "starts.xyz", starts)
+        for fn in variants.values():
+            fn()  # compile and warm
+        for _ in range(repeats):
+            for name, fn in variants.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - t0) / (steps * len(starts)))
+            if args.against:
+                landed += landed_plain(args.against, tmp / "model.npz", tmp / "starts.xyz", steps, 1, tmp)
     t = {k: float(np.median(v)) for k, v in times.items()}
-    print(f"hexane, K = 32, {steps} steps; µs per step: " + ", ".join(f"{k} {v * 1e6:.0f}" for k, v in t.items()))
-    for k in ("hal_fi_every_step", "hal_fi_every_10", "hal_no_fi"):
+    ev = evaluation_times(model, starts[0], 0.5 if args.quick else 2.0)
+    print("evaluation alone, µs: " + ", ".join(f"{k} {v * 1e6:.0f}" for k, v in ev.items()))
+    extra = ev["members"] - ev["bias"]  # what an f_i step adds to a HAL step
+    print(
+        f"f_i step extra over a HAL step: {extra * 1e6:.0f} µs = {extra / t['plain']:.2f} plain steps; "
+        f"f_i every 10th then costs at least hal_no_fi + {extra / t['plain'] / 10:.2f} plain steps"
+    )
+    print(f"hexane, K = 32, {len(starts)} starts × {steps} steps, 1 thread, highest HAL temperature "
+          f"{t_max[0]:.0f} K; µs per step: " + ", ".join(f"{k} {v * 1e6:.0f}" for k, v in t.items()))  # fmt: skip
+    if landed:
+        print(f"plain step of {args.against}: {np.median(landed) * 1e6:.0f} µs; "
+              f"plain_over_landed_plain: {t['plain'] / np.median(landed):.2f}")  # fmt: skip
+    for k in ("hal_fi_every_step", "hal_no_fi"):
         print(f"{k}_over_plain: {t[k] / t['plain']:.2f}")
-    print(f"hal_step_overhead: {t['hal_fi_every_step'] / t['plain']:.2f}")
+    print(f"hal_step_overhead_fi_every_10: {t['hal_fi_every_10'] / t['plain']:.2f}")
 
 
 if __name__ == "__main__":

@@ -63,9 +63,10 @@ class LinearACE:
         """E0[z_i] per atom (eV)."""
         return self._e0_by_z[atoms.numbers]
 
-    def evaluate(self, atoms: Atoms) -> FastResult:
-        """Energy, forces, virial and site energies (E0 included) of one structure (K = 1)."""
-        res = self.basis.evaluate_folded(atoms, self._folded)
+    def evaluate(self, atoms: Atoms, threads: int | None = None) -> FastResult:
+        """Energy, forces, virial and site energies (E0 included) of one structure (K = 1);
+        ``threads``: evaluation threads (see ``ACEBasis.evaluate_folded``)."""
+        res = self.basis.evaluate_folded(atoms, self._folded, threads)
         ref = self.reference_energies(atoms)
         res.atom_energies = res.atom_energies + ref
         res.energies = res.energies + ref.sum()
@@ -96,13 +97,18 @@ class LinearACE:
             self._cfolds = {
                 k: self.basis.fold(rows, gradient_rows=g) for k, g in (("all", None), ("mean", [0]), ("none", []))
             }
-            self._cfolds["deviations"] = self.basis.fold(self.committee - self.coefficients[None, :])
+            dev = self.basis.fold(self.committee - self.coefficients[None, :])
+            mean = self._cfolds["mean"]  # HAL's two gradient columns: c̄, and the σ direction per call
+            self._cfolds["bias"] = (np.hstack([mean.ctil, mean.ctil]), np.concatenate([mean.pcoef, mean.pcoef], axis=3))
+            self._cfolds["deviations"] = dev
         return self._cfolds
 
-    def evaluate_committee(self, atoms: Atoms, member_forces: bool = True) -> CommitteeResult:
+    def evaluate_committee(
+        self, atoms: Atoms, member_forces: bool = True, threads: int | None = None
+    ) -> CommitteeResult:
         """Mean model and committee members (energies always; member forces/virials on request)."""
         folds = self._committee_folds()
-        res = self.basis.evaluate_folded(atoms, folds["all" if member_forces else "mean"])
+        res = self.basis.evaluate_folded(atoms, folds["all" if member_forces else "mean"], threads)
         ref = self.reference_energies(atoms)
         E = res.energies + ref.sum()
         vir = res.virial
@@ -117,21 +123,23 @@ class LinearACE:
         )
 
     def evaluate_bias(
-        self, atoms: Atoms, offsets: np.ndarray | None = None
+        self, atoms: Atoms, offsets: np.ndarray | None = None, threads: int | None = None
     ) -> tuple[CommitteeResult, np.ndarray, np.ndarray | None]:
         """Mean model + member energies, and (∇_r σ, dσ/dstrain), from one forward pass and one
         backward pass with the two columns c̄ and Σ_k w_k (c^k − c̄) (no member forces).
         ``offsets`` (K,): member deviations E^k − Ē subtracted before σ (see ``HALCalculator``)."""
         folds = self._committee_folds()
-        mean_col = (folds["mean"].ctil, folds["mean"].pcoef)
         dev = folds["deviations"]  # c^k − c̄, folded once: the σ column is a K-term sum per step
+        ctil, pcoef = folds["bias"]
         shift = 0.0 if offsets is None else np.asarray(offsets, dtype=float)
 
-        def gradient_columns(E: np.ndarray) -> list:
+        def gradient_columns(E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             w = sigma_weights(E[1:] - shift, E[0], committee_sigma(E[1:] - shift, E[0]))
-            return [mean_col, ((dev.ctil @ w)[:, None], (dev.pcoef @ w)[..., None])]
+            ctil[:, 1] = dev.ctil @ w
+            pcoef[..., 1] = dev.pcoef @ w
+            return ctil, pcoef
 
-        E, res = self.basis.evaluate_two_phase(atoms, folds["none"], gradient_columns, n_columns=2)
+        E, res = self.basis.evaluate_two_phase(atoms, folds["none"], gradient_columns, threads)
         ref = self.reference_energies(atoms)
         vir = res.virial
         mean = CommitteeResult(

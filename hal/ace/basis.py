@@ -23,14 +23,12 @@ import numpy as np
 import scipy.sparse as sp
 from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii
-from matscipy.neighbours import neighbour_list as matscipy_neighbour_list
 
 from hal.ace import kernels
 from hal.ace.coupling import coupled_monomials
+from hal.ace.neighbours import NeighbourList
 from hal.ace.radial import ace_norms, pair_norms, transform
 from hal.ace.ylm import ylm_norms
-
-_NO_PBC = np.zeros(3, dtype=bool)
 
 PairValue = float | Mapping[tuple[str, str] | str, float] | None
 
@@ -111,6 +109,7 @@ class ACEBasis:
     """
 
     MAX_PAIR_DEGREE = 20
+    NEIGHBOUR_SKIN = 1.0  # Å: Verlet skin of the neighbour list reused between MD steps
 
     def __init__(
         self,
@@ -463,31 +462,12 @@ class ACEBasis:
             raise ValueError("periodic structure with a zero-volume cell")
         if N == 0:
             return species, np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, 3))
-        if periodic:  # vesin: fastest for periodic cells of any shape and size
-            if self._nlist is None:
-                import vesin  # imported on first use: it pulls in torch when that is installed (seconds)
-
-                self._nlist = vesin.NeighborList(cutoff=self.cutoff, full_list=True)
-            i, j, D = self._nlist.compute(points=pos, box=cell, periodic=pbc, quantities="ijD", copy=False)
-        else:  # matscipy: lower call overhead for molecules; needs a box, any enclosing one will do
-            lo = pos.min(axis=0)
-            extent = pos.max(axis=0) - lo + 1.0
-            if N <= 1000 and np.prod(extent / self.cutoff) > 8 * N:  # sparse (e.g. a fragment flew off): bins
-                i, j = np.nonzero(~np.eye(N, dtype=bool))  # would be slow: all pairs instead
-                D = pos[j] - pos[i]
-                close = np.einsum("ij,ij->i", D, D) < self.cutoff**2
-                i, j, D = i[close], j[close], D[close]
-            else:
-                i, j, D = matscipy_neighbour_list("ijD", positions=pos - lo, cell=np.diag(extent), pbc=_NO_PBC,
-                                                  cutoff=self.cutoff)  # fmt: skip
-        first, jnb, D, bad = kernels.sorted_neighbours(N, species, i, j, D)
-        if bad >= 0:
-            raise ValueError(f"atoms {i[bad]} and {j[bad]} coincide")
-        return species, first, jnb, D
+        if self._nlist is None or self._nlist.cutoff != self.cutoff:
+            self._nlist = NeighbourList(self.cutoff, self.NEIGHBOUR_SKIN)
+        return (species, *self._nlist.pairs(atoms, species))
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_nlist"] = None  # ctypes handle: rebuilt on first use after unpickling
         state["_store_key"] = state["_store_cache"] = None
         return state
 
@@ -540,8 +520,9 @@ class ACEBasis:
             energy_pairs=np.ascontiguousarray(c[:, self.n_ace :].T),
         )
 
-    def evaluate_folded(self, atoms: Atoms, folded: FoldedCoefficients) -> FastResult:
-        """Energies of all K folded vectors; forces, virials, site energies of the gradient rows."""
+    def evaluate_folded(self, atoms: Atoms, folded: FoldedCoefficients, threads: int | None = None) -> FastResult:
+        """Energies of all K folded vectors; forces, virials, site energies of the gradient rows.
+        ``threads``: evaluation threads (default ``kernels.set_threads`` or numba's count)."""
         species, first, jnb, D = self.neighbours(atoms)
         N, Kg = len(species), folded.ctil.shape[1]
         Eat = np.zeros((Kg, N))
@@ -550,11 +531,7 @@ class ACEBasis:
         AAsum = np.zeros(len(self._node_keys))
         Ep = np.zeros(self.n_pair)
         if N:
-            kernels.compile_notice(kernels.eval_folded)
-            kernels.eval_folded(
-                species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock,
-                folded.ctil, folded.pcoef, Eat, F, V, AAsum, Ep,
-            )  # fmt: skip
+            self._folded_kernel(species, first, jnb, D, folded.ctil, folded.pcoef, Eat, F, V, AAsum, Ep, threads)
         return FastResult(
             energies=AAsum @ folded.energy_nodes + Ep @ folded.energy_pairs,
             forces=F,
@@ -562,65 +539,85 @@ class ACEBasis:
             atom_energies=Eat,
         )
 
+    def _folded_kernel(self, species, first, jnb, D, ctil, pcoef, Eat, F, V, AAsum, Ep, threads) -> None:
+        nt = kernels.threads_for(len(species), threads)
+        args = (species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock, ctil, pcoef, Eat, F, V,
+                AAsum, Ep)  # fmt: skip
+        if nt == 1:
+            kernels.compile_notice(kernels.eval_folded)
+            kernels.eval_folded(*args)
+        else:
+            kernels.compile_notice(kernels.eval_folded_threads)
+            kernels.eval_folded_threads(nt, *args)
+
     STORE_LIMIT_BYTES = 512 * 2**20
 
-    def _store(self, species: np.ndarray, first: np.ndarray, maxnb: int, n_columns: int):
-        """Per-atom forward-pass store, reused while N and n_columns stay and it has room for
-        maxnb neighbours (MD): entries past an atom's neighbour count are never read."""
+    def _store(self, species: np.ndarray, first: np.ndarray):
+        """Per-atom forward-pass store (None past ``STORE_LIMIT_BYTES``), reused while N stays and it
+        has room for the largest neighbour count (MD): entries past an atom's count are never read."""
+        N = len(species)
+        maxnb = int((first[1:] - first[:-1]).max())
         key = self._store_key
-        if key is None or key[0] != len(species) or key[2] != n_columns or key[1] < maxnb:
-            self._store_cache = kernels.store_buffers(
-                species, first, self._rad, self._maxblock, n_columns, self.pair_degree
-            )
-            self._store_key = (len(species), maxnb, n_columns)
+        if key is not None and key[0] == N and key[1] >= maxnb:
+            return self._store_cache
+        per_pair = 3 * self.nmax + 4 * (self.lmax + 1) ** 2 + 4 + 2 * max(self.pair_degree, 1)
+        if 8 * N * (maxnb * per_pair + len(self._a_z) + self._maxblock) > self.STORE_LIMIT_BYTES:
+            return None
+        maxnb = max(maxnb, int(1.2 * maxnb))  # room for the neighbour count to grow during MD
+        self._store_cache = kernels.store_buffers(N, maxnb, self._rad, self._maxblock, self.pair_degree)
+        self._store_key = (N, maxnb)
         return self._store_cache
 
     def evaluate_two_phase(
         self,
         atoms: Atoms,
         energy_rows: FoldedCoefficients,
-        gradient_columns: Callable[[np.ndarray], list[tuple[np.ndarray, np.ndarray]]],
-        n_columns: int,
+        gradient_columns: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+        threads: int | None = None,
     ) -> tuple[np.ndarray, FastResult]:
-        """Energies of ``energy_rows``, then the gradients of the ``n_columns`` columns
-        (pairs (c̃ (n_nodes, 1), pair coefficients (ns, ns, n, 1)) as ``fold`` makes them) that
-        ``gradient_columns(energies)`` returns, reusing one forward
-        pass (HAL's σ and ∇σ). The forward pass is stored per atom; past ``STORE_LIMIT_BYTES`` it
-        is recomputed instead.
+        """Energies of ``energy_rows``, then the gradients of the columns that
+        ``gradient_columns(energies)`` returns, as (c̃ (n_nodes, K), pair coefficients
+        (ns, ns, n, K)) C-contiguous like ``fold`` makes them, reusing one forward pass (HAL's σ and
+        ∇σ). The forward pass is stored per atom; past ``STORE_LIMIT_BYTES`` it is recomputed.
         """
         species, first, jnb, D = self.neighbours(atoms)
         N = len(species)
-        maxnb = int(np.diff(first).max(initial=1))
-        per_pair = 3 * self.nmax + 4 * (self.lmax + 1) ** 2 + 4 + 2 * max(self.pair_degree, 1)
-        store = None
-        if N and 8 * N * (maxnb * per_pair + len(self._a_z) + self._maxblock) <= self.STORE_LIMIT_BYTES:
+        store = self._store(species, first) if N else None
+        nt = kernels.threads_for(max(N, 1), threads)
+        if store is not None:
             AAsum = np.zeros(len(self._node_keys))
             Ep = np.zeros(self.n_pair)
-            kernels.compile_notice(kernels.forward_all, kernels.gradients_all)
-            store = self._store(species, first, maxnb, n_columns)
-            kernels.forward_all(species, first, jnb, D, self._rad, self._dag, self._pairk, store, AAsum, Ep)
+            args = (species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock, store, AAsum, Ep)
+            if nt == 1:
+                kernels.compile_notice(kernels.forward_all, kernels.gradients_all)
+                kernels.forward_all(*args)
+            else:
+                kernels.compile_notice(kernels.forward_all_threads, kernels.gradients_all_threads)
+                kernels.forward_all_threads(nt, *args)
             energies = AAsum @ energy_rows.energy_nodes + Ep @ energy_rows.energy_pairs
         else:
-            energies = self.evaluate_folded(atoms, energy_rows).energies
-        cols = gradient_columns(energies)
-        ctil = np.ascontiguousarray(np.hstack([c for c, _ in cols]))
-        pcoef = np.ascontiguousarray(np.concatenate([p for _, p in cols], axis=3))
-        Eat = np.zeros((n_columns, N))
-        F = np.zeros((n_columns, N, 3))
-        V = np.zeros((n_columns, 6))
+            energies = self.evaluate_folded(atoms, energy_rows, threads).energies
+        ctil, pcoef = gradient_columns(energies)
+        K = ctil.shape[1]
+        Eat = np.zeros((K, N))
+        F = np.zeros((K, N, 3))
+        V = np.zeros((K, 6))
         if store is not None:  # all columns in one backward walk over the stored forward pass
-            kernels.gradients_all(species, first, jnb, self._rad, self._dag, self._pairk, store, ctil, pcoef, Eat, F, V)
+            args = (species, first, jnb, self._rad, self._dag, self._pairk, self._maxblock, store, ctil, pcoef,
+                    Eat, F, V)  # fmt: skip
+            if nt == 1:
+                kernels.gradients_all(*args)
+            else:
+                kernels.gradients_all_threads(nt, *args)
         elif N:
-            kernels.eval_folded(
-                species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock, ctil, pcoef,
-                Eat, F, V, np.zeros(len(self._node_keys)), np.zeros(self.n_pair),
-            )  # fmt: skip
+            AAsum, Ep = np.zeros(len(self._node_keys)), np.zeros(self.n_pair)
+            self._folded_kernel(species, first, jnb, D, ctil, pcoef, Eat, F, V, AAsum, Ep, threads)
         res = FastResult(energies=Eat.sum(axis=1), forces=F, virial=V if atoms.pbc.any() else None, atom_energies=Eat)
         return energies, res
 
-    def evaluate_coefficients(self, atoms: Atoms, coefficients: np.ndarray) -> FastResult:
+    def evaluate_coefficients(self, atoms: Atoms, coefficients: np.ndarray, threads: int | None = None) -> FastResult:
         """Fast path without a prior ``fold`` (folds on every call: prefer ``fold`` in loops)."""
-        return self.evaluate_folded(atoms, self.fold(coefficients))
+        return self.evaluate_folded(atoms, self.fold(coefficients), threads)
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:

@@ -11,47 +11,15 @@ virial = -Σ_p sym(dE/dr_p ⊗ r_p), Voigt (xx, yy, zz, yz, xz, xy).
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from hal.ace.radial import ace_radial, pair_radial
 from hal.ace.ylm import real_ylm
-
-
-@njit(cache=True)
-def sorted_neighbours(N, species, i, j, D):
-    """Neighbour list sorted by centre, then neighbour species.
-
-    Returns (first offsets, j, D copies, index of a zero-length pair or -1).
-    """
-    npairs = i.shape[0]
-    ns = species.max() + 1 if species.shape[0] else 1
-    key = np.empty(npairs, dtype=np.int64)
-    ordered = True
-    for p in range(npairs):
-        key[p] = i[p] * ns + species[j[p]]
-        if p and key[p] < key[p - 1]:
-            ordered = False
-    order = np.arange(npairs) if ordered else np.argsort(key, kind="mergesort")
-    first = np.zeros(N + 1, dtype=np.int64)
-    jnb = np.empty(npairs, dtype=np.int64)
-    Dout = np.empty((npairs, 3))
-    bad = -1
-    for p in range(npairs):
-        o = order[p]
-        first[i[o] + 1] += 1
-        jnb[p] = j[o]
-        d0, d1, d2 = D[o, 0], D[o, 1], D[o, 2]
-        Dout[p, 0] = d0
-        Dout[p, 1] = d1
-        Dout[p, 2] = d2
-        if d0 * d0 + d1 * d1 + d2 * d2 < 1e-16 and bad < 0:
-            bad = o
-    for a in range(N):
-        first[a + 1] += first[a]
-    return first, jnb, Dout, bad
 
 
 @njit(cache=True, fastmath=True, inline="always")
@@ -65,15 +33,20 @@ def _add_virial(V, g0, g1, g2, d0, d1, d2, scale):
 
 
 @njit(cache=True)
-def _buffers(species, first, rad, maxblock, K, npair):
-    """Per-atom work buffers (neighbour index last in the transposed ones)."""
+def _maxnb(first):
+    """Largest neighbour count (at least 1)."""
+    m = 1
+    for i in range(first.shape[0] - 1):
+        m = max(m, first[i + 1] - first[i])
+    return m
+
+
+@njit(cache=True)
+def _buffers(maxnb, rad, maxblock, K, npair):
+    """Per-atom work buffers for up to maxnb neighbours (neighbour index last in the transposed ones)."""
     nmax, lmax = rad[0], rad[1]
     ns = rad[3].shape[0]
     nA = ns * rad[11]
-    N = species.shape[0]
-    maxnb = 1
-    for i in range(N):
-        maxnb = max(maxnb, first[i + 1] - first[i])
     nlm = (lmax + 1) * (lmax + 1)
     return (
         np.zeros((5, lmax + 1, lmax + 1)),  # 0 ywork
@@ -229,28 +202,37 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
                 adjA[a, 0] += w0
                 adjA[a, 1] += w1
         return
-    e = np.zeros(K)
+    e = np.zeros(K)  # K columns: row views, so that every inner loop is one contiguous vector
     for kk in range(nb):
         v = AA[kk]
+        src = ctil[n0 + kk]
+        dst = adj[kk]
         for c in range(K):
-            cc = ctil[n0 + kk, c]
+            cc = src[c]
             e[c] += cc * v
-            adj[kk, c] = cc
+            dst[c] = cc
     for c in range(K):
         Eat[c, i] += e[c]
     for kk in range(nb - 1, -1, -1):
         k = n0 + kk
         pa = parent[k]
         a = aidx[k]
+        ra = adjA[a]
+        rk = adj[kk]
         if pa >= 0:
-            w = AA[pa - n0]
-            av = A[a]
-            for c in range(K):
-                adjA[a, c] += adj[kk, c] * w
-                adj[pa - n0, c] += adj[kk, c] * av
+            _axpy2(ra, adj[pa - n0], rk, AA[pa - n0], A[a])
         else:
             for c in range(K):
-                adjA[a, c] += adj[kk, c]
+                ra[c] += rk[c]
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _axpy2(ra, rp, rk, w, av):
+    """ra += w·rk and rp += av·rk (one pass over rk)."""
+    for c in range(rk.shape[0]):
+        x = rk[c]
+        ra[c] += x * w
+        rp[c] += x * av
 
 
 @njit(cache=True, fastmath=True)
@@ -489,14 +471,38 @@ def _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef
 
 
 @njit(cache=True)
-def _member_work(rad, K, first):
+def _member_work(rad, K, maxnb):
     """Work arrays of ``_atom_gradients``: member pull-back (K > 2) and the second column (K = 2)."""
     nlm = (rad[1] + 1) * (rad[1] + 1)
-    maxnb = max(1, int(np.max(first[1:] - first[:-1]))) if first.shape[0] > 1 else 1
     return np.zeros((nlm, K)), np.zeros((nlm, K)), np.zeros((3, K)), np.zeros((3, maxnb))
 
 
+@njit(cache=True)
+def _bounds(N, nt):
+    """Atoms of thread t: bounds[t]:bounds[t+1] (contiguous, equal shares)."""
+    b = np.empty(nt + 1, dtype=np.int64)
+    for t in range(nt + 1):
+        b[t] = (N * t) // nt
+    return b
+
+
 @njit(cache=True, fastmath=True)
+def _folded_range(lo, hi, species, first, jnb, D, rad, dag, pair, maxblock, ctil, pcoef, Eat, F, V, AAsum, Ep):
+    """``eval_folded`` for atoms lo … hi−1 (its own work buffers)."""
+    npair = pair[0]
+    K = ctil.shape[1]
+    maxnb = _maxnb(first)
+    buf = _buffers(maxnb, rad, maxblock, K, npair)
+    P = np.zeros(max(npair, 1))
+    dP = np.zeros(max(npair, 1))
+    gk = _member_work(rad, K, maxnb)
+    for i in range(lo, hi):
+        nq = _atom_forward(i, species, first, jnb, D, rad, dag, pair, buf, P, dP, AAsum, Ep)
+        if K > 0:
+            _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef, Eat, F, V, gk)
+
+
+@njit(cache=True)
 def eval_folded(species, first, jnb, D, rad, dag, pair, maxblock, ctil, pcoef, Eat, F, V, AAsum, Ep):
     """Fast path for K gradient vectors at once (K may be 0: energies only), one pass per atom.
 
@@ -506,56 +512,108 @@ def eval_folded(species, first, jnb, D, rad, dag, pair, maxblock, ctil, pcoef, E
     Σ_i AA_i and Ep (n_pair columns) the pair basis energies, from which any coefficient vector's
     energy is one dot product.
     """
-    npair = pair[0]
-    K = ctil.shape[1]
-    buf = _buffers(species, first, rad, maxblock, K, pair[0])
-    P = np.zeros(max(npair, 1))
-    dP = np.zeros(max(npair, 1))
-    gk = _member_work(rad, K, first)
-    for i in range(species.shape[0]):
-        nq = _atom_forward(i, species, first, jnb, D, rad, dag, pair, buf, P, dP, AAsum, Ep)
-        if K > 0:
-            _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef, Eat, F, V, gk)
+    N = species.shape[0]
+    _folded_range(0, N, species, first, jnb, D, rad, dag, pair, maxblock, ctil, pcoef, Eat, F, V, AAsum, Ep)
+
+
+@njit(cache=True, parallel=True)
+def eval_folded_threads(nt, species, first, jnb, D, rad, dag, pair, maxblock, ctil, pcoef, Eat, F, V, AAsum, Ep):
+    """``eval_folded`` on nt threads, each over a contiguous share of the atoms with its own force,
+    virial and sum buffers, added in thread order (deterministic for a fixed nt)."""
+    bounds = _bounds(species.shape[0], nt)
+    Ft = np.zeros((nt,) + F.shape)
+    Vt = np.zeros((nt,) + V.shape)
+    At = np.zeros((nt,) + AAsum.shape)
+    Et = np.zeros((nt,) + Ep.shape)
+    for t in prange(nt):
+        _folded_range(bounds[t], bounds[t + 1], species, first, jnb, D, rad, dag, pair, maxblock, ctil, pcoef,
+                      Eat, Ft[t], Vt[t], At[t], Et[t])  # fmt: skip
+    for t in range(nt):
+        F += Ft[t]
+        V += Vt[t]
+        AAsum += At[t]
+        Ep += Et[t]
 
 
 @njit(cache=True)
-def store_buffers(species, first, rad, maxblock, K, npair):
+def store_buffers(N, maxnb, rad, maxblock, npair):
     """Per-atom copies of the buffers that ``_atom_forward`` fills, for the two-phase evaluation."""
-    N = species.shape[0]
-    b = _buffers(species, first, rad, maxblock, K, npair)
+    b = _buffers(maxnb, rad, maxblock, 0, npair)
     return (
         np.zeros((N,) + b[3].shape), np.zeros((N,) + b[4].shape), np.zeros((N,) + b[5].shape),
         np.zeros((N,) + b[6].shape), np.zeros((N,) + b[7].shape), np.zeros((N,) + b[8].shape, dtype=np.int64),
         np.zeros((N,) + b[9].shape), np.zeros((N,) + b[10].shape), np.zeros((N,) + b[11].shape),
-        np.zeros((N,) + b[13].shape), b, np.zeros((N,) + b[16].shape), np.zeros((N,) + b[17].shape),
+        np.zeros((N,) + b[13].shape), np.zeros((N,) + b[16].shape), np.zeros((N,) + b[17].shape),
     )  # fmt: skip
 
 
 @njit(cache=True, inline="always")
-def _atom_view(store, i):
-    b = store[10]
+def _atom_view(store, b, i):
+    """The buffers of atom i: its stored forward pass, and the scratch ``b`` of the running thread."""
     return (b[0], b[1], b[2], store[0][i], store[1][i], store[2][i], store[3][i], store[4][i], store[5][i],
-            store[6][i], store[7][i], store[8][i], b[12], store[9][i], b[14], b[15], store[11][i],
-            store[12][i])  # fmt: skip
+            store[6][i], store[7][i], store[8][i], b[12], store[9][i], b[14], b[15], store[10][i],
+            store[11][i])  # fmt: skip
 
 
 @njit(cache=True, fastmath=True)
-def forward_all(species, first, jnb, D, rad, dag, pair, store, AAsum, Ep):
-    """Phase 1 of the two-phase evaluation: every atom's forward pass, kept in ``store``."""
+def _forward_range(lo, hi, species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep):
     npair = pair[0]
+    b = _buffers(1, rad, maxblock, 0, npair)  # scratch: ywork, rtmp, drtmp
     P = np.zeros(max(npair, 1))
     dP = np.zeros(max(npair, 1))
-    for i in range(species.shape[0]):
-        _atom_forward(i, species, first, jnb, D, rad, dag, pair, _atom_view(store, i), P, dP, AAsum, Ep)
+    for i in range(lo, hi):
+        _atom_forward(i, species, first, jnb, D, rad, dag, pair, _atom_view(store, b, i), P, dP, AAsum, Ep)
 
 
 @njit(cache=True, fastmath=True)
-def gradients_all(species, first, jnb, rad, dag, pair, store, ctil, pcoef, Eat, F, V):
-    """Phase 2: gradients of K columns chosen after phase 1 (e.g. from the committee energies)."""
-    gk = _member_work(rad, ctil.shape[1], first)
-    for i in range(species.shape[0]):
+def _gradients_range(lo, hi, species, first, jnb, rad, dag, pair, maxblock, store, ctil, pcoef, Eat, F, V):
+    K = ctil.shape[1]
+    maxnb = _maxnb(first)
+    b = _buffers(maxnb, rad, maxblock, K, pair[0])  # scratch: adjA, adj, grad
+    gk = _member_work(rad, K, maxnb)
+    for i in range(lo, hi):
         nq = first[i + 1] - first[i]
-        _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, _atom_view(store, i), ctil, pcoef, Eat, F, V, gk)
+        _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, _atom_view(store, b, i), ctil, pcoef, Eat, F, V,
+                        gk)  # fmt: skip
+
+
+@njit(cache=True)
+def forward_all(species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep):
+    """Phase 1 of the two-phase evaluation: every atom's forward pass, kept in ``store``."""
+    _forward_range(0, species.shape[0], species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep)
+
+
+@njit(cache=True, parallel=True)
+def forward_all_threads(nt, species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep):
+    """``forward_all`` on nt threads (see ``eval_folded_threads``)."""
+    bounds = _bounds(species.shape[0], nt)
+    At = np.zeros((nt,) + AAsum.shape)
+    Et = np.zeros((nt,) + Ep.shape)
+    for t in prange(nt):
+        _forward_range(bounds[t], bounds[t + 1], species, first, jnb, D, rad, dag, pair, maxblock, store, At[t], Et[t])
+    for t in range(nt):
+        AAsum += At[t]
+        Ep += Et[t]
+
+
+@njit(cache=True)
+def gradients_all(species, first, jnb, rad, dag, pair, maxblock, store, ctil, pcoef, Eat, F, V):
+    """Phase 2: gradients of K columns chosen after phase 1 (e.g. from the committee energies)."""
+    _gradients_range(0, species.shape[0], species, first, jnb, rad, dag, pair, maxblock, store, ctil, pcoef, Eat, F, V)
+
+
+@njit(cache=True, parallel=True)
+def gradients_all_threads(nt, species, first, jnb, rad, dag, pair, maxblock, store, ctil, pcoef, Eat, F, V):
+    """``gradients_all`` on nt threads (see ``eval_folded_threads``)."""
+    bounds = _bounds(species.shape[0], nt)
+    Ft = np.zeros((nt,) + F.shape)
+    Vt = np.zeros((nt,) + V.shape)
+    for t in prange(nt):
+        _gradients_range(bounds[t], bounds[t + 1], species, first, jnb, rad, dag, pair, maxblock, store, ctil, pcoef,
+                         Eat, Ft[t], Vt[t])  # fmt: skip
+    for t in range(nt):
+        F += Ft[t]
+        V += Vt[t]
 
 
 @njit(cache=True, fastmath=True)
@@ -571,7 +629,7 @@ def eval_full(species, first, jnb, D, rad, dag, pair, maxblock, amap, AAsum, dAA
     a_z, a_n, a_lm = amap
     npair, pcol = pair[0], pair[8]
     N = species.shape[0]
-    buf = _buffers(species, first, rad, maxblock, 0, pair[0])
+    buf = _buffers(_maxnb(first), rad, maxblock, 0, pair[0])
     YbT, dYbT, DT, rinv, _, Rb, dRb, A, _, AA = buf[4:14]
     dAp = np.zeros((maxblock, 3))
     P = np.zeros(max(npair, 1))
@@ -627,6 +685,42 @@ def eval_full(species, first, jnb, D, rad, dag, pair, maxblock, amap, AAsum, dAA
                 dAp[kk, 1] = g1
                 dAp[kk, 2] = g2
                 _scatter(dAA, vAA, k, j, i, g0, g1, g2, DT, q)
+
+
+_threads: int | None = None
+
+
+def set_threads(n: int | None) -> int | None:
+    """Set the process-wide default thread count of the evaluators (None: numba's, i.e.
+    NUMBA_NUM_THREADS or every core); returns the previous setting. Walkers and pool workers use
+    1: their parallelism is the pool's."""
+    global _threads
+    if n is not None and int(n) < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    old, _threads = _threads, None if n is None else int(n)
+    return old
+
+
+@contextlib.contextmanager
+def default_threads(n: int | None) -> Iterator[None]:
+    """``set_threads(n)`` for the duration of a block."""
+    old = set_threads(n)
+    try:
+        yield
+    finally:
+        set_threads(old)
+
+
+def threads_for(n_atoms: int, threads: int | None = None) -> int:
+    """Threads for one evaluation of n_atoms: ``threads`` or the default, at most numba's pool and
+    one per atom. When more than one, numba's count for this calling thread is set to it."""
+    import numba
+
+    nt = threads if threads is not None else (_threads if _threads is not None else numba.get_num_threads())
+    nt = max(1, min(int(nt), numba.config.NUMBA_NUM_THREADS, n_atoms))
+    if nt > 1:
+        numba.set_num_threads(nt)
+    return nt
 
 
 _announced = False

@@ -128,6 +128,7 @@ def run_hal(
     mc_every: int = 0,
     mc_moves: tuple[str, ...] = ("swap",),
     progress: bool = False,
+    threads: int | None = None,
 ) -> HALRun:
     """Run HAL-biased Langevin dynamics from ``atoms`` (not modified) until a stopping criterion.
 
@@ -141,7 +142,8 @@ def run_hal(
     instantaneous pressure of the biased energy (virial + kinetic), κ = ``compressibility_per_GPa``,
     τ_P = ``barostat_fs``. ``mc_every`` > 0 attempts the Monte Carlo moves ``mc_moves`` ("swap",
     "volume" at ``pressure_GPa`` (default 0), "shape") every that many steps, Metropolis on E_HAL
-    at the current temperature.
+    at the current temperature. ``threads``: evaluation threads of a linear ACE committee
+    (default: ``hal.ace.kernels.set_threads`` or NUMBA_NUM_THREADS).
     """
     if steps < 0 or check_every < 1 or mc_every < 0:
         raise ValueError("steps and mc_every must be >= 0 and check_every >= 1")
@@ -152,13 +154,16 @@ def run_hal(
         raise ValueError("a barostat or cell moves need a fully periodic cell")
     work = atoms.copy()
     rng = np.random.default_rng(seed)
-    calc = HALCalculator(committee, tau=0.0 if tau is None else tau, eps=eps, force_uncertainty=True)
+    calc = HALCalculator(committee, tau=0.0 if tau is None else tau, eps=eps, force_uncertainty=True, threads=threads)
     work.calc = calc
     if initialize_velocities:
         thermalize(work, _value(temperature_K, 0), rng)
 
     def integrator(T: float) -> LangevinBAOAB:  # (re)built after MC moves: it caches the forces
-        return LangevinBAOAB(work, timestep_fs * units.fs, temperature_K=T, T_tau=friction_fs * units.fs, rng=rng)
+        # hydrostatic: at constant volume it only makes the friction a scalar exp(−γ dt) instead of
+        # the expm of γ·I (the same friction to round-off, a third of the integrator's time)
+        return LangevinBAOAB(work, timestep_fs * units.fs, temperature_K=T, T_tau=friction_fs * units.fs, rng=rng,
+                             hydrostatic=True)  # fmt: skip
 
     dyn = integrator(_value(temperature_K, 0))
     adapt = None if tau is not None else AdaptiveTau(tau_rel, n_hist)

@@ -30,6 +30,7 @@ from ase.neighborlist import natural_cutoffs, neighbor_list
 from ase.optimize import BFGS, FIRE
 from tqdm import tqdm
 
+from hal.calculators import FastStateCalculator
 from hal.dynamics.hal import thermalize
 
 
@@ -64,7 +65,7 @@ class Spring:
         return 0.5 * self.k * (d - d0) ** 2, forces, d
 
 
-class SteeredCalculator(Calculator):
+class SteeredCalculator(FastStateCalculator):
     """A calculator plus the spring. The wrapped calculator is called once per geometry (moving d0
     only recomputes the spring); its ``sigma`` (and other results) are passed on. Results:
     energy/forces (with the spring), ``model_energy``, ``spring_energy``, ``distance``."""

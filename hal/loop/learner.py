@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from hal.ace.basis import ACEBasis
+from hal.ace.kernels import default_threads
 from hal.dynamics.hal import HALRun, run_hal
 from hal.fit import fit
 from hal.fit.design import read_labels
@@ -51,10 +52,10 @@ def read_events(run_dir: str | Path) -> list[dict]:
 
 
 def _walk(job) -> HALRun:
-    """One walker's HAL trajectory (module level: executors pickle it). BLAS runs single-threaded:
-    walkers run side by side, and the trajectory then does not depend on where it runs."""
+    """One walker's HAL trajectory (module level: executors pickle it). BLAS and the ACE kernels run
+    single-threaded: walkers run side by side, and the trajectory then does not depend on where it runs."""
     start, model, steps, seed, trajectory, hal_kwargs = job
-    with threadpool_limits(1):
+    with threadpool_limits(1), default_threads(1):
         return run_hal(start, model, steps=steps, seed=seed, trajectory=trajectory, **hal_kwargs)
 
 
