@@ -1,8 +1,9 @@
 """Cost of a HAL MD step (K = 32: σ, bias force, adaptive τ, f_i at a cadence) over a plain Langevin step.
 
 Same model (hexane, 1029 functions, fitted to GFN2-xTB MD data), same starts, same integrator
-(ASE LangevinBAOAB, 0.5 fs, 500 K, with run_hal's scalar friction), one evaluation thread. HAL variants: f_i on every step, on
-every 10th step, never (σ and ∇σ act on every step). Runs are short enough (``steps`` from each of
+(ASE LangevinBAOAB, 0.5 fs, 500 K, with run_hal's scalar friction), one evaluation thread. HAL
+variants (min_distance 0.6 Å as in the protocols): f_i on every step, on every 10th step, never
+(σ and ∇σ act on every step). Runs are short enough (``steps`` from each of
 three starts) for the biased trajectories to stay physical: the highest temperature reached is
 printed. The plain step is also timed on the landed code (``--against``, a git revision, run from
 ``git archive`` in a subprocess, in alternation with this one). The evaluations alone (plain, σ
@@ -53,7 +54,7 @@ def plain():
         atoms = start.copy()
         atoms.calc = model.calculator()
         dyn = LangevinBAOAB(atoms, 0.5 * units.fs, temperature_K=500, T_tau=100 * units.fs,
-                            rng=np.random.default_rng(0))
+                            rng=np.random.default_rng(0), hydrostatic=True)
         t0 = time.perf_counter()
         for _ in range(steps):
             dyn.step()
@@ -123,7 +124,7 @@ def main() -> None:
         def run() -> None:
             for start in starts:
                 r = run_hal(start, model, steps=steps, temperature_K=500, timestep_fs=0.5, n_hist=50,
-                            check_every=check_every, s_tol=2.0, seed=0)  # fmt: skip
+                            check_every=check_every, s_tol=2.0, min_distance=0.6, seed=0)  # fmt: skip
                 t_max[0] = max(t_max[0], float(r.trace["temperature"].max()))
 
         return run

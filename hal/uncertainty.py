@@ -13,6 +13,7 @@ a committee (linear-ACE posterior samples or a neural-network ensemble alike).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -34,14 +35,14 @@ class CommitteeResult:
 
 def committee_sigma(member_energies: np.ndarray, mean_energy: float) -> float:
     """σ (eV): root-mean-square deviation of member energies from the mean model."""
-    d = np.asarray(member_energies) - mean_energy
-    return float(np.sqrt(np.mean(d * d))) if d.size else 0.0
+    d = np.asarray(member_energies, dtype=float).ravel() - mean_energy
+    return math.sqrt(float(d @ d) / d.size) if d.size else 0.0
 
 
 def sigma_weights(member_energies: np.ndarray, mean_energy: float, sigma: float) -> np.ndarray:
     """w_k = (E^k − Ē)/(K σ): ∇σ = Σ_k w_k (∇E^k − ∇Ē). Zero when σ = 0."""
     d = np.asarray(member_energies, dtype=float) - mean_energy
-    return d / (len(d) * sigma) if sigma > 0 else np.zeros_like(d)
+    return d * (1.0 / (d.size * sigma)) if sigma > 0 else np.zeros_like(d)
 
 
 def sigma_gradient_from_members(res: CommitteeResult, w: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

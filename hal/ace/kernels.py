@@ -337,7 +337,8 @@ def _pullback_members(
     g2,
     grad,
 ):
-    """grad[:, c] = dE_c/dr_q of neighbour q (species z) for all K adjoint columns at once."""
+    """grad[:, c] = dE_c/dr_q of neighbour q (species z) for all K adjoint columns at once (row
+    views: every inner loop runs over the K columns of one contiguous row)."""
     K = adjA.shape[1]
     g1[:, :] = 0.0
     g2[:, :] = 0.0
@@ -346,25 +347,25 @@ def _pullback_members(
         y0 = l * l
         for m in range(2 * l + 1):
             base = z * astride + aoff[l] + m * nn
+            r1 = g1[y0 + m]
+            r2 = g2[y0 + m]
             for n in range(nn):
-                dRn = dRb[q, n]
-                Rn = Rb[q, n]
-                for c in range(K):
-                    w = adjA[base + n, c]
-                    g1[y0 + m, c] += w * dRn
-                    g2[y0 + m, c] += w * Rn
+                _axpy2(r1, r2, adjA[base + n], dRb[q, n], Rb[q, n])
     grad[:, :] = 0.0
+    gx, gy, gz = grad[0], grad[1], grad[2]
     nlm = (lmax + 1) * (lmax + 1)
     d0, d1, d2 = DT[0, q], DT[1, q], DT[2, q]
     for lm in range(nlm):
         y = YbT[lm, q] * rinv[q]
         e0, e1, e2 = dYbT[0, lm, q], dYbT[1, lm, q], dYbT[2, lm, q]
+        r1 = g1[lm]
+        r2 = g2[lm]
         for c in range(K):
-            t = g1[lm, c] * y
-            g = g2[lm, c]
-            grad[0, c] += t * d0 + g * e0
-            grad[1, c] += t * d1 + g * e1
-            grad[2, c] += t * d2 + g * e2
+            t = r1[c] * y
+            g = r2[c]
+            gx[c] += t * d0 + g * e0
+            gy[c] += t * d1 + g * e1
+            gz[c] += t * d2 + g * e2
 
 
 @njit(cache=True, fastmath=True, inline="always")

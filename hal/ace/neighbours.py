@@ -19,32 +19,42 @@ _NO_PBC = np.zeros(3, dtype=bool)
 
 @njit(cache=True)
 def _sort_pairs(N, species, i, j, S):
-    """Pairs sorted by (i, species of j, j, S): offsets ``first`` (N + 1), j and S in that order."""
+    """Pairs sorted by (i, species of j, j, S): offsets ``first`` (N + 1), j and S in that order.
+
+    A counting sort by i, then a sort of each atom's own neighbours (keys are distinct)."""
     npairs = i.shape[0]
-    ns = species.max() + 1 if species.shape[0] else 1
     smax = 0
     for p in range(npairs):
         for k in range(3):
             smax = max(smax, abs(S[p, k]))
     w = 2 * smax + 1
-    key = np.empty(npairs, dtype=np.int64)
-    for p in range(npairs):
-        kk = (i[p] * ns + species[j[p]]) * N + j[p]
-        for k in range(3):
-            kk = kk * w + S[p, k] + smax
-        key[p] = kk
-    order = np.argsort(key, kind="mergesort")
     first = np.zeros(N + 1, dtype=np.int64)
-    jo = np.empty(npairs, dtype=np.int64)
-    So = np.empty((npairs, 3), dtype=np.int64)
     for p in range(npairs):
-        o = order[p]
-        first[i[o] + 1] += 1
-        jo[p] = j[o]
-        for k in range(3):
-            So[p, k] = S[o, k]
+        first[i[p] + 1] += 1
     for a in range(N):
         first[a + 1] += first[a]
+    fill = first[:-1].copy()
+    by_i = np.empty(npairs, dtype=np.int64)
+    for p in range(npairs):
+        by_i[fill[i[p]]] = p
+        fill[i[p]] += 1
+    jo = np.empty(npairs, dtype=np.int64)
+    So = np.empty((npairs, 3), dtype=np.int64)
+    for a in range(N):
+        lo, hi = first[a], first[a + 1]
+        key = np.empty(hi - lo, dtype=np.int64)
+        for q in range(lo, hi):
+            p = by_i[q]
+            kk = species[j[p]] * N + j[p]
+            for k in range(3):
+                kk = kk * w + S[p, k] + smax
+            key[q - lo] = kk
+        order = np.argsort(key)
+        for q in range(hi - lo):
+            p = by_i[lo + order[q]]
+            jo[lo + q] = j[p]
+            for k in range(3):
+                So[lo + q, k] = S[p, k]
     return first, jo, So
 
 

@@ -30,9 +30,9 @@ try:  # ASE ≥ 3.29
     from ase.md.velocitydistribution import thermalize_momenta as _thermalize
 except ImportError:  # pragma: no cover
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as _thermalize
-from ase.neighborlist import neighbor_list
 from tqdm import tqdm
 
+from hal.ace.neighbours import NeighbourList
 from hal.calculators import HALCalculator
 from hal.dynamics.montecarlo import GPA, shape_move, swap_move, volume_move
 from hal.uncertainty import max_criterion, softmax_criterion
@@ -174,6 +174,8 @@ def run_hal(
         k: [] for k in ("sigma", "tau", "temperature", "criterion", "f_norm", "f_sigma_norm", "pressure_GPa")
     }
     reason, step = "max_steps", 0
+    close = None if not min_distance else NeighbourList(min_distance)  # a Verlet list: µs per step
+    no_species = np.zeros(len(work), dtype=np.int64)
     score_fn = (lambda f: max_criterion(f)) if f_tol is not None else softmax_criterion
     tol = f_tol if f_tol is not None else s_tol
 
@@ -220,7 +222,7 @@ def run_hal(
         stop = f is not None and score > tol
         if stop:
             reason = "criterion"
-        elif min_distance is not None and len(work) > 1 and len(neighbor_list("i", work, min_distance)):
+        elif close is not None and len(work) > 1 and len(close.pairs(work, no_species)[1]):
             stop, reason = True, "min_distance"
         if traj is not None and (stop or step % trajectory_every == 0 or step == steps):
             frame(score, f)
