@@ -90,7 +90,9 @@ def test_help_is_fast_and_first_compile_is_announced(tmp_path):
     assert version.stdout.strip() == f"hal {hal.__version__}"
 
     basis = hal.ACEBasis(["Cu", "Al"], order=2, max_degree=3)
-    basis.evaluate_coefficients(alloy_cells(1, seed=0)[0], np.zeros(basis.size))  # compiled and cached here
+    cell = alloy_cells(1, seed=0)[0]
+    basis.evaluate_coefficients(cell, np.zeros(basis.size), threads=1)  # eval_folded compiled and cached here
+    basis.evaluate(cell)  # and eval_full
     notice = "from hal.ace import kernels as k; k.compile_notice(k.eval_folded); k.compile_notice(k.eval_full)"
     cold = subprocess.run([sys.executable, "-c", notice], capture_output=True, text=True, check=True,
                           env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})  # fmt: skip
