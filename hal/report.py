@@ -163,11 +163,11 @@ def report(run_dir: str | Path) -> Path:
     from ase.db import connect
 
     run_dir = Path(run_dir)
-    if not (run_dir / "data.db").exists():
-        raise FileNotFoundError(f"{run_dir}: no data.db here; is this a hal run directory?")
     own = _protocol_report(run_dir)
     if own is not None:
         return own
+    if not (run_dir / "data.db").exists():
+        raise FileNotFoundError(f"{run_dir}: no data.db here; is this a hal run directory?")
     events = read_events(run_dir)
     db_rows = list(connect(str(run_dir / "data.db")).select(sort="id"))
     hal_rows = [r for r in db_rows if r.get("source") == "hal"]

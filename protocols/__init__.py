@@ -11,7 +11,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-PROTOCOLS = ("hal", "alloy", "hexane_smd")
+PROTOCOLS = ("hal", "alloy", "hexane_smd", "filtering")
 
 
 def get(name: str) -> ModuleType:

@@ -1,0 +1,272 @@
+"""Filtering protocol (HAL paper II.A): reduce a labelled pool greedily by max f_i, against random selection.
+
+* ``[pool]``: the user's labelled extxyz / ASE db (``path``; energy and forces on every configuration),
+  or, when empty, the packaged silicon pool generated and labelled once by the oracle and cached as
+  ``pool.xyz`` in the run directory (see ``pool``). A stratified ``test_fraction`` is held out.
+* ``[selection]``: from one start configuration, the greedy run adds the remaining configuration with
+  the largest max_i f_i after every BRR refit (K-member committee), up to ``budget`` (a fraction of the
+  pool's environments); ``random_seeds`` random runs pick from the same start. Every step is one line
+  of ``<run>.jsonl`` (pick, config_type, environments, train and test RMSE overall and per config_type):
+  a killed run resumes where it stopped, with the same picks.
+* ``[properties]``: at each ``checkpoints`` fraction, diamond-Si properties of the model (E–V and B,
+  C11/C12/C44, phonons, F(T), Cv(T)) against the oracle's → ``properties.jsonl``.
+``hal report DIR`` draws the learning curves, property convergence, phonons and the selection histogram.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import Executor
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import read, write
+from tqdm import tqdm
+
+from hal.config import ConfigError, Field, at_least, between, element, non_negative, positive
+from hal.fit.design import Weights, reference_energies
+from hal.fit.metrics import errors
+from hal.fit_config import BASIS, check_basis
+from hal.loop.executors import make_executor
+from hal.protocols import hal as general
+from hal.protocols.filtering import greedy, pool, properties
+
+SCHEMA = {
+    "protocol": Field(str, "filtering", choices=("filtering",)),
+    "run_dir": Field(str, "runs/filtering"),
+    "seed": Field(int, 0),
+    "workers": Field(int, 2, check=at_least(1)),
+    "scheduler": Field(str),
+    "pool": {
+        "path": Field(str, ""),
+        "size": Field(float, 1.0, check=positive),
+        "test_fraction": Field(float, 0.2, check=between(0.0, 0.9)),
+        "start": Field(int, -1),
+        "elements": Field(list, ["Si"], item=str, check=element),
+    },
+    "oracle": {
+        "calculator": Field(str, "kumagai"),
+        "kwargs": Field(dict),
+    },
+    "basis": {
+        **BASIS,
+        "r_cut": Field(float, 5.5, check=positive),
+        "max_degree": Field(list, [20, 18, 15], item=int),
+        "pair_degree": Field(int, 3, check=between(0, 20)),
+        "pair_r_cut": Field(float, 7.0, check=positive),
+    },  # fmt: skip
+    "fit": {
+        "committee_size": Field(int, 32, check=at_least(2)),
+        "weights": Field(list, [5.0, 1.0, 1.0], item=float, check=non_negative),
+        "f_max": Field(float, 20.0, check=positive),
+    },
+    "selection": {
+        "budget": Field(float, 0.10, check=between(0.0, 1.0)),
+        "random_seeds": Field(int, 5, check=non_negative),
+        "eps": Field(float, check=positive),
+    },
+    "properties": {
+        "enabled": Field(bool, True),
+        "checkpoints": Field(list, [0.01, 0.02, 0.03, 0.05, 0.10], item=float, check=positive),
+        "phonon_supercell": Field(int, 4, check=at_least(2)),
+    },
+}
+
+
+def resolve_paths(config: dict, base: Path) -> None:
+    """A pool file relative to the config's folder."""
+    p = config["pool"]["path"]
+    if p and not Path(p).is_absolute():
+        config["pool"]["path"] = str(base / p)
+
+
+def oracle(config: dict):
+    """A fresh oracle calculator: "kumagai" (embedded) or an import path as in the general protocol."""
+    o = config["oracle"]
+    if o["calculator"] in pool.ORACLES:
+        return pool.ORACLES[o["calculator"]](**dict(o.get("kwargs") or {}))
+    return general.make_calculator(o["calculator"], dict(o.get("kwargs") or {}))
+
+
+def check(config: dict) -> None:
+    """The basis and the user's pool (read and checked here, before a run directory is written)."""
+    check_basis(config["basis"])
+    basis_of(config)
+    if config["pool"]["path"]:
+        pool.read_pool(config["pool"]["path"], config["pool"]["elements"])
+    elif config["oracle"]["calculator"] not in pool.ORACLES:
+        general.calculator_factory(config["oracle"]["calculator"])  # an import error names the key
+
+
+def basis_of(config: dict):
+    return general.basis_of(config["basis"], config["pool"]["elements"])
+
+
+def load_pool(config: dict, run_dir: Path, progress: bool) -> list[Atoms]:
+    """The user's pool, or the default one (generated once, atomically cached in ``run_dir``)."""
+    p = config["pool"]
+    if p["path"]:
+        return pool.read_pool(p["path"], p["elements"])
+    cached = run_dir / "pool.xyz"
+    if not cached.exists():
+        configs = pool.default_pool(oracle(config), config["seed"], p["size"], progress)
+        tmp = run_dir / "pool.tmp.xyz"
+        write(tmp, configs)
+        tmp.replace(cached)
+    return read(cached, ":")
+
+
+def start_index(configs: list[Atoms], train: np.ndarray, start: int) -> int:
+    """Position in ``train`` of the start: ``start`` (a pool index) if given, else the first 300 K diamond
+    frame of the default pool, else the first training configuration."""
+    if start >= 0:
+        where = np.flatnonzero(train == start)
+        if not len(where):
+            raise ConfigError(f"pool.start: configuration {start} is not in the training part of the pool")
+        return int(where[0])
+    types = [configs[i].info.get("config_type") for i in train]
+    return types.index("diamond_md_300K") if "diamond_md_300K" in types else 0
+
+
+def _table(e: dict) -> dict:
+    return {g: {k: round(v, 6) for k, v in row.items() if k in ("E_rmse", "F_rmse")} for g, row in e.items()}
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, np.ndarray | list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.floating | np.integer):
+        return x.item()
+    return x
+
+
+def read_lines(path: Path) -> list[dict]:
+    """The complete JSON lines of a log (a line cut short by a crash is dropped)."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return out
+
+
+def _append(path: Path, record: dict) -> None:
+    with path.open("a") as fh:
+        fh.write(json.dumps(_jsonable(record)) + "\n")
+        fh.flush()
+
+
+def run_selection(name: str, train: list[Atoms], test: list[Atoms], start: int, config: dict, run_dir: Path,
+                  e0: dict, executor: Executor | None, on_checkpoint, progress: bool) -> list[dict]:  # fmt: skip
+    """One selection run (``name`` "greedy" or "random_<seed>") to the budget, resumed from its log."""
+    f, s = config["fit"], config["selection"]
+    sel = greedy.Selection(train, basis_of(config), e0, Weights(*f["weights"], f_max=f["f_max"]),
+                           f["committee_size"], config["seed"])  # fmt: skip
+    log = run_dir / f"{name}.jsonl"
+    done = read_lines(log)
+    log.write_text("".join(json.dumps(r) + "\n" for r in done))  # drop a half-written last line
+    order = None if name == "greedy" else greedy.random_order(len(train), start, int(name.split("_")[1]))
+    for r in done:
+        sel.add(r["pick"])
+    total = sum(len(a) for a in train)
+    checkpoints = sorted(config["properties"]["checkpoints"])
+    reached = {c for c in checkpoints if done and done[-1]["fraction"] >= c}
+    bar = tqdm(total=s["budget"], initial=sel.n_env / total, desc=name, unit="pool", disable=not progress,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.3f}/{total:.3f} of the environments")  # fmt: skip
+    pick, fi, eps = (start, None, None) if not done else (None, None, None)
+    while sel.n_env / total < s["budget"] and len(sel.picked) < len(train):
+        if pick is None:  # the next pick from the model of the current training set
+            model = sel.fit()
+            if order is None:
+                pick, fi, eps = sel.greedy_pick(model, s.get("eps"), executor)
+            else:
+                pick = int(order[len(sel.picked) - 1])
+        sel.add(pick)
+        model = sel.fit()
+        record = {"step": len(sel.picked) - 1, "pick": pick, "config_type": train[pick].info.get("config_type"),
+                  "n_atoms": len(train[pick]), "n_env": sel.n_env, "fraction": sel.n_env / total, "max_fi": fi,
+                  "eps": eps, "train": _table(errors(model, [train[i] for i in sel.picked])),
+                  "test": _table(errors(model, test))}  # fmt: skip
+        _append(log, record)
+        done.append(record)
+        bar.update(sel.n_env / total - bar.n)
+        for c in checkpoints:
+            if c not in reached and record["fraction"] >= c:
+                reached.add(c)
+                on_checkpoint(name, c, record, model)
+        pick = None
+    bar.close()
+    return done
+
+
+def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
+    """Run (or resume) the protocol in ``run_dir``; returns the headline figures."""
+    check(config)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    configs = load_pool(config, run_dir, progress)
+    train_idx, test_idx = pool.split(configs, config["pool"]["test_fraction"], config["seed"])
+    train, test = [configs[i] for i in train_idx], [configs[i] for i in test_idx]
+    start = start_index(configs, train_idx, config["pool"]["start"])
+    e0 = reference_energies(configs, config["pool"]["elements"])
+    split_path = run_dir / "split.json"
+    if not split_path.exists():
+        split_path.write_text(json.dumps({"train": train_idx.tolist(), "test": test_idx.tolist(), "start": start,
+                                          "e0": e0, "n_env": sum(len(a) for a in train)}))  # fmt: skip
+    props = config["properties"]
+    prop_log = run_dir / "properties.jsonl"
+    have = {(r["run"], r["checkpoint"]) for r in read_lines(prop_log)}
+    if props["enabled"] and ("oracle", 0.0) not in have:
+        _append(prop_log, {"run": "oracle", "checkpoint": 0.0, "props": properties.diamond_properties(
+            oracle(config), props["phonon_supercell"])})  # fmt: skip
+    ref = next((r["props"] for r in read_lines(prop_log) if r["run"] == "oracle"), None)
+
+    def on_checkpoint(name: str, c: float, record: dict, model) -> None:
+        if not props["enabled"] or (name, c) in have:
+            return
+        p = properties.diamond_properties(model.calculator(), props["phonon_supercell"])
+        _append(prop_log, {"run": name, "checkpoint": c, "fraction": record["fraction"], "props": p,
+                           "compare": properties.compare(p, _arrays(ref))})  # fmt: skip
+
+    names = ["greedy"] + [f"random_{k}" for k in range(config["selection"]["random_seeds"])]
+    with make_executor(config["workers"], config.get("scheduler")) as executor:
+        runs = {n: run_selection(n, train, test, start, config, run_dir, e0, executor, on_checkpoint, progress)
+                for n in names}  # fmt: skip
+    return summary(runs)
+
+
+def _arrays(d: dict) -> dict:
+    """Property records as read back from JSON, with the phonon arrays as numpy arrays again."""
+    return {**d, "phonons": {k: np.asarray(v) if k != "labels" else v for k, v in d["phonons"].items()}}
+
+
+def test_rmse_at(records: list[dict], fraction: float) -> float:
+    """Test force RMSE of the first step at or past ``fraction`` of the environments (NaN if none)."""
+    for r in records:
+        if r["fraction"] >= fraction:
+            return r["test"]["all"]["F_rmse"]
+    return float("nan")
+
+
+def summary(runs: dict[str, list[dict]], at: float = 0.05) -> dict:
+    """Greedy and random test force RMSE at ``at`` of the environments, and their ratio."""
+    g = test_rmse_at(runs["greedy"], at)
+    rnd = [test_rmse_at(v, at) for k, v in runs.items() if k.startswith("random")]
+    out = {"greedy_F_rmse": g, "steps": len(runs["greedy"])}
+    if rnd:
+        out.update(random_F_rmse=float(np.mean(rnd)), random_F_rmse_spread=float(np.std(rnd)),
+                   filtered_over_random=g / float(np.mean(rnd)))  # fmt: skip
+    return {"filtering": out}
+
+
+def report(run_dir: Path, config: dict) -> Path:
+    """Plots and ``report.md`` of a filtering run (``hal.protocols.filtering.figures``)."""
+    from hal.protocols.filtering import figures
+
+    return figures.write(run_dir, config)
