@@ -76,20 +76,20 @@ def phonons(calc: Calculator, a0: float, supercell: int = 4, mesh: int = 16,
     ph.produce_force_constants()
     path = prim.cell.bandpath(BAND_PATH, npoints=npoints)
     ph.run_qpoints(path.kpts)
-    bands = ph.get_qpoints_dict()["frequencies"]
+    bands = ph.qpoints.frequencies
     ph.run_mesh([mesh] * 3, is_gamma_center=True)
     ph.run_total_dos()
-    dos = ph.get_total_dos_dict()
+    dos = ph.total_dos
     T = np.arange(0, 1001, 50.0) if temperatures is None else np.asarray(temperatures, dtype=float)
     ph.run_thermal_properties(temperatures=T, exclude_gamma_acoustic=True)
-    th = ph.get_thermal_properties_dict()
+    th = ph.thermal_properties
     n = len(prim)
     x, xs, labels = path.get_linear_kpoint_axis()
     return {
         "x": np.asarray(x), "special_x": np.asarray(xs), "labels": list(labels), "bands": np.asarray(bands),
-        "dos_f": np.asarray(dos["frequency_points"]), "dos": np.asarray(dos["total_dos"]) / n,
-        "T": T, "F": np.asarray(th["free_energy"]) * KJ_PER_MOL / n * 1e3,
-        "Cv": np.asarray(th["heat_capacity"]) * units.J / units.mol / n / units.kB,
+        "dos_f": np.asarray(dos.frequency_points), "dos": np.asarray(dos.dos) / n,
+        "T": T, "F": np.asarray(th.free_energy) * KJ_PER_MOL / n * 1e3,
+        "Cv": np.asarray(th.heat_capacity) * units.J / units.mol / n / units.kB,
     }  # fmt: skip
 
 
