@@ -156,6 +156,14 @@ def read_lines(path: Path) -> list[dict]:
     return out
 
 
+def repaired(path: Path) -> list[dict]:
+    """``read_lines``, with the file rewritten to hold just those (a crash's half line goes)."""
+    lines = read_lines(path)
+    if path.exists():
+        path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return lines
+
+
 def _append(path: Path, record: dict) -> None:
     with path.open("a") as fh:
         fh.write(json.dumps(_jsonable(record)) + "\n")
@@ -169,14 +177,21 @@ def run_selection(name: str, train: list[Atoms], test: list[Atoms], start: int, 
     sel = greedy.Selection(train, basis_of(config), e0, Weights(*f["weights"], f_max=f["f_max"]),
                            f["committee_size"], config["seed"])  # fmt: skip
     log = run_dir / f"{name}.jsonl"
-    done = read_lines(log)
-    log.write_text("".join(json.dumps(r) + "\n" for r in done))  # drop a half-written last line
+    done = repaired(log)
     order = None if name == "greedy" else greedy.random_order(len(train), start, int(name.split("_")[1]))
-    for r in done:
-        sel.add(r["pick"])
-    total = sum(len(a) for a in train)
     checkpoints = sorted(config["properties"]["checkpoints"])
-    reached = {c for c in checkpoints if done and done[-1]["fraction"] >= c}
+    reached: set[float] = set()
+
+    def after(record: dict) -> None:  # properties at the checkpoints this step reaches first
+        for c in checkpoints:
+            if c not in reached and record["fraction"] >= c:
+                reached.add(c)
+                on_checkpoint(name, c, record, sel.fit)
+
+    for r in done:  # replay the log; a checkpoint that a crash left without properties is done now
+        sel.add(r["pick"])
+        after(r)
+    total = sum(len(a) for a in train)
     bar = tqdm(total=s["budget"], initial=sel.n_env / total, desc=name, unit="pool", disable=not progress,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.3f}/{total:.3f} of the environments")  # fmt: skip
     pick, fi, eps = (start, None, None) if not done else (None, None, None)
@@ -196,10 +211,7 @@ def run_selection(name: str, train: list[Atoms], test: list[Atoms], start: int, 
         _append(log, record)
         done.append(record)
         bar.update(sel.n_env / total - bar.n)
-        for c in checkpoints:
-            if c not in reached and record["fraction"] >= c:
-                reached.add(c)
-                on_checkpoint(name, c, record, model)
+        after(record)
         pick = None
     bar.close()
     return done
@@ -221,16 +233,16 @@ def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
                                           "e0": e0, "n_env": sum(len(a) for a in train)}))  # fmt: skip
     props = config["properties"]
     prop_log = run_dir / "properties.jsonl"
-    have = {(r["run"], r["checkpoint"]) for r in read_lines(prop_log)}
+    have = {(r["run"], r["checkpoint"]) for r in repaired(prop_log)}
     if props["enabled"] and ("oracle", 0.0) not in have:
         _append(prop_log, {"run": "oracle", "checkpoint": 0.0, "props": properties.diamond_properties(
             oracle(config), props["phonon_supercell"])})  # fmt: skip
     ref = next((r["props"] for r in read_lines(prop_log) if r["run"] == "oracle"), None)
 
-    def on_checkpoint(name: str, c: float, record: dict, model) -> None:
+    def on_checkpoint(name: str, c: float, record: dict, fit) -> None:
         if not props["enabled"] or (name, c) in have:
             return
-        p = properties.diamond_properties(model.calculator(), props["phonon_supercell"])
+        p = properties.diamond_properties(fit().calculator(), props["phonon_supercell"])
         _append(prop_log, {"run": name, "checkpoint": c, "fraction": record["fraction"], "props": p,
                            "compare": properties.compare(p, _arrays(ref))})  # fmt: skip
 

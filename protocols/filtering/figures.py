@@ -14,7 +14,7 @@ from hal.protocols.filtering import properties, read_lines, test_rmse_at
 MODULI = ("B", "C11", "C12", "C44")
 
 
-def _runs(run_dir: Path) -> dict[str, list[dict]]:
+def selection_logs(run_dir: Path) -> dict[str, list[dict]]:
     names = sorted(p.stem for p in run_dir.glob("*.jsonl") if p.stem == "greedy" or p.stem.startswith("random_"))
     return {n: read_lines(run_dir / f"{n}.jsonl") for n in names}
 
@@ -175,7 +175,7 @@ def convergence_fraction(props: list[dict], name: str) -> dict[str, float | None
 
 def write(run_dir: Path, config: dict) -> Path:
     """learning.png, selection.png, properties.png and report.md in ``run_dir``; returns report.md."""
-    runs = {k: v for k, v in _runs(run_dir).items() if v}
+    runs = {k: v for k, v in selection_logs(run_dir).items() if v}
     if not runs:
         raise FileNotFoundError(f"{run_dir}: no selection log (greedy.jsonl) yet")
     plot_learning(runs, run_dir / "learning.png")

@@ -29,7 +29,7 @@ def relaxed_diamond(calc: Calculator, a: float = 5.43, fmax: float = 1e-5) -> At
 
 def equation_of_state(calc: Calculator, a0: float, strains: np.ndarray | None = None) -> dict:
     """E(V) per atom on a ±6 % lattice grid about ``a0`` and a Birch–Murnaghan fit: V0 (Å³/atom),
-    E0 (eV/atom), B (GPa), a0 (Å)."""
+    E0 (eV/atom), B (GPa), a0 (Å); NaN where the fit finds no minimum."""
     strains = np.linspace(0.94, 1.06, 13) if strains is None else strains
     V, E = [], []
     for s in strains:
@@ -37,7 +37,10 @@ def equation_of_state(calc: Calculator, a0: float, strains: np.ndarray | None = 
         atoms.calc = calc
         V.append(atoms.get_volume() / len(atoms))
         E.append(atoms.get_potential_energy() / len(atoms))
-    v0, e0, b = EquationOfState(V, E, eos="birchmurnaghan").fit()
+    try:
+        v0, e0, b = EquationOfState(V, E, eos="birchmurnaghan").fit()
+    except (RuntimeError, ValueError):  # no minimum on the grid (an early, poor model): no B
+        v0 = e0 = b = np.nan
     return {"V": np.array(V), "E": np.array(E), "V0": float(v0), "E0": float(e0), "B": float(b * GPA),
             "a0": float((8 * v0) ** (1 / 3))}  # fmt: skip
 
