@@ -273,7 +273,8 @@ def summary(runs: dict[str, list[dict]], at: float = 0.05) -> dict:
     out = {"greedy_F_rmse": g, "steps": len(runs["greedy"])}
     if rnd:
         out.update(random_F_rmse=float(np.mean(rnd)), random_F_rmse_spread=float(np.std(rnd)),
-                   filtered_over_random=g / float(np.mean(rnd)))  # fmt: skip
+                   random_F_rmse_median=float(np.median(rnd)), filtered_over_random=g / float(np.mean(rnd)),
+                   filtered_over_random_median=g / float(np.median(rnd)))  # fmt: skip
     return {"filtering": out}
 
 

@@ -185,12 +185,14 @@ def write(run_dir: Path, config: dict) -> Path:
              f"Pool: {len(split['train'])} configurations ({split['n_env']} environments) to select from, "
              f"{len(split['test'])} held out (stratified by config_type).", "",
              "![learning curves](learning.png)", "", "## Test force RMSE (eV/Å)", "",
-             "| % env | filtered | random mean ± sd | filtered / random |", "|---:|---:|---:|---:|"]  # fmt: skip
+             "| % env | filtered | random mean ± sd | random median | filtered / random mean | filtered / median |",
+             "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for c in sorted(set(config["properties"]["checkpoints"])):
         g = test_rmse_at(runs.get("greedy", []), c)
         rnd = [test_rmse_at(v, c) for k, v in runs.items() if k.startswith("random")]
-        m = np.mean(rnd) if rnd else np.nan
-        lines.append(f"| {100 * c:g} | {g:.4f} | {m:.4f} ± {np.std(rnd) if rnd else np.nan:.4f} | {g / m:.2f} |")
+        m, med = (np.mean(rnd), np.median(rnd)) if rnd else (np.nan, np.nan)
+        lines.append(f"| {100 * c:g} | {g:.4f} | {m:.4f} ± {np.std(rnd) if rnd else np.nan:.4f} | {med:.4f} | "
+                     f"{g / m:.2f} | {g / med:.2f} |")  # fmt: skip
     lines += ["", "## Picks by config_type", "", "![selection](selection.png)", "",
               "| config_type | filtered | random (all seeds) |", "|---|---:|---:|"]  # fmt: skip
     for t in sorted(set(counts["filtered"]) | set(counts["random"])):
