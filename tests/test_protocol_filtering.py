@@ -135,10 +135,12 @@ def test_tiny_pool_end_to_end_and_report(tmp_path, configs, capsys):
         assert all(r["test"]["all"]["F_rmse"] > 0 for r in log)
     assert all(r["max_fi"] > 0 for r in g[1:])
     props = read_lines(run_dir / "properties.jsonl")
-    assert {p["run"] for p in props} == {"oracle", "greedy", "random_0", "random_1"}
+    assert {p["run"] for p in props} == {"oracle", "greedy", "random_0", "random_1", "full"}
+    full = read_lines(run_dir / "full.jsonl")[0]  # the ceiling: one fit to the whole selectable pool
+    assert full["fraction"] == 1.0 and full["train"]["all"]["F_rmse"] <= g[-1]["train"]["all"]["F_rmse"] * 3
     assert main(["report", str(run_dir)]) == 0
     text = (run_dir / "report.md").read_text()
-    assert "| filtered | 20 |" in text and "Picks by config_type" in text
+    assert "| filtered | 20 |" in text and "| whole pool | 100 |" in text and "Picks by config_type" in text
     for png in ("learning.png", "selection.png", "properties.png"):
         assert (run_dir / png).stat().st_size > 1000
 
@@ -186,3 +188,20 @@ def test_bad_pools_are_refused_before_anything_is_written(tmp_path, configs, cap
     err = capsys.readouterr().err.strip()
     assert "pool.xyz: " + named in err and "Traceback" not in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_config_types_restrict_the_pool(tmp_path, configs):
+    from hal.config import load
+    from hal.protocols import filtering as F
+
+    path = project(tmp_path, configs, seeds=1)
+    config = load(path, F.SCHEMA)
+    F.resolve_paths(config, tmp_path)
+    config["pool"]["config_types"] = ["vac*"]
+    config["selection"].update(full_fit=False, budget=0.5)
+    F.run(config, tmp_path / "run", progress=False)
+    for name in ("greedy", "random_0"):
+        assert {r["config_type"] for r in read_lines(tmp_path / "run" / f"{name}.jsonl")} == {"vacancy"}
+    config["pool"]["config_types"] = ["liquid"]
+    with pytest.raises(Exception, match="pool.config_types"):
+        F.run(config, tmp_path / "other", progress=False)

@@ -2,12 +2,14 @@
 
 * ``[pool]``: the user's labelled extxyz / ASE db (``path``; energy and forces on every configuration),
   or, when empty, the packaged silicon pool generated and labelled once by the oracle and cached as
-  ``pool.xyz`` in the run directory (see ``pool``). A stratified ``test_fraction`` is held out.
+  ``pool.xyz`` in the run directory (see ``pool``), optionally restricted to some ``config_types``
+  (e.g. ``["diamond*"]``, as the paper's property study). A stratified ``test_fraction`` is held out.
 * ``[selection]``: from one start configuration, the greedy run adds the remaining configuration with
   the largest max_i f_i after every BRR refit (K-member committee), up to ``budget`` (a fraction of the
   pool's environments); ``random_seeds`` random runs pick from the same start. Every step is one line
   of ``<run>.jsonl`` (pick, config_type, environments, train and test RMSE overall and per config_type):
-  a killed run resumes where it stopped, with the same picks.
+  a killed run resumes where it stopped, with the same picks. With ``full_fit``, one fit to the whole
+  selectable pool gives the ceiling any selection can reach (``full.jsonl``).
 * ``[properties]``: at each ``checkpoints`` fraction, diamond-Si properties of the model (E–V and B,
   C11/C12/C44, phonons, F(T), Cv(T)) against the oracle's → ``properties.jsonl``.
 ``hal report DIR`` draws the learning curves, property convergence, phonons and the selection histogram.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import Executor
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,8 @@ from ase.io import read, write
 from tqdm import tqdm
 
 from hal.config import ConfigError, Field, at_least, between, element, non_negative, positive
-from hal.fit.design import Weights, reference_energies
+from hal.fit import fit_normal_equations
+from hal.fit.design import Weights, assemble, reference_energies
 from hal.fit.metrics import errors
 from hal.fit_config import BASIS, check_basis
 from hal.loop.executors import make_executor
@@ -43,6 +47,7 @@ SCHEMA = {
         "size": Field(float, 1.0, check=positive),
         "test_fraction": Field(float, 0.2, check=between(0.0, 0.9)),
         "start": Field(int, -1),
+        "config_types": Field(list, [], item=str),
         "elements": Field(list, ["Si"], item=str, check=element),
     },
     "oracle": {
@@ -65,6 +70,7 @@ SCHEMA = {
         "budget": Field(float, 0.10, check=between(0.0, 1.0)),
         "random_seeds": Field(int, 5, check=non_negative),
         "eps": Field(float, check=positive),
+        "full_fit": Field(bool, True),
     },
     "properties": {
         "enabled": Field(bool, True),
@@ -104,17 +110,24 @@ def basis_of(config: dict):
 
 
 def load_pool(config: dict, run_dir: Path, progress: bool) -> list[Atoms]:
-    """The user's pool, or the default one (generated once, atomically cached in ``run_dir``)."""
+    """The user's pool, or the default one (generated once, atomically cached in ``run_dir``), restricted
+    to the config_types that ``pool.config_types`` names (shell patterns, e.g. "diamond*"; none: all)."""
     p = config["pool"]
     if p["path"]:
-        return pool.read_pool(p["path"], p["elements"])
-    cached = run_dir / "pool.xyz"
-    if not cached.exists():
-        configs = pool.default_pool(oracle(config), config["seed"], p["size"], progress)
-        tmp = run_dir / "pool.tmp.xyz"
-        write(tmp, configs)
-        tmp.replace(cached)
-    return read(cached, ":")
+        configs = pool.read_pool(p["path"], p["elements"])
+    else:
+        cached = run_dir / "pool.xyz"
+        if not cached.exists():
+            generated = pool.default_pool(oracle(config), config["seed"], p["size"], progress)
+            tmp = run_dir / "pool.tmp.xyz"
+            write(tmp, generated)
+            tmp.replace(cached)
+        configs = read(cached, ":")
+    if p["config_types"]:
+        configs = [a for a in configs if any(fnmatch(a.info.get("config_type", ""), t) for t in p["config_types"])]
+        if len(configs) < 3:
+            raise ConfigError(f"pool.config_types: {p['config_types']} leave {len(configs)} configurations (need 3)")
+    return configs
 
 
 def start_index(configs: list[Atoms], train: np.ndarray, start: int) -> int:
@@ -217,6 +230,31 @@ def run_selection(name: str, train: list[Atoms], test: list[Atoms], start: int, 
     return done
 
 
+def full_fit(train: list[Atoms], test: list[Atoms], config: dict, run_dir: Path, e0: dict, on_checkpoint,
+             progress: bool) -> dict:  # fmt: skip
+    """The ceiling of any selection: one fit to the whole selectable pool, its errors and properties
+    (``full.jsonl``, one record at fraction 1)."""
+    f = config["fit"]
+
+    def fit():
+        basis = basis_of(config)
+        ne = assemble(basis, train, e0, Weights(*f["weights"], f_max=f["f_max"]), n_workers=config["workers"],
+                      progress=progress)  # fmt: skip
+        return fit_normal_equations(ne, basis, e0, "brr", f["committee_size"], config["seed"])
+
+    log = run_dir / "full.jsonl"
+    done = repaired(log)
+    if done:
+        on_checkpoint("full", 1.0, done[0], fit)  # properties a crash left undone
+        return done[0]
+    model = fit()
+    record = {"step": len(train) - 1, "n_env": sum(len(a) for a in train), "fraction": 1.0,
+              "train": _table(errors(model, train)), "test": _table(errors(model, test))}  # fmt: skip
+    _append(log, record)
+    on_checkpoint("full", 1.0, record, lambda: model)
+    return record
+
+
 def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
     """Run (or resume) the protocol in ``run_dir``; returns the headline figures."""
     check(config)
@@ -250,6 +288,8 @@ def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
     with make_executor(config["workers"], config.get("scheduler")) as executor:
         runs = {n: run_selection(n, train, test, start, config, run_dir, e0, executor, on_checkpoint, progress)
                 for n in names}  # fmt: skip
+    if config["selection"]["full_fit"]:
+        full_fit(train, test, config, run_dir, e0, on_checkpoint, progress)
     return summary(runs)
 
 

@@ -27,8 +27,9 @@ def _curve(records: list[dict], key: str, grid: np.ndarray) -> np.ndarray:
     return np.where(i >= 0, y[np.clip(i, 0, None)], np.nan)
 
 
-def plot_learning(runs: dict[str, list[dict]], path: Path) -> None:
-    """Train and test force RMSE against the fraction of the pool's environments, greedy and random."""
+def plot_learning(runs: dict[str, list[dict]], path: Path, full: dict | None = None) -> None:
+    """Train and test force RMSE against the fraction of the pool's environments, greedy and random
+    (and the whole-pool fit's test RMSE, ``full``, as a line)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,13 +43,13 @@ def plot_learning(runs: dict[str, list[dict]], path: Path) -> None:
         if g:
             ax.plot(grid * 100, _curve(g, key, grid), style, color="C0", label=f"filtered, {key}")
         rnd = np.array([_curve(v, key, grid) for k, v in runs.items() if k.startswith("random") and v])
-        if len(rnd):
-            rnd = np.where(np.isnan(rnd).all(axis=0), 0.0, rnd)  # before every start: drawn as nothing
-            m, s = np.nanmean(rnd, axis=0), np.nanstd(rnd, axis=0)
-            m[m == 0] = np.nan
-            ax.plot(grid * 100, m, style, color="C1", label=f"random (mean of {len(rnd)}), {key}")
+        if len(rnd):  # median and quartiles: a seed that extrapolates wildly would swamp a mean
+            q1, med, q3 = np.percentile(rnd, [25, 50, 75], axis=0)
+            ax.plot(grid * 100, med, style, color="C1", label=f"random (median of {len(rnd)}), {key}")
             if key == "test":
-                ax.fill_between(grid * 100, m - s, m + s, color="C1", alpha=0.2)
+                ax.fill_between(grid * 100, q1, q3, color="C1", alpha=0.2, label="random, quartiles")
+    if full is not None:
+        ax.axhline(full["test"]["all"]["F_rmse"], color="k", lw=0.8, ls="--", label="whole pool, test")
     ax.set(xlabel="environments in the training set (% of the pool)", ylabel="force RMSE (eV/Å)", yscale="log")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -90,7 +91,8 @@ def plot_properties(props: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     ref = next(r["props"] for r in props if r["run"] == "oracle")
-    models = [r for r in props if r["run"] != "oracle"]
+    models = [r for r in props if r["run"] not in ("oracle", "full")]
+    full = next((r["props"] for r in props if r["run"] == "full"), None)
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     ax = axes[0, 0]
     for j, key in enumerate(MODULI):
@@ -106,6 +108,11 @@ def plot_properties(props: list[dict], path: Path) -> None:
                 label=f"{key} {'filtered' if name == 'greedy' else 'random'}",
             )
     ax.axhline(2, color="k", lw=0.5)
+    if full is not None:  # the whole-pool fit's errors, at the right edge
+        x = max(r["checkpoint"] for r in models) * 100
+        ref_ = next(r["props"] for r in props if r["run"] == "oracle")
+        for j, key in enumerate(MODULI):
+            ax.plot([x], [abs(full[key] / ref_[key] - 1) * 100], "*", ms=10, color=f"C{j}")
     ax.set(xlabel="% of the environments", ylabel="|error| (%)", yscale="log", title="elastic moduli")
     ax.legend(fontsize=6, ncol=2)
     last = max(r["checkpoint"] for r in models)
@@ -114,7 +121,9 @@ def plot_properties(props: list[dict], path: Path) -> None:
         row = next((r for r in models if r["run"] == name and r["checkpoint"] == last), None)
         if row:
             picks["filtered" if name == "greedy" else "random"] = row["props"]
-    styles = {"oracle": ("k", "-"), "filtered": ("C0", "--"), "random": ("C1", ":")}
+    if full is not None:
+        picks["whole pool"] = full
+    styles = {"oracle": ("k", "-"), "filtered": ("C0", "--"), "random": ("C1", ":"), "whole pool": ("C2", "-.")}
     ax = axes[0, 1]
     for name, p in picks.items():
         ph = p["phonons"]
@@ -144,7 +153,7 @@ def property_table(props: list[dict]) -> str:
     lines = ["| model | % env | B | C11 | C12 | C44 | max phonon error % | ΔF(300 K) meV/atom | all within goals |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     lines.append(f"| oracle | – | {' | '.join(f'{ref[k]:.1f}' for k in MODULI)} | – | – | – |")
-    for name in ("greedy", "random"):
+    for name in ("greedy", "random", "full"):
         for c in sorted({r["checkpoint"] for r in props if r["run"].startswith(name)}):
             rows = [r for r in props if r["run"].startswith(name) and r["checkpoint"] == c]
 
@@ -155,7 +164,7 @@ def property_table(props: list[dict]) -> str:
             ph = cell([100 * r["compare"]["phonon_max_rel"] for r in rows], ".1f")
             dF = cell([r["compare"]["F_300K_meV"] for r in rows], ".2f")
             ok = sum(properties.converged(r["compare"], properties.GOALS) for r in rows)
-            label = "filtered" if name == "greedy" else f"random ({len(rows)} seeds)"
+            label = {"greedy": "filtered", "full": "whole pool"}.get(name, f"random ({len(rows)} seeds)")
             lines.append(f"| {label} | {100 * c:g} | {mod} | {ph} | {dF} | {ok}/{len(rows)} |")
     return "\n".join(lines)
 
@@ -178,7 +187,8 @@ def write(run_dir: Path, config: dict) -> Path:
     runs = {k: v for k, v in selection_logs(run_dir).items() if v}
     if not runs:
         raise FileNotFoundError(f"{run_dir}: no selection log (greedy.jsonl) yet")
-    plot_learning(runs, run_dir / "learning.png")
+    full = next(iter(read_lines(run_dir / "full.jsonl")), None)
+    plot_learning(runs, run_dir / "learning.png", full)
     counts = plot_selection(runs, run_dir / "selection.png")
     split = json.loads((run_dir / "split.json").read_text())
     lines = [f"# Filtering run {run_dir}", "",
@@ -193,6 +203,8 @@ def write(run_dir: Path, config: dict) -> Path:
         m, med = (np.mean(rnd), np.median(rnd)) if rnd else (np.nan, np.nan)
         lines.append(f"| {100 * c:g} | {g:.4f} | {m:.4f} ± {np.std(rnd) if rnd else np.nan:.4f} | {med:.4f} | "
                      f"{g / m:.2f} | {g / med:.2f} |")  # fmt: skip
+    if full is not None:
+        lines.append(f"| 100 (whole pool, one fit) | {full['test']['all']['F_rmse']:.4f} | | | | |")
     lines += ["", "## Picks by config_type", "", "![selection](selection.png)", "",
               "| config_type | filtered | random (all seeds) |", "|---|---:|---:|"]  # fmt: skip
     for t in sorted(set(counts["filtered"]) | set(counts["random"])):
