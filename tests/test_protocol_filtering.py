@@ -205,3 +205,6 @@ def test_config_types_restrict_the_pool(tmp_path, configs):
     config["pool"]["config_types"] = ["liquid"]
     with pytest.raises(Exception, match="pool.config_types"):
         F.run(config, tmp_path / "other", progress=False)
+    config["pool"]["config_types"] = ["diamond"]  # another pool in the same directory: refused, named
+    with pytest.raises(Exception, match=r"other settings \(pool.config_types"):
+        F.run(config, tmp_path / "run", progress=False)

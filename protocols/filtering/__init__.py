@@ -27,7 +27,7 @@ from ase import Atoms
 from ase.io import read, write
 from tqdm import tqdm
 
-from hal.config import ConfigError, Field, at_least, between, element, non_negative, positive
+from hal.config import ConfigError, Field, at_least, between, differences, element, non_negative, positive
 from hal.fit import fit_normal_equations
 from hal.fit.design import Weights, assemble, reference_energies
 from hal.fit.metrics import errors
@@ -56,14 +56,14 @@ SCHEMA = {
     },
     "basis": {
         **BASIS,
-        "r_cut": Field(float, 5.5, check=positive),
+        "r_cut": Field(float, 4.0, check=positive),
         "max_degree": Field(list, [20, 18, 15], item=int),
         "pair_degree": Field(int, 3, check=between(0, 20)),
-        "pair_r_cut": Field(float, 7.0, check=positive),
+        "pair_r_cut": Field(float, 4.0, check=positive),
     },  # fmt: skip
     "fit": {
         "committee_size": Field(int, 32, check=at_least(2)),
-        "weights": Field(list, [5.0, 1.0, 1.0], item=float, check=non_negative),
+        "weights": Field(list, [5.0, 1.0, 10.0], item=float, check=non_negative),
         "f_max": Field(float, 20.0, check=positive),
     },
     "selection": {
@@ -255,11 +255,31 @@ def full_fit(train: list[Atoms], test: list[Atoms], config: dict, run_dir: Path,
     return record
 
 
+FREE = ("workers", "scheduler", "run_dir", "selection.budget", "selection.random_seeds", "properties.checkpoints")
+
+
+def claim(config: dict, run_dir: Path) -> None:
+    """Record the settings of a run in ``run_dir`` (``settings.json``); a directory holding a run of other
+    settings is refused, naming them (the logs would mix). Workers, the budget, more seeds or
+    checkpoints may change: a resumed run extends what is there."""
+    path = run_dir / "settings.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = [d for d in differences(old, json.loads(json.dumps(config))) if not d.startswith(FREE)]
+        if diff:
+            raise ConfigError(f"{run_dir} holds a filtering run with other settings ({'; '.join(diff[:4])}): "
+                              f"start it in another directory")  # fmt: skip
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / "settings.tmp.json"
+    tmp.write_text(json.dumps(config, indent=1))
+    tmp.replace(path)
+
+
 def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
     """Run (or resume) the protocol in ``run_dir``; returns the headline figures."""
     check(config)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    claim(config, run_dir)
     configs = load_pool(config, run_dir, progress)
     train_idx, test_idx = pool.split(configs, config["pool"]["test_fraction"], config["seed"])
     train, test = [configs[i] for i in train_idx], [configs[i] for i in test_idx]
