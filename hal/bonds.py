@@ -1,0 +1,116 @@
+"""Covalent topology of molecules: bonds that left their length window (the MD stability test of SPEC §7)
+and O–H···O hydrogen bonds (end-to-end or internal), from a reference structure's bond graph."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from ase import Atoms
+from ase.geometry import find_mic
+from ase.neighborlist import natural_cutoffs, neighbor_list
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import shortest_path
+
+# SPEC §7: C–C and C–O within 1.0–2.0 Å, C–H and O–H within 0.8–2.0 Å (Å); other pairs 0.6–2.5 Å
+WINDOWS = {("C", "C"): (1.0, 2.0), ("C", "O"): (1.0, 2.0), ("C", "H"): (0.8, 2.0), ("H", "O"): (0.8, 2.0)}
+DEFAULT_WINDOW = (0.6, 2.5)
+
+
+@dataclasses.dataclass(frozen=True)
+class BrokenBond:
+    """A bond of the reference outside its window in a frame: atoms i, j, their symbols, length (Å)."""
+
+    i: int
+    j: int
+    pair: str
+    length: float
+    window: tuple[float, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class HydrogenBond:
+    """O_donor–H···O_acceptor: H···O distance (Å), O–H···O angle (degrees), kind "end-to-end" or "internal"."""
+
+    donor: int
+    hydrogen: int
+    acceptor: int
+    distance: float
+    angle: float
+    kind: str
+
+
+class Topology:
+    """The bond graph of a reference molecule (covalent radii × ``scale``), to check frames against."""
+
+    def __init__(self, reference: Atoms, scale: float = 1.15) -> None:
+        i, j = neighbor_list("ij", reference, [c * scale for c in natural_cutoffs(reference)])
+        keep = i < j
+        self.bonds = np.stack([i[keep], j[keep]], axis=1)
+        self.symbols = np.array(reference.get_chemical_symbols())
+        n = len(reference)
+        adj = csr_matrix((np.ones(len(self.bonds)), (self.bonds[:, 0], self.bonds[:, 1])), shape=(n, n))
+        self.hops = shortest_path(adj, directed=False, unweighted=True)  # bonds between atoms (inf: none)
+        self.windows = np.array([WINDOWS.get(tuple(sorted(self.symbols[[a, b]])), DEFAULT_WINDOW)
+                                 for a, b in self.bonds]).reshape(-1, 2)  # fmt: skip
+
+    def lengths(self, atoms: Atoms) -> np.ndarray:
+        """Lengths (Å) of the reference's bonds in ``atoms`` (minimum image where periodic)."""
+        v = atoms.positions[self.bonds[:, 1]] - atoms.positions[self.bonds[:, 0]]
+        if atoms.pbc.any() and len(v):
+            v, _ = find_mic(v, atoms.cell, atoms.pbc)
+        return np.linalg.norm(v, axis=1)
+
+    def broken(self, atoms: Atoms) -> list[BrokenBond]:
+        """The reference's bonds outside their window in ``atoms`` (none: the topology holds)."""
+        d = self.lengths(atoms)
+        bad = np.flatnonzero((d < self.windows[:, 0]) | (d > self.windows[:, 1]))
+        out = []
+        for k in bad:
+            i, j = (int(x) for x in self.bonds[k])
+            lo, hi = (float(x) for x in self.windows[k])
+            out.append(BrokenBond(i, j, f"{self.symbols[i]}–{self.symbols[j]}", float(d[k]), (lo, hi)))
+        return out
+
+    def intact(self, atoms: Atoms) -> bool:
+        d = self.lengths(atoms)
+        return bool(np.all((d >= self.windows[:, 0]) & (d <= self.windows[:, 1])))
+
+    def intact_copies(self, positions: np.ndarray) -> np.ndarray:
+        """For positions (m, N, 3) of m non-periodic copies of the molecule: True where every bond holds
+        (NaN positions count as broken)."""
+        b = self.bonds
+        d = np.linalg.norm(positions[:, b[:, 1]] - positions[:, b[:, 0]], axis=-1)
+        return np.all((d >= self.windows[:, 0]) & (d <= self.windows[:, 1]), axis=-1)
+
+    def hydrogen_bonds(self, atoms: Atoms, max_distance: float = 2.5, min_angle: float = 120.0,
+                       min_hops: int = 4) -> list[HydrogenBond]:  # fmt: skip
+        """O–H···O hydrogen bonds: H···O < ``max_distance`` Å, ∠O–H···O > ``min_angle``°, and donor and
+        acceptor O at least ``min_hops`` bonds apart (not neighbouring groups). End-to-end: a terminal
+        OH donating to the other terminal O; everything else internal."""
+        s = self.symbols
+        oxygens = np.flatnonzero(s == "O")
+        terminal = {o for o in oxygens if any(s[n] == "H" for n in self._neighbours(o))}
+        out = []
+        pos = atoms.positions
+        for a, b in self.bonds:
+            o, h = (a, b) if s[a] == "O" else (b, a)
+            if not (s[o] == "O" and s[h] == "H"):
+                continue
+            for acc in oxygens:
+                if acc == o or self.hops[o, acc] < min_hops:
+                    continue
+                r = pos[acc] - pos[h]
+                dist = float(np.linalg.norm(r))
+                if dist >= max_distance:
+                    continue
+                u = pos[o] - pos[h]
+                angle = float(np.degrees(np.arccos(np.clip(u @ r / (np.linalg.norm(u) * dist), -1.0, 1.0))))
+                if angle > min_angle:
+                    kind = "end-to-end" if o in terminal and acc in terminal else "internal"
+                    out.append(HydrogenBond(int(o), int(h), int(acc), dist, angle, kind))
+        return out
+
+    def _neighbours(self, a: int) -> np.ndarray:
+        b = self.bonds
+        return np.concatenate([b[b[:, 0] == a, 1], b[b[:, 1] == a, 0]])
