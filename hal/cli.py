@@ -1,5 +1,5 @@
-"""Command line: ``hal fit``, ``hal run CONFIG`` / ``hal run --resume DIR``, ``hal report DIR`` and
-``hal export MODEL OUT.yace``."""
+"""Command line: ``hal fit``, ``hal run CONFIG`` / ``hal run --resume DIR``, ``hal report DIR``,
+``hal stability MODEL...`` and ``hal export MODEL OUT.yace``."""
 
 from __future__ import annotations
 
@@ -325,12 +325,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="run directory")
     p.set_defaults(func=cmd_report)
 
+    st = sub.add_parser("stability", help="MD stability test of molecular models (seeds until a bond breaks)")
+    st.add_argument("models", nargs="+", help="model files (.npz)")
+    st.add_argument("--molecule", default="peg2", help="'peg<n>' or a structure file (default peg2)")
+    st.add_argument("--seeds", type=int, default=16)
+    st.add_argument("--steps", type=int, default=10000)
+    st.add_argument("--temperature", type=float, default=500.0, help="K")
+    st.add_argument("--timestep", type=float, default=0.5, help="fs")
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--quiet", action="store_true", help="no progress bars")
+    st.set_defaults(func=cmd_stability)
+
     e = sub.add_parser("export", help="write a fitted model as a PACE .yace file (python-ace, LAMMPS pair_style pace)")
     e.add_argument("model", help="model file written by hal fit (.npz)")
     e.add_argument("out", help="the .yace file to write")
     e.add_argument("--member", type=int, help="export committee member K instead of the mean model")
     e.set_defaults(func=cmd_export)
     return ap
+
+
+def _molecule(spec: str):
+    """``peg<n>`` (all-trans PEG(n), hal.structures.peg) or a structure file (its first frame)."""
+    import re
+
+    from hal.structures import peg
+
+    m = re.fullmatch(r"peg(\d+)", spec.lower())
+    if m:
+        return peg(int(m.group(1)))
+    return read_many([spec])[0][2]
+
+
+def cmd_stability(args: argparse.Namespace) -> int:
+    from hal.dynamics.stability import stability_test
+    from hal.model import LinearACE
+
+    if args.seeds < 1 or args.steps < 1 or not args.temperature > 0:
+        raise DataError("--seeds and --steps must be >= 1 and --temperature positive")
+    molecule = _molecule(args.molecule)
+    models = []
+    for path in args.models:
+        if not Path(path).exists():
+            raise DataError(f"{path}: no such model file")
+        models.append((path, LinearACE.load(path)))
+    print(f"{'model':40s} {'min stable steps':>16s} {'seeds stable':>12s}  first broken bond")
+    for path, model in models:
+        r = stability_test(model.calculator, molecule, args.seeds, args.steps, args.temperature, args.timestep,
+                           seed=args.seed, progress=not args.quiet)  # fmt: skip
+        first = next((b for k, b in sorted(zip(r.first_broken, r.bonds), key=lambda x: x[0]) if b is not None), None)
+        said = f"{first.pair} {first.length:.2f} Å (atoms {first.i}, {first.j})" if first else "–"
+        print(f"{path:40s} {r.min_stable:16d} {int((r.first_broken >= r.steps).sum()):>7d}/{args.seeds:<4d}  {said}")
+    return 0
 
 
 def _ignore_interrupts() -> None:

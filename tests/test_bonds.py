@@ -103,3 +103,35 @@ def test_stability_catches_a_broken_model_and_passes_the_oracle():
     assert bad.min_stable < 400 and not bad.all_stable and all(b is not None for b in bad.bonds)
     good = stability_test(lambda: TBLite(method="GFN2-xTB", verbosity=0), mol, seeds=2, steps=100, temperature_K=500)
     assert good.all_stable and good.min_stable == 100
+
+
+def test_hal_stability_command(tmp_path, capsys):
+    """`hal stability`: a model fitted to rattled PEG(1) frames against the same model made repulsive."""
+    from tblite.ase import TBLite
+
+    from hal import ACEBasis, fit
+    from hal.cli import main
+    from hal.model import LinearACE
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(30):
+        a = peg(1)
+        a.positions += rng.normal(scale=0.08, size=a.positions.shape)
+        a.calc = TBLite(method="GFN2-xTB", verbosity=0)
+        a.info["energy"], a.arrays["forces"] = a.get_potential_energy(), a.get_forces()
+        a.calc = None
+        frames.append(a)
+    basis = ACEBasis(["C", "H", "O"], order=2, max_degree=[8, 6], r_cut=4.0, pair_degree=6)
+    model = fit(frames, basis, committee_size=0, progress=False)
+    model.save(tmp_path / "good.npz")
+    bad = LinearACE(model.basis, -5 * model.coefficients, model.e0)
+    bad.save(tmp_path / "bad.npz")
+    argv = ["stability", str(tmp_path / "good.npz"), str(tmp_path / "bad.npz"), "--molecule", "peg1",
+            "--seeds", "3", "--steps", "200", "--temperature", "300", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    good_line, bad_line = (next(x for x in out if x.startswith(str(tmp_path / n))) for n in ("good", "bad"))
+    assert good_line.split()[1:3] == ["200", "3/3"] and good_line.rstrip().endswith("–")
+    assert int(bad_line.split()[1]) < 200 and "Å (atoms" in bad_line
+    assert main(["stability", str(tmp_path / "missing.npz")]) == 2
