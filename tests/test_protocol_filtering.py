@@ -92,6 +92,10 @@ def test_greedy_picks_the_largest_max_fi(configs):
     with ProcessPoolExecutor(2) as ex:  # the batched pass over workers gives the same pick
         assert sel.greedy_pick(model, executor=ex)[:2] == pytest.approx((pick, fmax), rel=1e-10)
     assert sel.greedy_pick(model, eps=0.2)[2] == 0.2
+    own = [relative_force_uncertainty(r.member_forces, r.forces, np.linalg.norm(r.forces, axis=1).mean()).max()
+           for r in direct]  # each configuration's own ε  # fmt: skip
+    pick_c, fmax_c, _ = sel.greedy_pick(model, eps_per_config=True)
+    assert pick_c == rest[int(np.argmax(own))] and fmax_c == pytest.approx(max(own), rel=1e-10)
 
 
 def test_oracle_properties_reproduce_the_kumagai_values():

@@ -70,6 +70,7 @@ SCHEMA = {
         "budget": Field(float, 0.10, check=between(0.0, 1.0)),
         "random_seeds": Field(int, 5, check=non_negative),
         "eps": Field(float, check=positive),
+        "eps_per_config": Field(bool, False),
         "full_fit": Field(bool, True),
     },
     "properties": {
@@ -212,7 +213,7 @@ def run_selection(name: str, train: list[Atoms], test: list[Atoms], start: int, 
         if pick is None:  # the next pick from the model of the current training set
             model = sel.fit()
             if order is None:
-                pick, fi, eps = sel.greedy_pick(model, s.get("eps"), executor)
+                pick, fi, eps = sel.greedy_pick(model, s.get("eps"), executor, s["eps_per_config"])
             else:
                 pick = int(order[len(sel.picked) - 1])
         sel.add(pick)

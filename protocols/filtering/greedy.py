@@ -48,15 +48,22 @@ def batches(configs: Sequence[Atoms], atoms_per_batch: int = BATCH_ATOMS) -> lis
 
 
 def max_force_uncertainty(model: LinearACE, configs: Sequence[Atoms], eps: float | None = None,
-                          executor: Executor | None = None) -> tuple[np.ndarray, float]:  # fmt: skip
-    """max_i f_i of every configuration, and the ε used (``eps``, or the mean ‖F̄_i‖ over all of them)."""
+                          executor: Executor | None = None, eps_per_config: bool = False
+                          ) -> tuple[np.ndarray, float]:  # fmt: skip
+    """max_i f_i of every configuration, and the ε used: ``eps``, or the mean ‖F̄_i‖ over all of them,
+    or (``eps_per_config``) each configuration's own mean ‖F̄_i‖ (then the mean of those is returned)."""
     idx = batches(configs)
     jobs = [(model, [configs[i] for i in b]) for b in idx]
     parts = list(executor.map(_spreads, jobs)) if executor is not None else [_spreads(j) for j in jobs]
     spreads = [s for part in parts for s in part]
-    if eps is None:
-        eps = float(np.mean(np.concatenate([f for _, f in spreads])))
-    return np.array([float(np.max(d / (f + eps))) for d, f in spreads]), eps
+    if eps is not None:
+        eps_c = [eps] * len(spreads)
+    elif eps_per_config:
+        eps_c = [float(np.mean(f)) for _, f in spreads]
+    else:
+        eps_c = [float(np.mean(np.concatenate([f for _, f in spreads])))] * len(spreads)
+    fmax = np.array([float(np.max(d / (f + e))) for (d, f), e in zip(spreads, eps_c)])
+    return fmax, float(eps) if eps is not None else float(np.mean(eps_c))
 
 
 class Selection:
@@ -87,11 +94,11 @@ class Selection:
         return fit_normal_equations(self.ne, self.basis, self.e0, "brr", self.committee_size, self.seed,
                                     info={"n_configs": len(self.picked)})  # fmt: skip
 
-    def greedy_pick(self, model: LinearACE, eps: float | None = None, executor: Executor | None = None
-                    ) -> tuple[int, float, float]:  # fmt: skip
+    def greedy_pick(self, model: LinearACE, eps: float | None = None, executor: Executor | None = None,
+                    eps_per_config: bool = False) -> tuple[int, float, float]:  # fmt: skip
         """(pool index of the remaining configuration with the largest max_i f_i, that max f_i, ε)."""
         rest = self.remaining()
-        fmax, eps = max_force_uncertainty(model, [self.pool[i] for i in rest], eps, executor)
+        fmax, eps = max_force_uncertainty(model, [self.pool[i] for i in rest], eps, executor, eps_per_config)
         k = int(np.argmax(fmax))
         return int(rest[k]), float(fmax[k]), eps
 
