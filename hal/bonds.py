@@ -114,3 +114,16 @@ class Topology:
     def _neighbours(self, a: int) -> np.ndarray:
         b = self.bonds
         return np.concatenate([b[b[:, 0] == a, 1], b[b[:, 1] == a, 0]])
+
+
+class BondGuard:
+    """A HAL stop (``run_hal(guard=…)``): True once a bond of ``topology`` leaves its window or the
+    instantaneous temperature exceeds ``max_temperature_K`` (picklable, for walkers in other processes)."""
+
+    def __init__(self, topology: Topology, max_temperature_K: float | None = None) -> None:
+        self.topology, self.max_temperature_K = topology, max_temperature_K
+
+    def __call__(self, atoms: Atoms) -> bool:
+        if not self.topology.intact(atoms):
+            return True
+        return self.max_temperature_K is not None and atoms.get_temperature() > self.max_temperature_K

@@ -105,13 +105,12 @@ def test_stability_catches_a_broken_model_and_passes_the_oracle():
     assert good.all_stable and good.min_stable == 100
 
 
-def test_hal_stability_command(tmp_path, capsys):
-    """`hal stability`: a model fitted to rattled PEG(1) frames against the same model made repulsive."""
+@pytest.fixture(scope="module")
+def peg1_model():
+    """A small committee model fitted to rattled PEG(1) frames labelled by GFN2-xTB."""
     from tblite.ase import TBLite
 
     from hal import ACEBasis, fit
-    from hal.cli import main
-    from hal.model import LinearACE
 
     rng = np.random.default_rng(0)
     frames = []
@@ -123,7 +122,15 @@ def test_hal_stability_command(tmp_path, capsys):
         a.calc = None
         frames.append(a)
     basis = ACEBasis(["C", "H", "O"], order=2, max_degree=[8, 6], r_cut=4.0, pair_degree=6)
-    model = fit(frames, basis, committee_size=0, progress=False)
+    return fit(frames, basis, committee_size=8, progress=False)
+
+
+def test_hal_stability_command(tmp_path, capsys, peg1_model):
+    """`hal stability`: a model fitted to rattled PEG(1) frames against the same model made repulsive."""
+    from hal.cli import main
+    from hal.model import LinearACE
+
+    model = peg1_model
     model.save(tmp_path / "good.npz")
     bad = LinearACE(model.basis, -5 * model.coefficients, model.e0)
     bad.save(tmp_path / "bad.npz")
@@ -135,3 +142,26 @@ def test_hal_stability_command(tmp_path, capsys):
     assert good_line.split()[1:3] == ["200", "3/3"] and good_line.rstrip().endswith("–")
     assert int(bad_line.split()[1]) < 200 and "Å (atoms" in bad_line
     assert main(["stability", str(tmp_path / "missing.npz")]) == 2
+
+
+def test_bond_guard_stops_hal_when_a_bond_breaks(peg1_model):
+    import pickle
+
+    from hal.bonds import BondGuard
+    from hal.dynamics import run_hal
+
+    mol = peg(1)
+    guard = pickle.loads(pickle.dumps(BondGuard(Topology(mol), max_temperature_K=5000.0)))
+    assert not guard(mol)
+    hot = mol.copy()
+    hot.set_velocities(np.full((len(mol), 3), 0.2))
+    assert BondGuard(Topology(mol), max_temperature_K=1000.0)(hot) and not BondGuard(Topology(mol))(hot)
+    stretched = mol.copy()
+    stretched.positions[0] += [3.0, 0, 0]  # the terminal H, 3 Å off its O
+    assert guard(stretched)
+    run = run_hal(mol, peg1_model, steps=500, temperature_K=500, timestep_fs=0.5, check_every=10, s_tol=2.0,
+                  guard=BondGuard(Topology(mol), max_temperature_K=1.0))  # fmt: skip
+    assert run.reason == "guard" and run.steps == 0  # checked from the first step on
+    run = run_hal(mol, peg1_model, steps=50, temperature_K=300, timestep_fs=0.5, check_every=10, s_tol=2.0,
+                  guard=guard)  # fmt: skip
+    assert run.reason == "max_steps"

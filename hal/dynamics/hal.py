@@ -129,6 +129,7 @@ def run_hal(
     mc_moves: tuple[str, ...] = ("swap",),
     progress: bool = False,
     threads: int | None = None,
+    guard: Callable[[Atoms], bool] | None = None,
 ) -> HALRun:
     """Run HAL-biased Langevin dynamics from ``atoms`` (not modified) until a stopping criterion.
 
@@ -143,7 +144,9 @@ def run_hal(
     τ_P = ``barostat_fs``. ``mc_every`` > 0 attempts the Monte Carlo moves ``mc_moves`` ("swap",
     "volume" at ``pressure_GPa`` (default 0), "shape") every that many steps, Metropolis on E_HAL
     at the current temperature. ``threads``: evaluation threads of a linear ACE committee
-    (default: ``hal.ace.kernels.set_threads`` or NUMBA_NUM_THREADS).
+    (default: ``hal.ace.kernels.set_threads`` or NUMBA_NUM_THREADS). ``guard``: a function of the
+    structure, called every ``check_every`` steps; True stops the run (reason "guard"), e.g.
+    ``hal.bonds.BondGuard`` when a molecule's bond leaves its window or it runs too hot.
     """
     if steps < 0 or check_every < 1 or mc_every < 0:
         raise ValueError("steps and mc_every must be >= 0 and check_every >= 1")
@@ -224,6 +227,8 @@ def run_hal(
             reason = "criterion"
         elif close is not None and len(work) > 1 and len(close.pairs(work, no_species)[1]):
             stop, reason = True, "min_distance"
+        elif guard is not None and step % check_every == 0 and guard(work):
+            stop, reason = True, "guard"
         if traj is not None and (stop or step % trajectory_every == 0 or step == steps):
             frame(score, f)
         if stop:
