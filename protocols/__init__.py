@@ -11,7 +11,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-PROTOCOLS = ("hal", "alloy", "hexane_smd", "filtering")
+PROTOCOLS = ("hal", "alloy", "hexane_smd", "filtering", "polymer")
 
 
 def get(name: str) -> ModuleType:

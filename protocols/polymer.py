@@ -1,0 +1,254 @@
+"""Polymer protocol, part 1 (HAL paper II.C, Fig. 6): HAL against plain active learning on PEG(n) in vacuum.
+
+Initial data: ``n_initial`` frames of 500 K oracle MD of all-trans H[OCH2CH2]nOH (``hal.structures.peg``).
+Then one learner per strategy, each in its own folder ``tau_<τ_r>`` (τ_r = 0 is active learning: the same
+loop, criterion and oracle budget per iteration, no bias): HAL-MD at ``temperature_K`` from the initial
+frames, stopping on max f_i > ``f_tol`` or when a bond leaves its SPEC §7 window (``hal.bonds.BondGuard``),
+labelling the stop, refitting. Every iteration's model is kept. Last, the MD stability test
+(``hal.dynamics.stability``) of every saved model: the minimum over ``seeds`` of the steps before a bond
+breaks, against the iteration and the cumulative exploratory MD steps → ``stability.jsonl``, and
+``hal report`` draws Fig. 6. The rare-event part (PEG(4), the paper's Table III) is not built yet.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+from ase.md.langevin import Langevin
+
+from hal.bonds import BondGuard, Topology
+from hal.config import ConfigError, Field, at_least, between, non_negative, positive
+from hal.dynamics.hal import thermalize
+from hal.fit_config import BASIS, check_basis
+from hal.protocols import hal as general
+from hal.structures import peg
+
+SCHEMA = {
+    "protocol": Field(str, "polymer", choices=("polymer",)),
+    "run_dir": Field(str, "runs/polymer"),
+    "seed": Field(int, 0),
+    "workers": Field(int, 2, check=at_least(1)),
+    "scheduler": Field(str),
+    "system": {
+        "n": Field(int, 2, check=at_least(1)),
+        "n_initial": Field(int, 20, check=at_least(2)),
+        "md_every": Field(int, 100, check=at_least(1)),
+        "n_walkers": Field(int, 2, check=at_least(1)),
+    },
+    "oracle": {"calculator": Field(str, "tblite"), "kwargs": Field(dict), "timeout_s": Field(float, check=positive)},
+    "basis": {
+        **BASIS,
+        "r_cut": Field(float, 4.5, check=positive),
+        "pair_r_cut": Field(float, 5.5, check=positive),
+        "pair_degree": Field(int, 8, check=between(0, 20)),
+    },  # fmt: skip
+    "fit": {**general.FIT, "weights": Field(list, [15.0, 1.0, 0.0], item=float, check=non_negative)},
+    "hal": {
+        "tau_rel": Field(list, [0.0, 0.05, 0.1, 0.2], item=float, check=non_negative),
+        "temperature_K": Field(float, 500.0, check=positive),
+        "timestep_fs": Field(float, 0.5, check=positive),
+        "n_stable": Field(int, 2000, check=at_least(1)),
+        "max_oracle_calls": Field(int, 40, check=non_negative),
+        "f_tol": Field(float, 0.5, check=positive),
+        "check_every": Field(int, 10, check=at_least(1)),
+        "n_hist": Field(int, 100, check=at_least(1)),
+        "max_temperature_K": Field(float, 2000.0, check=positive),
+    },
+    "stability": {
+        "seeds": Field(int, 16, check=at_least(1)),
+        "steps": Field(int, 10000, check=at_least(1)),
+        "temperature_K": Field(float, 500.0, check=positive),
+    },
+}
+
+
+def oracle_calculator(config: dict):
+    """A fresh oracle: "tblite" (GFN2-xTB, the embedded default) or an import path as in the general protocol."""
+    o = config["oracle"]
+    if o["calculator"] == "tblite":
+        from tblite.ase import TBLite
+
+        return TBLite(**{"method": "GFN2-xTB", "verbosity": 0, **dict(o.get("kwargs") or {})})
+    return general.make_calculator(o["calculator"], dict(o.get("kwargs") or {}))
+
+
+def check(config: dict) -> None:
+    check_basis(config["basis"])
+    general.basis_of(config["basis"], ["C", "H", "O"])
+    if config["oracle"]["calculator"] != "tblite":
+        general.calculator_factory(config["oracle"]["calculator"])
+    if config["system"]["n_walkers"] > config["system"]["n_initial"]:
+        raise ConfigError("system: n_walkers must be <= n_initial")
+
+
+def md_frames(molecule: Atoms, calc, n: int, temperature_K: float, every: int, seed: int,
+              timestep_fs: float = 0.5, burn_in: int = 200) -> list[Atoms]:  # fmt: skip
+    """n labelled frames ``every`` steps apart of oracle Langevin MD (fixcm off) after ``burn_in`` steps."""
+    atoms = molecule.copy()
+    atoms.calc = calc
+    rng = np.random.default_rng(seed)
+    thermalize(atoms, temperature_K, rng)
+    dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K, friction=0.01, fixcm=False, rng=rng)
+    dyn.run(burn_in)
+    out = []
+    for _ in range(n):
+        dyn.run(every)
+        frame = atoms.copy()
+        frame.calc = None
+        frame.info.update(energy=atoms.get_potential_energy(), config_type=f"md_{temperature_K:.0f}K")
+        frame.arrays["forces"] = atoms.get_forces()
+        out.append(frame)
+    return out
+
+
+def initial_data(config: dict, run_dir: Path) -> list[Atoms]:
+    """The 500 K MD frames, labelled once and cached (``initial.xyz``)."""
+    from ase.io import read, write
+
+    path = run_dir / "initial.xyz"
+    if not path.exists():
+        s = config["system"]
+        frames = md_frames(peg(s["n"]), oracle_calculator(config), s["n_initial"], config["hal"]["temperature_K"],
+                           s["md_every"], config["seed"])  # fmt: skip
+        write(run_dir / "initial.tmp.xyz", frames)
+        (run_dir / "initial.tmp.xyz").replace(path)
+    return read(path, ":")
+
+
+def strategy_dir(run_dir: Path, tau_rel: float) -> Path:
+    return run_dir / f"tau_{tau_rel:g}"
+
+
+def run_strategy(config: dict, run_dir: Path, tau_rel: float, initial: list[Atoms], executor, progress: bool) -> dict:
+    """One learner (τ_r = ``tau_rel``; 0: AL) to stability or its oracle budget."""
+    import functools
+
+    from hal.loop import Learner, LearnerSettings, Oracle
+
+    h = config["hal"]
+    guard = BondGuard(Topology(peg(config["system"]["n"])), h["max_temperature_K"])
+    hal = {"temperature_K": h["temperature_K"], "timestep_fs": h["timestep_fs"], "f_tol": h["f_tol"],
+           "check_every": h["check_every"], "n_hist": h["n_hist"], "guard": guard, "min_distance": 0.5}  # fmt: skip
+    if tau_rel == 0:
+        hal["tau"] = 0.0  # active learning: the same loop without the bias
+    else:
+        hal["tau_rel"] = tau_rel
+    settings = LearnerSettings(n_stable=h["n_stable"], max_oracle_calls=h["max_oracle_calls"], seed=config["seed"],
+                               stage=f"tau_{tau_rel:g}", hal=hal, fit=general.fit_options(config),
+                               progress=progress)  # fmt: skip
+    oracle = Oracle(functools.partial(oracle_calculator, config), timeout_s=config["oracle"].get("timeout_s"))
+    basis = general.basis_of(config["basis"], ["C", "H", "O"])
+    starts = initial[: config["system"]["n_walkers"]]
+    return Learner(strategy_dir(run_dir, tau_rel), basis, oracle, starts, initial, settings, executor).run()
+
+
+def exploration(folder: Path) -> list[dict]:
+    """Per saved model (iteration k): cumulative exploratory MD steps and oracle calls behind it
+    (the walkers of iterations < k)."""
+    from hal.loop.learner import read_events
+
+    events = read_events(folder)  # an iteration a kill interrupted is replayed: count each walker and label once
+    steps = {(e["iteration"], e["walker"]): int(e["steps"]) for e in events if e["event"] == "walker"}
+    calls = {e["uid"] for e in events if e["event"] == "label"}
+    out = []
+    for path in sorted((folder / "models").glob("iter_*.npz")):
+        k = int(path.stem.split("_")[1])
+        out.append({"iteration": k, "model": str(path), "md_steps": sum(v for (i, _), v in steps.items() if i < k),
+                    "oracle_calls": sum(int(uid[2:5]) < k for uid in calls)})  # fmt: skip
+    return out
+
+
+def stability_of_models(config: dict, run_dir: Path, progress: bool) -> list[dict]:
+    """The MD stability test of every saved model of every strategy, resumable (``stability.jsonl``)."""
+    from hal.dynamics.stability import stability_test
+    from hal.model import LinearACE
+    from hal.protocols.filtering import read_lines, repaired
+
+    path = run_dir / "stability.jsonl"
+    done = {(r["tau_rel"], r["iteration"]) for r in repaired(path)}
+    st = config["stability"]
+    mol = peg(config["system"]["n"])
+    for tau_rel in config["hal"]["tau_rel"]:
+        for row in exploration(strategy_dir(run_dir, tau_rel)):
+            if (tau_rel, row["iteration"]) in done:
+                continue
+            model = LinearACE.load(row["model"])
+            r = stability_test(model.calculator, mol, st["seeds"], st["steps"], st["temperature_K"],
+                               config["hal"]["timestep_fs"], seed=config["seed"], progress=progress)  # fmt: skip
+            rec = {"tau_rel": tau_rel, **row, "min_stable": r.min_stable, "all_stable": r.all_stable,
+                   "first_broken": r.first_broken.tolist()}  # fmt: skip
+            with path.open("a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+    return read_lines(path)
+
+
+def first_stable(rows: list[dict], tau_rel: float) -> dict | None:
+    """The first iteration of a strategy whose model keeps every seed intact for the whole test."""
+    ok = sorted((r for r in rows if r["tau_rel"] == tau_rel and r["all_stable"]), key=lambda r: r["iteration"])
+    return ok[0] if ok else None
+
+
+def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
+    """Run (or resume) every strategy, then the stability tests; returns per strategy the first stable
+    iteration with its exploratory MD steps and oracle calls."""
+    from hal.loop.executors import make_executor
+
+    check(config)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    initial = initial_data(config, run_dir)
+    with make_executor(config["workers"], config.get("scheduler")) as executor:
+        runs = {t: run_strategy(config, run_dir, t, initial, executor, progress) for t in config["hal"]["tau_rel"]}
+    rows = stability_of_models(config, run_dir, progress)
+    out = {}
+    for t, r in runs.items():
+        first = first_stable(rows, t)
+        found = {"first_stable_iteration": "none"}
+        if first:
+            found = {"first_stable_iteration": first["iteration"], "md_steps": first["md_steps"],
+                     "oracle_calls": first["oracle_calls"]}  # fmt: skip
+        out[f"tau_rel {t:g}"] = {"labels": r["labels"], "iterations": r["iterations"], "stopped": r["reason"], **found}
+    return out
+
+
+def report(run_dir: Path, config: dict) -> Path:
+    """Fig. 6 (min stable MD steps against iteration and against cumulative exploratory MD steps) and
+    report.md with the first stable model of each strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hal.protocols.filtering import read_lines
+
+    rows = read_lines(run_dir / "stability.jsonl")
+    if not rows:
+        raise FileNotFoundError(f"{run_dir}: no stability.jsonl yet")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    lines = [f"# Polymer run {run_dir}: HAL against AL on PEG({config['system']['n']})", "",
+             "![Fig. 6](stability.png)", "",
+             f"MD stability test: {config['stability']['seeds']} seeds × {config['stability']['steps']} steps at "
+             f"{config['stability']['temperature_K']:g} K; stable = every bond in its window throughout.", "",
+             "| strategy | first stable iteration | exploratory MD steps | oracle calls |",
+             "|---|---:|---:|---:|"]  # fmt: skip
+    for j, t in enumerate(config["hal"]["tau_rel"]):
+        rs = sorted((r for r in rows if r["tau_rel"] == t), key=lambda r: r["iteration"])
+        label = "AL (τ = 0)" if t == 0 else f"HAL τ_r = {t:g}"
+        for ax, key in zip(axes, ("iteration", "md_steps")):
+            ax.plot([max(r[key], 1) if key == "md_steps" else r[key] for r in rs], [r["min_stable"] for r in rs],
+                    "o-", color=f"C{j}", label=label)  # fmt: skip
+        first = first_stable(rows, t)
+        lines.append(f"| {label} | {first['iteration'] if first else 'none'} | {first['md_steps'] if first else '–'} | "
+                     f"{first['oracle_calls'] if first else '–'} |")  # fmt: skip
+    axes[0].set(xlabel="iteration", ylabel="min stable MD steps (over seeds)")
+    axes[1].set(xlabel="cumulative exploratory MD steps", xscale="log")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(run_dir / "stability.png", dpi=120)
+    plt.close(fig)
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
