@@ -210,7 +210,8 @@ def report(run_dir: str | Path) -> Path:
         cells = [f"{_num(e.get(g, {}).get('E_rmse'), '.2f')} meV / {_num(e.get(g, {}).get('F_rmse'), '.3f')} eV/Å"
                  for g in groups]  # fmt: skip
         lines.append(f"| {r['iteration']} | {r['stage']} | {r['n_data']} | {r['labels']} | {r['failed']} | "
-                     f"{r['steps']:.0f} | {_num(r['sigma'], '.3g')} |" + "".join(f" {c} |" for c in cells))  # fmt: skip
+                     f"{_num(r['steps'], '.0f')} | {_num(r['sigma'], '.3g')} |"
+                     + "".join(f" {c} |" for c in cells))  # fmt: skip
     if items:
         lines += ["", "![traces](traces.png)"]
     if rows:

@@ -167,13 +167,13 @@ class Learner:
     def _loop(self, k: int, bar: tqdm) -> dict:
         s = self.settings
         while True:
-            if self._calls() >= s.max_oracle_calls:
-                return self._finish("budget", k)
             # sorted by uid: the fit must not depend on the order in which parallel labels arrived
             data = sorted((a for a in self.store.labelled() if a.info["iteration"] < k), key=lambda a: a.info["uid"])
             model = fit(data, self.basis, seed=s.seed + k, progress=False, **s.fit)
             model.save(self.dir / "models" / f"iter_{k:03d}.npz")
             self.log("fit", stage=s.stage, iteration=k, n_data=len(data))
+            if self._calls() >= s.max_oracle_calls:  # the budget is spent: the last model has every label
+                return self._finish("budget", k)
             traj = self.dir / "trajectories"
             hal_kwargs = {"progress": s.progress and self.executor is None, **s.hal}
             name = f"{s.stage}-it{k:03d}-w{{:02d}}"
