@@ -16,12 +16,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms, units
-from ase.md.langevin import Langevin
+from ase import Atoms
 
 from hal.bonds import BondGuard, Topology
 from hal.config import ConfigError, Field, at_least, between, non_negative, positive
-from hal.dynamics.hal import thermalize
+from hal.dynamics.sampling import md_frames
 from hal.fit_config import BASIS, check_basis
 from hal.protocols import hal as general
 from hal.structures import peg
@@ -84,26 +83,6 @@ def check(config: dict) -> None:
         raise ConfigError("system: n_walkers must be <= n_initial")
 
 
-def md_frames(molecule: Atoms, calc, n: int, temperature_K: float, every: int, seed: int,
-              timestep_fs: float = 0.5, burn_in: int = 200) -> list[Atoms]:  # fmt: skip
-    """n labelled frames ``every`` steps apart of oracle Langevin MD (fixcm off) after ``burn_in`` steps."""
-    atoms = molecule.copy()
-    atoms.calc = calc
-    rng = np.random.default_rng(seed)
-    thermalize(atoms, temperature_K, rng)
-    dyn = Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K, friction=0.01, fixcm=False, rng=rng)
-    dyn.run(burn_in)
-    out = []
-    for _ in range(n):
-        dyn.run(every)
-        frame = atoms.copy()
-        frame.calc = None
-        frame.info.update(energy=atoms.get_potential_energy(), config_type=f"md_{temperature_K:.0f}K")
-        frame.arrays["forces"] = atoms.get_forces()
-        out.append(frame)
-    return out
-
-
 def initial_data(config: dict, run_dir: Path) -> list[Atoms]:
     """The 500 K MD frames, labelled once and cached (``initial.xyz``)."""
     from ase.io import read, write
@@ -111,8 +90,10 @@ def initial_data(config: dict, run_dir: Path) -> list[Atoms]:
     path = run_dir / "initial.xyz"
     if not path.exists():
         s = config["system"]
-        frames = md_frames(peg(s["n"]), oracle_calculator(config), s["n_initial"], config["hal"]["temperature_K"],
-                           s["md_every"], config["seed"])  # fmt: skip
+        T = config["hal"]["temperature_K"]
+        rng = np.random.default_rng(config["seed"])
+        frames = md_frames(peg(s["n"]), oracle_calculator(config), s["n_initial"], T, rng, every=s["md_every"],
+                           burn_in=200, timestep_fs=0.5, friction=0.01, config_type=f"md_{T:.0f}K")  # fmt: skip
         write(run_dir / "initial.tmp.xyz", frames)
         (run_dir / "initial.tmp.xyz").replace(path)
     return read(path, ":")

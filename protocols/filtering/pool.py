@@ -21,6 +21,7 @@ from ase.md.langevin import Langevin
 from ase.optimize import BFGS
 from ase.spacegroup import crystal
 
+from hal.dynamics.sampling import labelled, md_frames
 from hal.fit.design import read_labels
 from hal.io import DataError, read_configs
 
@@ -45,40 +46,10 @@ HARD = ("vacancy", "divacancy", "interstitial", "liquid", "amorphous", "phases")
 A0 = 5.429  # Å, the Kumagai lattice constant (a start: the E–V grid and strains are about it)
 
 
-def labelled(atoms: Atoms, calc: Calculator, config_type: str) -> Atoms:
-    """A copy of ``atoms`` with the oracle's energy, forces and stress as plain labels."""
-    out = atoms.copy()
-    out.calc = None
-    a = atoms.copy()
-    a.calc = calc
-    out.info.update(energy=a.get_potential_energy(), config_type=config_type)
-    out.arrays["forces"] = a.get_forces()
-    if a.pbc.all():
-        out.info["stress"] = a.get_stress()
-    return out
-
-
 def _rattled(atoms: Atoms, rng: np.random.Generator) -> Atoms:
     atoms = atoms.copy()
     atoms.positions += rng.normal(scale=rng.uniform(0.01, 0.03), size=atoms.positions.shape)
     return atoms
-
-
-def _md_frames(start: Atoms, calc: Calculator, n: int, temperature_K: float, rng: np.random.Generator,
-               config_type: str, every: int = 20, burn_in: int = 300) -> list[Atoms]:  # fmt: skip
-    """n labelled frames ``every`` steps apart of 1 fs Langevin MD (fixed cell) after ``burn_in`` steps."""
-    from hal.dynamics.hal import thermalize
-
-    atoms = start.copy()
-    atoms.calc = calc
-    thermalize(atoms, temperature_K, rng)
-    dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=temperature_K, friction=0.02, fixcm=False, rng=rng)
-    dyn.run(burn_in)
-    out = []
-    for _ in range(n):
-        dyn.run(every)
-        out.append(labelled(atoms, calc, config_type))
-    return out
 
 
 def relaxed(atoms: Atoms, calc: Calculator, fmax: float = 1e-3) -> Atoms:
@@ -125,7 +96,7 @@ def default_pool(calc: Calculator, seed: int = 0, size: float = 1.0, progress: b
         out.append(labelled(_rattled(cell, rng), calc, "diamond_ev"))
     bar.update(1)
     for T in (300, 600, 900, 1200, 1500):
-        out += _md_frames(big, calc, n[f"diamond_md_{T}K"], T, rng, f"diamond_md_{T}K")
+        out += md_frames(big, calc, n[f"diamond_md_{T}K"], T, rng, config_type=f"diamond_md_{T}K")
         bar.update(1)
     defects = {"vacancy": big[1:], "divacancy": big[2:], "interstitial": big.copy()}
     defects["interstitial"].append("Si")
@@ -134,9 +105,9 @@ def default_pool(calc: Calculator, seed: int = 0, size: float = 1.0, progress: b
         per_T = np.array_split(np.arange(n[kind]), 3)
         for T, idx in zip((600, 900, 1200), per_T):
             if len(idx):
-                out += _md_frames(_rattled(cell, rng), calc, len(idx), T, rng, kind)
+                out += md_frames(_rattled(cell, rng), calc, len(idx), T, rng, config_type=kind)
         bar.update(1)
-    liquid = _md_frames(big, calc, n["liquid"], 2500, rng, "liquid", every=40, burn_in=2000)
+    liquid = md_frames(big, calc, n["liquid"], 2500, rng, every=40, burn_in=2000, config_type="liquid")
     out += liquid
     bar.update(1)
     melt = liquid[-1].copy()  # quench from the melt: 2500 → 300 K in 2000 steps, then sample at 300 K
@@ -145,7 +116,7 @@ def default_pool(calc: Calculator, seed: int = 0, size: float = 1.0, progress: b
     for T in np.linspace(2500, 300, 20):
         dyn.set_temperature(temperature_K=T)
         dyn.run(100)
-    out += _md_frames(melt, calc, n["amorphous"], 300, rng, "amorphous", burn_in=200)
+    out += md_frames(melt, calc, n["amorphous"], 300, rng, burn_in=200, config_type="amorphous")
     bar.update(1)
     kinds = phases()
     scales = np.linspace(0.92, 1.08, max(1, n["phases"] // len(kinds)))
