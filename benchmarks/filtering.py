@@ -60,7 +60,7 @@ def study(tag: str, config_types: list[str], quick: bool, fresh: bool) -> dict:
             f"configurations{' of config_types ' + ', '.join(config_types) if config_types else ''}.\n\n")  # fmt: skip
     (RESULTS / f"{tag}.md").write_text(head + text)
     runs = figures.selection_logs(run_dir)
-    rnd = [F.test_rmse_at(v, 0.05) for k, v in runs.items() if k.startswith("random")]
+    rnd = [F.held_out_force_rmse_at(v, 0.05) for k, v in runs.items() if k.startswith("random")]
     print(f"{tag}: test force RMSE at 5 %: filtered {summary['greedy_F_rmse']:.4f} eV/Å, random "
           f"{np.mean(rnd):.4f} ± {np.std(rnd):.4f} (median {np.median(rnd):.4f}) eV/Å over {len(rnd)} seeds; "
           f"filtered / random mean {summary['filtered_over_random']:.2f}, / median "

@@ -319,7 +319,7 @@ def _arrays(d: dict) -> dict:
     return {**d, "phonons": {k: np.asarray(v) if k != "labels" else v for k, v in d["phonons"].items()}}
 
 
-def test_rmse_at(records: list[dict], fraction: float) -> float:
+def held_out_force_rmse_at(records: list[dict], fraction: float) -> float:
     """Test force RMSE of the first step at or past ``fraction`` of the environments (NaN if none)."""
     for r in records:
         if r["fraction"] >= fraction:
@@ -329,8 +329,8 @@ def test_rmse_at(records: list[dict], fraction: float) -> float:
 
 def summary(runs: dict[str, list[dict]], at: float = 0.05) -> dict:
     """Greedy and random test force RMSE at ``at`` of the environments, and their ratio."""
-    g = test_rmse_at(runs["greedy"], at)
-    rnd = [test_rmse_at(v, at) for k, v in runs.items() if k.startswith("random")]
+    g = held_out_force_rmse_at(runs["greedy"], at)
+    rnd = [held_out_force_rmse_at(v, at) for k, v in runs.items() if k.startswith("random")]
     out = {"greedy_F_rmse": g, "steps": len(runs["greedy"])}
     if rnd:
         out.update(random_F_rmse=float(np.mean(rnd)), random_F_rmse_spread=float(np.std(rnd)),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hal.protocols.filtering import properties, read_lines, test_rmse_at
+from hal.protocols.filtering import held_out_force_rmse_at, properties, read_lines
 
 MODULI = ("B", "C11", "C12", "C44")
 
@@ -198,8 +198,8 @@ def write(run_dir: Path, config: dict) -> Path:
              "| % env | filtered | random mean ± sd | random median | filtered / random mean | filtered / median |",
              "|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for c in sorted(set(config["properties"]["checkpoints"])):
-        g = test_rmse_at(runs.get("greedy", []), c)
-        rnd = [test_rmse_at(v, c) for k, v in runs.items() if k.startswith("random")]
+        g = held_out_force_rmse_at(runs.get("greedy", []), c)
+        rnd = [held_out_force_rmse_at(v, c) for k, v in runs.items() if k.startswith("random")]
         m, med = (np.mean(rnd), np.median(rnd)) if rnd else (np.nan, np.nan)
         lines.append(f"| {100 * c:g} | {g:.4f} | {m:.4f} ± {np.std(rnd) if rnd else np.nan:.4f} | {med:.4f} | "
                      f"{g / m:.2f} | {g / med:.2f} |")  # fmt: skip
