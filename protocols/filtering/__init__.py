@@ -209,13 +209,14 @@ def run_selection(name: str, train: list[Atoms], test: list[Atoms], start: int, 
     bar = tqdm(total=s["budget"], initial=sel.n_env / total, desc=name, unit="pool", disable=not progress,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.3f}/{total:.3f} of the environments")  # fmt: skip
     pick, fi, eps = (start, None, None) if not done else (None, None, None)
+    model = None  # the model of the current training set, once fitted
     while sel.n_env / total < s["budget"] and len(sel.picked) < len(train):
-        if pick is None:  # the next pick from the model of the current training set
-            model = sel.fit()
-            if order is None:
-                pick, fi, eps = sel.greedy_pick(model, s.get("eps"), executor, s["eps_per_config"])
-            else:
-                pick = int(order[len(sel.picked) - 1])
+        if pick is None and order is None:  # greedy: the next pick from the current model
+            if model is None:
+                model = sel.fit()
+            pick, fi, eps = sel.greedy_pick(model, s.get("eps"), executor, s["eps_per_config"])
+        elif pick is None:
+            pick = int(order[len(sel.picked) - 1])
         sel.add(pick)
         model = sel.fit()
         record = {"step": len(sel.picked) - 1, "pick": pick, "config_type": train[pick].info.get("config_type"),
