@@ -399,5 +399,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _exit(code: int) -> None:
+    """Exit with ``code``. After an interrupt (130), flush, stop any labelling child and leave at once:
+    interpreter finalization can still meet a KeyboardInterrupt and end the process by SIGINT (−2)."""
+    if code != 130:
+        sys.exit(code)
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())
