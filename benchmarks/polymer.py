@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from hal.config import load
+from hal.io import read_jsonl
 from hal.protocols import default_config
 from hal.protocols import polymer as P
-from hal.protocols.filtering import read_lines
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -46,7 +46,7 @@ def main() -> None:
     P.run(config, run_dir, progress=True)
     wall = time.perf_counter() - t0
     report = P.report(run_dir, config)
-    rows = read_lines(run_dir / "stability.jsonl")
+    rows = read_jsonl(run_dir / "stability.jsonl")
     first = {t: P.first_stable(rows, t) for t in config["hal"]["tau_rel"]}
     al = first.get(0.0)
     hal = [f for t, f in first.items() if t > 0 and f is not None]

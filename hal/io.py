@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import glob
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 from ase import Atoms
 
 
@@ -49,3 +51,39 @@ def expand(patterns: Iterable[str]) -> list[str]:
 def read_many(patterns: Iterable[str]) -> list[tuple[str, int, Atoms]]:
     """(file, index, atoms) of every configuration of every file that the paths or globs name."""
     return [(path, i, atoms) for path in expand(patterns) for i, atoms in enumerate(read_configs(path))]
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, np.ndarray | list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.floating | np.integer):
+        return x.item()
+    return x
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The complete JSON lines of a log file (a line cut short by a crash, and what follows, dropped)."""
+    path = Path(path)
+    out = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return out
+
+
+def repaired_jsonl(path: str | Path) -> list[dict]:
+    """``read_jsonl``, with the file rewritten to hold just those lines (a crash's half line goes)."""
+    lines = read_jsonl(path)
+    if Path(path).exists():
+        Path(path).write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return lines
+
+
+def append_jsonl(path: str | Path, record: dict) -> None:
+    """Append one record (numpy values as plain numbers and lists) as a JSON line."""
+    with Path(path).open("a") as fh:
+        fh.write(json.dumps(_jsonable(record)) + "\n")

@@ -12,7 +12,6 @@ breaks, against the iteration and the cumulative exploratory MD steps → ``stab
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -145,11 +144,11 @@ def exploration(folder: Path) -> list[dict]:
 def stability_of_models(config: dict, run_dir: Path, progress: bool) -> list[dict]:
     """The MD stability test of every saved model of every strategy, resumable (``stability.jsonl``)."""
     from hal.dynamics.stability import stability_test
+    from hal.io import append_jsonl, read_jsonl, repaired_jsonl
     from hal.model import LinearACE
-    from hal.protocols.filtering import read_lines, repaired
 
     path = run_dir / "stability.jsonl"
-    done = {(r["tau_rel"], r["iteration"]) for r in repaired(path)}
+    done = {(r["tau_rel"], r["iteration"]) for r in repaired_jsonl(path)}
     st = config["stability"]
     mol = peg(config["system"]["n"])
     for tau_rel in config["hal"]["tau_rel"]:
@@ -161,9 +160,8 @@ def stability_of_models(config: dict, run_dir: Path, progress: bool) -> list[dic
                                config["hal"]["timestep_fs"], seed=config["seed"], progress=progress)  # fmt: skip
             rec = {"tau_rel": tau_rel, **row, "min_stable": r.min_stable, "all_stable": r.all_stable,
                    "first_broken": r.first_broken.tolist()}  # fmt: skip
-            with path.open("a") as fh:
-                fh.write(json.dumps(rec) + "\n")
-    return read_lines(path)
+            append_jsonl(path, rec)
+    return read_jsonl(path)
 
 
 def first_stable(rows: list[dict], tau_rel: float) -> dict | None:
@@ -203,9 +201,9 @@ def report(run_dir: Path, config: dict) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hal.protocols.filtering import read_lines
+    from hal.io import read_jsonl
 
-    rows = read_lines(run_dir / "stability.jsonl")
+    rows = read_jsonl(run_dir / "stability.jsonl")
     if not rows:
         raise FileNotFoundError(f"{run_dir}: no stability.jsonl yet")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))

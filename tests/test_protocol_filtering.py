@@ -16,7 +16,8 @@ from ase.build import bulk
 from ase.io import write
 
 from hal.cli import main
-from hal.protocols.filtering import greedy, pool, properties, read_lines
+from hal.io import read_jsonl
+from hal.protocols.filtering import greedy, pool, properties
 
 CONFIG = """
 protocol = "filtering"
@@ -129,8 +130,8 @@ def test_tiny_pool_end_to_end_and_report(tmp_path, configs, capsys):
     t0 = time.perf_counter()
     assert main(["run", path, "--dir", str(run_dir), "--quiet"]) == 0
     assert time.perf_counter() - t0 < 60
-    g = read_lines(run_dir / "greedy.jsonl")
-    r0, r1 = read_lines(run_dir / "random_0.jsonl"), read_lines(run_dir / "random_1.jsonl")
+    g = read_jsonl(run_dir / "greedy.jsonl")
+    r0, r1 = read_jsonl(run_dir / "random_0.jsonl"), read_jsonl(run_dir / "random_1.jsonl")
     assert g[0]["pick"] == r0[0]["pick"] == r1[0]["pick"]  # one start
     assert [r["pick"] for r in r0] != [r["pick"] for r in r1]  # seeds differ
     for log in (g, r0, r1):
@@ -138,9 +139,9 @@ def test_tiny_pool_end_to_end_and_report(tmp_path, configs, capsys):
         assert len(set(picks)) == len(picks) and log[-1]["fraction"] >= 0.4 > log[-2]["fraction"]
         assert all(r["test"]["all"]["F_rmse"] > 0 for r in log)
     assert all(r["max_fi"] > 0 for r in g[1:])
-    props = read_lines(run_dir / "properties.jsonl")
+    props = read_jsonl(run_dir / "properties.jsonl")
     assert {p["run"] for p in props} == {"oracle", "greedy", "random_0", "random_1", "full"}
-    full = read_lines(run_dir / "full.jsonl")[0]  # the ceiling: one fit to the whole selectable pool
+    full = read_jsonl(run_dir / "full.jsonl")[0]  # the ceiling: one fit to the whole selectable pool
     assert full["fraction"] == 1.0 and full["train"]["all"]["F_rmse"] <= g[-1]["train"]["all"]["F_rmse"] * 3
     assert main(["report", str(run_dir)]) == 0
     text = (run_dir / "report.md").read_text()
@@ -161,16 +162,16 @@ def test_kill_and_resume_give_the_same_selection(tmp_path, configs):
     assert _hal_run(path, "--dir", str(whole)).wait() == 0
     proc = _hal_run(path, "--dir", str(killed))
     log = killed / "greedy.jsonl"
-    while proc.poll() is None and len(read_lines(log)) < 2:
+    while proc.poll() is None and len(read_jsonl(log)) < 2:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    n_before = len(read_lines(log))
-    assert 2 <= n_before < len(read_lines(whole / "greedy.jsonl"))
+    n_before = len(read_jsonl(log))
+    assert 2 <= n_before < len(read_jsonl(whole / "greedy.jsonl"))
     assert _hal_run("--resume", str(killed)).wait() == 0
     for name in ("greedy", "random_0"):
-        assert [r["pick"] for r in read_lines(killed / f"{name}.jsonl")] == [
-            r["pick"] for r in read_lines(whole / f"{name}.jsonl")
+        assert [r["pick"] for r in read_jsonl(killed / f"{name}.jsonl")] == [
+            r["pick"] for r in read_jsonl(whole / f"{name}.jsonl")
         ]
 
 
@@ -205,7 +206,7 @@ def test_config_types_restrict_the_pool(tmp_path, configs):
     config["selection"].update(full_fit=False, budget=0.5)
     F.run(config, tmp_path / "run", progress=False)
     for name in ("greedy", "random_0"):
-        assert {r["config_type"] for r in read_lines(tmp_path / "run" / f"{name}.jsonl")} == {"vacancy"}
+        assert {r["config_type"] for r in read_jsonl(tmp_path / "run" / f"{name}.jsonl")} == {"vacancy"}
     config["pool"]["config_types"] = ["liquid"]
     with pytest.raises(Exception, match="pool.config_types"):
         F.run(config, tmp_path / "other", progress=False)

@@ -11,7 +11,7 @@ import time
 from ase.db import connect
 
 from hal.cli import main
-from hal.protocols.filtering import read_lines
+from hal.io import read_jsonl
 
 CONFIG = """
 protocol = "polymer"
@@ -50,7 +50,7 @@ def test_tiny_polymer_run_end_to_end(tmp_path, capsys):
     assert main(["run", str(path), "--dir", str(run_dir), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "tau_rel 0:" in out and "tau_rel 0.2:" in out
-    rows = read_lines(run_dir / "stability.jsonl")
+    rows = read_jsonl(run_dir / "stability.jsonl")
     assert {r["tau_rel"] for r in rows} == {0.0, 0.2}
     for t in (0.0, 0.2):  # every saved model tested once, exploration cumulative
         rs = sorted((r for r in rows if r["tau_rel"] == t), key=lambda r: r["iteration"])
@@ -83,7 +83,7 @@ def test_polymer_kill_and_resume(tmp_path):
     assert subprocess.run([*run, "--resume", str(killed)], capture_output=True).returncode == 0
     after = _uids(killed, "0")
     assert set(before) <= set(after) and len(after) == len(set(after))
-    rows = read_lines(killed / "stability.jsonl")
+    rows = read_jsonl(killed / "stability.jsonl")
     for tau in (0.0, 0.2):
         models = sorted((killed / f"tau_{tau:g}" / "models").glob("iter_*.npz"))
         assert sorted(r["iteration"] for r in rows if r["tau_rel"] == tau) == list(range(len(models)))

@@ -32,6 +32,7 @@ from hal.fit import fit_normal_equations
 from hal.fit.design import Weights, assemble, reference_energies
 from hal.fit.metrics import errors
 from hal.fit_config import BASIS, check_basis
+from hal.io import append_jsonl, read_jsonl, repaired_jsonl
 from hal.loop.executors import make_executor
 from hal.protocols import hal as general
 from hal.protocols.filtering import greedy, pool, properties
@@ -147,43 +148,6 @@ def _table(e: dict) -> dict:
     return {g: {k: round(v, 6) for k, v in row.items() if k in ("E_rmse", "F_rmse")} for g, row in e.items()}
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, np.ndarray | list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.floating | np.integer):
-        return x.item()
-    return x
-
-
-def read_lines(path: Path) -> list[dict]:
-    """The complete JSON lines of a log (a line cut short by a crash is dropped)."""
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return out
-
-
-def repaired(path: Path) -> list[dict]:
-    """``read_lines``, with the file rewritten to hold just those (a crash's half line goes)."""
-    lines = read_lines(path)
-    if path.exists():
-        path.write_text("".join(json.dumps(r) + "\n" for r in lines))
-    return lines
-
-
-def _append(path: Path, record: dict) -> None:
-    with path.open("a") as fh:
-        fh.write(json.dumps(_jsonable(record)) + "\n")
-        fh.flush()
-
-
 def run_selection(name: str, train: list[Atoms], test: list[Atoms], start: int, config: dict, run_dir: Path,
                   e0: dict, executor: Executor | None, on_checkpoint, progress: bool) -> list[dict]:  # fmt: skip
     """One selection run (``name`` "greedy" or "random_<seed>") to the budget, resumed from its log."""
@@ -191,7 +155,7 @@ def run_selection(name: str, train: list[Atoms], test: list[Atoms], start: int, 
     sel = greedy.Selection(train, basis_of(config), e0, Weights(*f["weights"], f_max=f["f_max"]),
                            f["committee_size"], config["seed"])  # fmt: skip
     log = run_dir / f"{name}.jsonl"
-    done = repaired(log)
+    done = repaired_jsonl(log)
     order = None if name == "greedy" else greedy.random_order(len(train), start, int(name.split("_")[1]))
     checkpoints = sorted(config["properties"]["checkpoints"])
     reached: set[float] = set()
@@ -223,7 +187,7 @@ def run_selection(name: str, train: list[Atoms], test: list[Atoms], start: int, 
                   "n_atoms": len(train[pick]), "n_env": sel.n_env, "fraction": sel.n_env / total, "max_fi": fi,
                   "eps": eps, "train": _table(errors(model, [train[i] for i in sel.picked])),
                   "test": _table(errors(model, test))}  # fmt: skip
-        _append(log, record)
+        append_jsonl(log, record)
         done.append(record)
         bar.update(sel.n_env / total - bar.n)
         after(record)
@@ -245,14 +209,14 @@ def full_fit(train: list[Atoms], test: list[Atoms], config: dict, run_dir: Path,
         return fit_normal_equations(ne, basis, e0, "brr", f["committee_size"], config["seed"])
 
     log = run_dir / "full.jsonl"
-    done = repaired(log)
+    done = repaired_jsonl(log)
     if done:
         on_checkpoint("full", 1.0, done[0], fit)  # properties a crash left undone
         return done[0]
     model = fit()
     record = {"step": len(train) - 1, "n_env": sum(len(a) for a in train), "fraction": 1.0,
               "train": _table(errors(model, train)), "test": _table(errors(model, test))}  # fmt: skip
-    _append(log, record)
+    append_jsonl(log, record)
     on_checkpoint("full", 1.0, record, lambda: model)
     return record
 
@@ -293,17 +257,17 @@ def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
                                           "e0": e0, "n_env": sum(len(a) for a in train)}))  # fmt: skip
     props = config["properties"]
     prop_log = run_dir / "properties.jsonl"
-    have = {(r["run"], r["checkpoint"]) for r in repaired(prop_log)}
+    have = {(r["run"], r["checkpoint"]) for r in repaired_jsonl(prop_log)}
     if props["enabled"] and ("oracle", 0.0) not in have:
-        _append(prop_log, {"run": "oracle", "checkpoint": 0.0, "props": properties.diamond_properties(
+        append_jsonl(prop_log, {"run": "oracle", "checkpoint": 0.0, "props": properties.diamond_properties(
             oracle(config), props["phonon_supercell"])})  # fmt: skip
-    ref = next((r["props"] for r in read_lines(prop_log) if r["run"] == "oracle"), None)
+    ref = next((r["props"] for r in read_jsonl(prop_log) if r["run"] == "oracle"), None)
 
     def on_checkpoint(name: str, c: float, record: dict, fit) -> None:
         if not props["enabled"] or (name, c) in have:
             return
         p = properties.diamond_properties(fit().calculator(), props["phonon_supercell"])
-        _append(prop_log, {"run": name, "checkpoint": c, "fraction": record["fraction"], "props": p,
+        append_jsonl(prop_log, {"run": name, "checkpoint": c, "fraction": record["fraction"], "props": p,
                            "compare": properties.compare(p, _arrays(ref))})  # fmt: skip
 
     names = ["greedy"] + [f"random_{k}" for k in range(config["selection"]["random_seeds"])]

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from hal.protocols.filtering import held_out_force_rmse_at, properties, read_lines
+from hal.io import read_jsonl
+from hal.protocols.filtering import held_out_force_rmse_at, properties
 
 MODULI = ("B", "C11", "C12", "C44")
 
 
 def selection_logs(run_dir: Path) -> dict[str, list[dict]]:
     names = sorted(p.stem for p in run_dir.glob("*.jsonl") if p.stem == "greedy" or p.stem.startswith("random_"))
-    return {n: read_lines(run_dir / f"{n}.jsonl") for n in names}
+    return {n: read_jsonl(run_dir / f"{n}.jsonl") for n in names}
 
 
 def _curve(records: list[dict], key: str, grid: np.ndarray) -> np.ndarray:
@@ -187,7 +188,7 @@ def write(run_dir: Path, config: dict) -> Path:
     runs = {k: v for k, v in selection_logs(run_dir).items() if v}
     if not runs:
         raise FileNotFoundError(f"{run_dir}: no selection log (greedy.jsonl) yet")
-    full = next(iter(read_lines(run_dir / "full.jsonl")), None)
+    full = next(iter(read_jsonl(run_dir / "full.jsonl")), None)
     plot_learning(runs, run_dir / "learning.png", full)
     counts = plot_selection(runs, run_dir / "selection.png")
     split = json.loads((run_dir / "split.json").read_text())
@@ -209,7 +210,7 @@ def write(run_dir: Path, config: dict) -> Path:
               "| config_type | filtered | random (all seeds) |", "|---|---:|---:|"]  # fmt: skip
     for t in sorted(set(counts["filtered"]) | set(counts["random"])):
         lines.append(f"| {t} | {counts['filtered'][t]} | {counts['random'][t]} |")
-    props = read_lines(run_dir / "properties.jsonl")
+    props = read_jsonl(run_dir / "properties.jsonl")
     if any(r["run"] != "oracle" for r in props):
         plot_properties(props, run_dir / "properties.png")
         lines += ["", "## Properties of diamond Si", "", property_table(props), "",

@@ -16,14 +16,13 @@ import numpy as np
 from ase import Atoms, units
 from ase.build import bulk
 from ase.calculators.calculator import Calculator
-from ase.filters import FrechetCellFilter
 from ase.md.langevin import Langevin
-from ase.optimize import BFGS
 from ase.spacegroup import crystal
 
 from hal.dynamics.sampling import labelled, md_frames
 from hal.fit.design import read_labels
 from hal.io import DataError, read_configs
+from hal.protocols.filtering.properties import relaxed
 
 
 def kumagai() -> Calculator:
@@ -49,15 +48,6 @@ A0 = 5.429  # Å, the Kumagai lattice constant (a start: the E–V grid and stra
 def _rattled(atoms: Atoms, rng: np.random.Generator) -> Atoms:
     atoms = atoms.copy()
     atoms.positions += rng.normal(scale=rng.uniform(0.01, 0.03), size=atoms.positions.shape)
-    return atoms
-
-
-def relaxed(atoms: Atoms, calc: Calculator, fmax: float = 1e-3) -> Atoms:
-    """``atoms`` with positions and cell relaxed by ``calc`` (BFGS on a Fréchet cell filter)."""
-    atoms = atoms.copy()
-    atoms.calc = calc
-    BFGS(FrechetCellFilter(atoms), logfile=None).run(fmax=fmax, steps=300)
-    atoms.calc = None
     return atoms
 
 

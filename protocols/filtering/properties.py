@@ -4,8 +4,6 @@ supercell). The same functions score the oracle and every model, so differences 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from ase import Atoms, units
 from ase.build import bulk
@@ -19,12 +17,18 @@ BAND_PATH = "GXWKGL"  # fcc special points, explicit (seekpath is not a dependen
 KJ_PER_MOL = units.kJ / units.mol  # eV
 
 
+def relaxed(atoms: Atoms, calc: Calculator, fmax: float = 1e-3, steps: int = 300) -> Atoms:
+    """A copy of ``atoms`` with positions and cell relaxed by ``calc`` (BFGS on a Fréchet cell filter)."""
+    atoms = atoms.copy()
+    atoms.calc = calc
+    BFGS(FrechetCellFilter(atoms), logfile=None).run(fmax=fmax, steps=steps)
+    atoms.calc = None
+    return atoms
+
+
 def relaxed_diamond(calc: Calculator, a: float = 5.43, fmax: float = 1e-5) -> Atoms:
     """The 8-atom cubic diamond cell relaxed by ``calc`` (cell and positions)."""
-    atoms = bulk("Si", "diamond", a=a, cubic=True)
-    atoms.calc = calc
-    BFGS(FrechetCellFilter(atoms), logfile=None).run(fmax=fmax, steps=200)
-    return atoms
+    return relaxed(bulk("Si", "diamond", a=a, cubic=True), calc, fmax, steps=200)
 
 
 def equation_of_state(calc: Calculator, a0: float, strains: np.ndarray | None = None) -> dict:
@@ -124,4 +128,3 @@ def converged(comparison: dict, goals: dict) -> bool:
 
 
 GOALS: dict[str, float] = {"B": 0.02, "C11": 0.02, "C12": 0.02, "C44": 0.02, "phonon_max_rel": 0.03, "F_300K_meV": 1.0}
-PropertyFn = Callable[[Calculator], dict]
