@@ -21,6 +21,20 @@ from numba import njit, prange
 from hal.ace.radial import ace_radial, pair_radial
 from hal.ace.ylm import real_ylm
 
+# K > 2 gradient columns (a committee's members) run "wide": adjoint buffers padded to a multiple of
+# WIDTH columns so that every inner loop has a literal trip count (LLVM unrolls and vectorises it,
+# with no per-row loop set-up), and the pull-back to the neighbours is one small matrix product
+# per block of neighbours (BLAS). Blocks keep m·n·k ≤ BLAS_SERIAL_MNK, below which OpenBLAS
+# runs a product on the calling thread (its own threads would oversubscribe ours).
+WIDTH = 4
+BLAS_SERIAL_MNK = 262144
+
+
+@njit(cache=True)
+def wide(K):
+    """Columns of the adjoint buffers for K gradient columns (K itself for K ≤ 2)."""
+    return K if K <= 2 else -(-K // WIDTH) * WIDTH
+
 
 @njit(cache=True, fastmath=True, inline="always")
 def _add_virial(V, g0, g1, g2, d0, d1, d2, scale):
@@ -48,6 +62,8 @@ def _buffers(maxnb, rad, maxblock, K, npair):
     ns = rad[3].shape[0]
     nA = ns * rad[11]
     nlm = (lmax + 1) * (lmax + 1)
+    Kw = wide(K)
+    nJ = 3 * maxnb if K > 2 else 1
     return (
         np.zeros((5, lmax + 1, lmax + 1)),  # 0 ywork
         np.zeros(nmax),  # 1 rtmp
@@ -61,12 +77,15 @@ def _buffers(maxnb, rad, maxblock, K, npair):
         np.zeros((maxnb, nmax)),  # 9 Rb  (neighbour-major copy of RbT)
         np.zeros((maxnb, nmax)),  # 10 dRb
         np.zeros(nA),  # 11 A
-        np.zeros((nA, K)),  # 12 adjA
+        np.zeros((nA, Kw)),  # 12 adjA (padding columns stay zero)
         np.zeros(maxblock),  # 13 AA
-        np.zeros((maxblock, K)),  # 14 adj
+        np.zeros((maxblock, Kw)),  # 14 adj
         np.zeros((3, maxnb)),  # 15 grad (one adjoint column, all neighbours)
         np.zeros((maxnb, max(npair, 1))),  # 16 Pb: pair basis values per neighbour (NaN: outside)
         np.zeros((maxnb, max(npair, 1))),  # 17 dPb: their r-derivatives
+        np.zeros((nJ, rad[11] if K > 2 else 1)),  # 18 J: dA/dr of a block of neighbours (wide path)
+        np.zeros((nJ, Kw if K > 2 else 1)),  # 19 G: their gradients, J @ adjA
+        np.zeros((3, maxnb if K == 2 else 1)),  # 20 grad2: the second adjoint column (K = 2)
     )
 
 
@@ -202,37 +221,33 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
                 adjA[a, 0] += w0
                 adjA[a, 1] += w1
         return
-    e = np.zeros(K)  # K columns: row views, so that every inner loop is one contiguous vector
+    e = np.zeros(K)  # K > 2 columns: adj and adjA rows padded to a multiple of WIDTH (see ``wide``)
     for kk in range(nb):
         v = AA[kk]
-        src = ctil[n0 + kk]
-        dst = adj[kk]
         for c in range(K):
-            cc = src[c]
+            cc = ctil[n0 + kk, c]
             e[c] += cc * v
-            dst[c] = cc
+            adj[kk, c] = cc
     for c in range(K):
         Eat[c, i] += e[c]
+    nch = adj.shape[1] // WIDTH
     for kk in range(nb - 1, -1, -1):
         k = n0 + kk
         pa = parent[k]
         a = aidx[k]
-        ra = adjA[a]
-        rk = adj[kk]
         if pa >= 0:
-            _axpy2(ra, adj[pa - n0], rk, AA[pa - n0], A[a])
+            p = pa - n0
+            w = AA[p]
+            av = A[a]
+            for ch in range(nch):
+                o = ch * WIDTH
+                for c in range(WIDTH):  # literal width: unrolled into one vector operation
+                    x = adj[kk, o + c]
+                    adjA[a, o + c] += x * w
+                    adj[p, o + c] += x * av
         else:
-            for c in range(K):
-                ra[c] += rk[c]
-
-
-@njit(cache=True, fastmath=True, inline="always")
-def _axpy2(ra, rp, rk, w, av):
-    """ra += w·rk and rp += av·rk (one pass over rk)."""
-    for c in range(rk.shape[0]):
-        x = rk[c]
-        ra[c] += x * w
-        rp[c] += x * av
+            for c in range(adj.shape[1]):
+                adjA[a, c] += adj[kk, c]
 
 
 @njit(cache=True, fastmath=True)
@@ -319,53 +334,42 @@ def _pullback_two(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, ad
 
 
 @njit(cache=True, fastmath=True)
-def _pullback_members(
-    q,
-    z,
-    lmax,
-    nl,
-    aoff,
-    astride,
-    Rb,
-    dRb,
-    YbT,
-    dYbT,
-    DT,
-    rinv,
-    adjA,
-    g1,
-    g2,
-    grad,
-):
-    """grad[:, c] = dE_c/dr_q of neighbour q (species z) for all K adjoint columns at once (row
-    views: every inner loop runs over the K columns of one contiguous row)."""
-    K = adjA.shape[1]
-    g1[:, :] = 0.0
-    g2[:, :] = 0.0
-    for l in range(lmax + 1):
-        nn = nl[l]
-        y0 = l * l
-        for m in range(2 * l + 1):
-            base = z * astride + aoff[l] + m * nn
-            r1 = g1[y0 + m]
-            r2 = g2[y0 + m]
-            for n in range(nn):
-                _axpy2(r1, r2, adjA[base + n], dRb[q, n], Rb[q, n])
-    grad[:, :] = 0.0
-    gx, gy, gz = grad[0], grad[1], grad[2]
-    nlm = (lmax + 1) * (lmax + 1)
-    d0, d1, d2 = DT[0, q], DT[1, q], DT[2, q]
-    for lm in range(nlm):
-        y = YbT[lm, q] * rinv[q]
-        e0, e1, e2 = dYbT[0, lm, q], dYbT[1, lm, q], dYbT[2, lm, q]
-        r1 = g1[lm]
-        r2 = g2[lm]
-        for c in range(K):
-            t = r1[c] * y
-            g = r2[c]
-            gx[c] += t * d0 + g * e0
-            gy[c] += t * d1 + g * e1
-            gz[c] += t * d2 + g * e2
+def _jacobian(q0, q1, lmax, nl, aoff, Rb, dRb, YbT, dYbT, DT, rinv, J):
+    """J[3(q−q0)+x, (l, m, n)] = ∂A_{lmn}/∂(r_q)_x for neighbours q0 … q1−1 of one species:
+    R_n'(r) Y_lm r_x/r + R_n ∂_x Y_lm (the row block of those neighbours' A entries)."""
+    for q in range(q0, q1):
+        r = 3 * (q - q0)
+        ri = rinv[q]
+        for l in range(lmax + 1):
+            nn = nl[l]
+            for m in range(2 * l + 1):
+                lm = l * l + m
+                b = aoff[l] + m * nn
+                y = YbT[lm, q] * ri
+                for x in range(3):
+                    t = DT[x, q] * y
+                    e = dYbT[x, lm, q]
+                    for n in range(nn):
+                        J[r + x, b + n] = dRb[q, n] * t + Rb[q, n] * e
+
+
+@njit(cache=True, fastmath=True)
+def _pullback_wide(i, f0, K, jnb, lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA, J, G, F, V):
+    """Forces and virials of K > 2 adjoint columns: per species and block of neighbours, the
+    gradients G = J @ adjA (one BLAS product, serial by its size), scattered to i and j."""
+    block = max(1, BLAS_SERIAL_MNK // (3 * adjA.shape[1] * astride))
+    for z in range(seg.shape[0] - 1):
+        cols = adjA[z * astride : (z + 1) * astride]
+        for q0 in range(seg[z], seg[z + 1], block):
+            q1 = min(q0 + block, seg[z + 1])
+            _jacobian(q0, q1, lmax, nl, aoff, Rb, dRb, YbT, dYbT, DT, rinv, J)
+            m = 3 * (q1 - q0)
+            np.dot(J[:m], cols, G[:m])
+            for q in range(q0, q1):
+                r = 3 * (q - q0)
+                j = jnb[f0 + q]
+                for c in range(K):
+                    _scatter(F, V, c, i, j, G[r, c], G[r + 1, c], G[r + 2, c], DT, q)
 
 
 @njit(cache=True, fastmath=True, inline="always")
@@ -421,14 +425,14 @@ def _atom_forward(i, species, first, jnb, D, rad, dag, pair, buf, P, dP, AAsum, 
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef, Eat, F, V, gk):
+def _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef, Eat, F, V):
     """Atom i after ``_atom_forward``: site energies, forces and virials of the K gradient columns."""
     node_start, parent, aidx = dag
     npair = pair[0]
     lmax, nl, aoff, astride = rad[1], rad[9], rad[10], rad[11]
     DT, rinv, seg, Rb, dRb, A, adjA, AA, adj, grad = buf[6:16]
     YbT, dYbT = buf[4], buf[5]
-    gk1, gk2, gradk, grad2 = gk
+    grad2 = buf[20]
     K = ctil.shape[1]
     s = species[i]
     f0 = first[i]
@@ -464,18 +468,8 @@ def _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef
             _scatter(F, V, 0, i, j, grad[0, q], grad[1, q], grad[2, q], DT, q)
             _scatter(F, V, 1, i, j, grad2[0, q], grad2[1, q], grad2[2, q], DT, q)
         return
-    for q in range(nq):  # vectorised over the K columns
-        j = jnb[f0 + q]
-        _pullback_members(q, species[j], lmax, nl, aoff, astride, Rb, dRb, YbT, dYbT, DT, rinv, adjA, gk1, gk2, gradk)
-        for c in range(K):
-            _scatter(F, V, c, i, j, gradk[0, c], gradk[1, c], gradk[2, c], DT, q)
-
-
-@njit(cache=True)
-def _member_work(rad, K, maxnb):
-    """Work arrays of ``_atom_gradients``: member pull-back (K > 2) and the second column (K = 2)."""
-    nlm = (rad[1] + 1) * (rad[1] + 1)
-    return np.zeros((nlm, K)), np.zeros((nlm, K)), np.zeros((3, K)), np.zeros((3, maxnb))
+    _pullback_wide(i, f0, K, jnb, lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA, buf[18], buf[19],
+                   F, V)  # fmt: skip
 
 
 @njit(cache=True)
@@ -496,11 +490,10 @@ def _folded_range(lo, hi, species, first, jnb, D, rad, dag, pair, maxblock, ctil
     buf = _buffers(maxnb, rad, maxblock, K, npair)
     P = np.zeros(max(npair, 1))
     dP = np.zeros(max(npair, 1))
-    gk = _member_work(rad, K, maxnb)
     for i in range(lo, hi):
         nq = _atom_forward(i, species, first, jnb, D, rad, dag, pair, buf, P, dP, AAsum, Ep)
         if K > 0:
-            _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef, Eat, F, V, gk)
+            _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef, Eat, F, V)
 
 
 @njit(cache=True)
@@ -553,7 +546,7 @@ def _atom_view(store, b, i):
     """The buffers of atom i: its stored forward pass, and the scratch ``b`` of the running thread."""
     return (b[0], b[1], b[2], store[0][i], store[1][i], store[2][i], store[3][i], store[4][i], store[5][i],
             store[6][i], store[7][i], store[8][i], b[12], store[9][i], b[14], b[15], store[10][i],
-            store[11][i])  # fmt: skip
+            store[11][i], b[18], b[19], b[20])  # fmt: skip
 
 
 @njit(cache=True, fastmath=True)
@@ -570,12 +563,10 @@ def _forward_range(lo, hi, species, first, jnb, D, rad, dag, pair, maxblock, sto
 def _gradients_range(lo, hi, species, first, jnb, rad, dag, pair, maxblock, store, ctil, pcoef, Eat, F, V):
     K = ctil.shape[1]
     maxnb = _maxnb(first)
-    b = _buffers(maxnb, rad, maxblock, K, pair[0])  # scratch: adjA, adj, grad
-    gk = _member_work(rad, K, maxnb)
+    b = _buffers(maxnb, rad, maxblock, K, pair[0])  # scratch: adjA, adj, grad, J, G, grad2
     for i in range(lo, hi):
         nq = first[i + 1] - first[i]
-        _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, _atom_view(store, b, i), ctil, pcoef, Eat, F, V,
-                        gk)  # fmt: skip
+        _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, _atom_view(store, b, i), ctil, pcoef, Eat, F, V)
 
 
 @njit(cache=True)
