@@ -42,6 +42,7 @@ def test_langevin_samples_target_temperature(model, start):
     run = run_hal(start, model, steps=1500, temperature_K=400, timestep_fs=2.0, tau=0.0, check_every=10**6, seed=1)
     T = run.trace["temperature"][500:]
     assert abs(T.mean() - 400) < 0.08 * 400, T.mean()
+    assert run.trace["temperature"][-1] == pytest.approx(run.atoms.get_temperature(), rel=1e-12)  # ASE's definition
 
 
 def test_adaptive_tau_follows_eq12(model, start):

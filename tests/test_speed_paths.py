@@ -68,6 +68,24 @@ def test_threaded_evaluation_equals_serial_and_is_deterministic(system, basis_ch
         assert close(plain.forces, ref[2].forces, 1e-10)
 
 
+@pytest.mark.parametrize("K", [3, 5, 33, 200])
+def test_many_gradient_columns_equal_one_column_at_a_time(K, basis_ch, basis_al, rng):
+    """K > 2 columns run the wide path (padded adjoint rows, the pull-back as BLAS products over
+    blocks of neighbours: several blocks per species at K = 200); each column must give what a
+    single-column evaluation of the same coefficients gives (forces, virials, site energies)."""
+    for basis, atoms in ((basis_ch, random_cluster("C4H8", rng, box=4.5)), (basis_al, al_cell(rng))):
+        C = rng.normal(size=(K, basis.size)) * 0.05
+        wide = basis.evaluate_folded(atoms, basis.fold(C))
+        assert wide.forces.shape == (K, len(atoms), 3)
+        for k in sorted({0, 1, K // 2, K - 1}):
+            one = basis.evaluate_folded(atoms, basis.fold(C[k]))
+            assert close(wide.forces[k], one.forces[0], 1e-12) and close(
+                wide.atom_energies[k], one.atom_energies[0], 1e-12
+            )
+            assert wide.virial is None or close(wide.virial[k], one.virial[0], 1e-12)
+            assert abs(wide.energies[k] - one.energies[0]) <= 1e-12 * abs(one.energies[0])
+
+
 def test_thread_settings():
     with pytest.raises(ValueError, match="threads"):
         kernels.set_threads(0)

@@ -16,6 +16,7 @@ Units: Å, energies per unit coefficient.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 
@@ -439,7 +440,7 @@ class ACEBasis:
         )
 
     # ------------------------------------------------------------------ evaluation
-    @property
+    @functools.cached_property
     def cutoff(self) -> float:
         """Largest cutoff of any function (Å): the neighbour-list radius."""
         return float(max(self.r_cut.max(), self.pair_r_cut if self.pair_degree else 0.0))

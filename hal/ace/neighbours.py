@@ -91,6 +91,30 @@ def _within(first, j, S, pos, cell, cutoff):
     return fo, jo[:n], D[:n], bad_i, bad_j
 
 
+@njit(cache=True)
+def _unchanged(pos, ref, numbers, ref_numbers, cell, ref_cell, pbc, ref_pbc, limit2):
+    """True when numbers, cell and pbc are those of the list and no atom has moved a distance²
+    of ``limit2`` (Å²) or more (NaN counts as moved): the list can be reused."""
+    if pos.shape[0] != ref.shape[0]:
+        return False
+    for a in range(numbers.shape[0]):
+        if numbers[a] != ref_numbers[a]:
+            return False
+    for x in range(3):
+        if pbc[x] != ref_pbc[x]:
+            return False
+        for y in range(3):
+            if cell[x, y] != ref_cell[x, y]:
+                return False
+    for a in range(pos.shape[0]):
+        d0 = pos[a, 0] - ref[a, 0]
+        d1 = pos[a, 1] - ref[a, 1]
+        d2 = pos[a, 2] - ref[a, 2]
+        if not d0 * d0 + d1 * d1 + d2 * d2 < limit2:
+            return False
+    return True
+
+
 class NeighbourList:
     """Full neighbour list within ``cutoff`` (Å) of one structure at a time, rebuilt with radius
     ``cutoff + skin`` when the atoms, cell or pbc change or an atom has moved more than skin/2
@@ -124,15 +148,8 @@ class NeighbourList:
         if self._list is None:
             return False
         numbers, cell, pbc, ref = self._list[:4]
-        pos = atoms.arrays["positions"]
-        if pos.shape != ref.shape or not (
-            np.array_equal(numbers, atoms.arrays["numbers"])
-            and np.array_equal(cell, atoms.cell.array)
-            and np.array_equal(pbc, atoms.pbc)
-        ):
-            return False
-        d = pos - ref
-        return float(np.einsum("ij,ij->i", d, d).max(initial=0.0)) < (0.5 * self.skin) ** 2
+        return _unchanged(atoms.arrays["positions"], ref, atoms.arrays["numbers"], numbers, atoms.cell.array, cell,
+                          atoms.pbc, pbc, (0.5 * self.skin) ** 2)  # fmt: skip
 
     def _build(self, atoms: Atoms, species: np.ndarray) -> None:
         pos = atoms.arrays["positions"]

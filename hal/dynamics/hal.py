@@ -17,6 +17,7 @@ it on every n-th step only, while σ and ∇σ act on every step. Units: fs, K, 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -191,6 +192,17 @@ def run_hal(
             snap.arrays["f_i"] = f
         write(traj, snap, format="extxyz", append=True)
 
+    # the instantaneous temperature as ASE defines it (constraints remove degrees of freedom), without
+    # its per-call overhead: 2 E_kin = Σ p²/m, masses refreshed after Monte Carlo moves (swaps)
+    dof = 3 * len(work) - sum(c.get_removed_dof(work) for c in work.constraints)
+    inv_m = 1.0 / work.get_masses()
+
+    def temperature() -> float:
+        p = work.arrays.get("momenta")
+        if p is None:
+            return 0.0
+        return float(np.einsum("ij,ij->i", p, p) @ inv_m) / max(dof * units.kB, 1e-300)
+
     bar = tqdm(total=steps, desc="HAL MD", unit="step", disable=not progress, leave=False)
     work.get_forces()  # step 0: forces, σ and f_i at the start
     T_now = _value(temperature_K, 0)
@@ -207,15 +219,19 @@ def run_hal(
                 moved = [MC_MOVES[m](work, T_now, rng, _value(pressure_GPa or 0.0, step)) for m in mc_moves]
                 if any(moved):
                     dyn = integrator(T_now)
+                    inv_m = 1.0 / work.get_masses()
             bar.update(1)
         res = calc.results
         f = res.get("force_uncertainty")
         score = score_fn(f) if f is not None else float("nan")
         trace["sigma"].append(res["sigma"])
         trace["tau"].append(res["tau"])
-        trace["temperature"].append(work.get_temperature())
+        trace["temperature"].append(temperature())
         trace["criterion"].append(score)
-        f_norm, s_norm = float(np.linalg.norm(res["mean_forces"])), float(np.linalg.norm(res["bias_forces"]))
+        f_norm, s_norm = (
+            math.sqrt(np.vdot(res["mean_forces"], res["mean_forces"])),
+            math.sqrt(np.vdot(res["bias_forces"], res["bias_forces"])),
+        )
         trace["f_norm"].append(f_norm)
         trace["f_sigma_norm"].append(s_norm)
         trace["pressure_GPa"].append(_pressure(work, calc) / GPA if "stress" in res else float("nan"))
