@@ -17,7 +17,7 @@ from ase import Atoms
 from ase.data import atomic_numbers
 
 from hal.ace.basis import ACEBasis, FastResult
-from hal.uncertainty import CommitteeResult, committee_sigma, sigma_weights
+from hal.uncertainty import CommitteeResult
 
 FORMAT_VERSION = 2  # 2: one shared pair basis with a PACE reppot core, no order-1 functions beside it
 
@@ -97,10 +97,11 @@ class LinearACE:
             self._cfolds = {
                 k: self.basis.fold(rows, gradient_rows=g) for k, g in (("all", None), ("mean", [0]), ("none", []))
             }
-            dev = self.basis.fold(self.committee - self.coefficients[None, :])
+            dev = self.basis.fold(self.committee - self.coefficients[None, :])  # c^k − c̄: σ's direction per call
             mean = self._cfolds["mean"]  # HAL's two gradient columns: c̄, and the σ direction per call
             self._cfolds["bias"] = (np.hstack([mean.ctil, mean.ctil]), np.concatenate([mean.pcoef, mean.pcoef], axis=3))
-            self._cfolds["deviations"] = dev
+            self._cfolds["deviations"] = (dev.ctil, dev.pcoef.reshape(-1, len(self.committee)))
+            self._cfolds["no_shift"] = np.zeros(len(self.committee))
         return self._cfolds
 
     def evaluate_committee(
@@ -129,17 +130,8 @@ class LinearACE:
         backward pass with the two columns c̄ and Σ_k w_k (c^k − c̄) (no member forces).
         ``offsets`` (K,): member deviations E^k − Ē subtracted before σ (see ``HALCalculator``)."""
         folds = self._committee_folds()
-        dev = folds["deviations"]  # c^k − c̄, folded once: the σ column is a K-term sum per step
-        ctil, pcoef = folds["bias"]
-        shift = 0.0 if offsets is None else np.asarray(offsets, dtype=float)
-
-        def gradient_columns(E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            w = sigma_weights(E[1:] - shift, E[0], committee_sigma(E[1:] - shift, E[0]))
-            ctil[:, 1] = dev.ctil @ w
-            pcoef[..., 1] = dev.pcoef @ w
-            return ctil, pcoef
-
-        E, res = self.basis.evaluate_two_phase(atoms, folds["none"], gradient_columns, threads)
+        shift = folds["no_shift"] if offsets is None else np.asarray(offsets, dtype=float)
+        E, res = self.basis.evaluate_spread(atoms, folds["none"], folds["deviations"], folds["bias"], shift, threads)
         ref = self.reference_energies(atoms)
         vir = res.virial
         mean = CommitteeResult(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -569,52 +569,52 @@ class ACEBasis:
         self._store_key = (N, maxnb)
         return self._store_cache
 
-    def evaluate_two_phase(
+    def evaluate_spread(
         self,
         atoms: Atoms,
-        energy_rows: FoldedCoefficients,
-        gradient_columns: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+        rows: FoldedCoefficients,
+        deviations: tuple[np.ndarray, np.ndarray],
+        columns: tuple[np.ndarray, np.ndarray],
+        shift: np.ndarray,
         threads: int | None = None,
     ) -> tuple[np.ndarray, FastResult]:
-        """Energies of ``energy_rows``, then the gradients of the columns that
-        ``gradient_columns(energies)`` returns, as (c̃ (n_nodes, K), pair coefficients
-        (ns, ns, n, K)) C-contiguous like ``fold`` makes them, reusing one forward pass (HAL's σ and
-        ∇σ). The forward pass is stored per atom; past ``STORE_LIMIT_BYTES`` it is recomputed.
+        """Energies E of ``rows`` (row 0 a centre c̄, rows 1…K members c^k; eV, no E0), and the
+        forces, virials and site energies of two columns: c̄, and Σ_k w_k (c^k − c̄) with
+        w_k = d_k/(Kσ), d_k = E_k − shift_k − E_0, σ = √(Σ d²/K), whose gradient is ∇σ (HAL's
+        bias). ``deviations``: the folded c^k − c̄ as (c̃ (n_nodes, K), pair coefficients
+        (n, K)); ``columns``: work arrays (c̃ (n_nodes, 2), pair coefficients (ns, ns, n, 2)) with
+        c̄ in column 0, column 1 overwritten. One call: the forward pass is stored per atom (past
+        ``STORE_LIMIT_BYTES`` it is run twice) and σ's direction is formed between the passes.
         """
         species, first, jnb, D = self.neighbours(atoms)
         N = len(species)
+        ctil, pcoef = columns
+        E = np.zeros(rows.energy_nodes.shape[1])
+        Eat, F, V = np.zeros((2, N)), np.zeros((2, N, 3)), np.zeros((2, 6))
+        AAsum, Ep = np.zeros(len(self._node_keys)), np.zeros(self.n_pair)
+        spread = (shift, deviations[0], deviations[1], ctil, pcoef, E)
         store = self._store(species, first) if N else None
-        nt = kernels.threads_for(max(N, 1), threads)
         if store is not None:
-            AAsum = np.zeros(len(self._node_keys))
-            Ep = np.zeros(self.n_pair)
-            args = (species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock, store, AAsum, Ep)
+            nt = kernels.threads_for(N, threads)
+            args = (species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock, store, AAsum, Ep,
+                    (rows.energy_nodes, rows.energy_pairs), shift, deviations, ctil, pcoef, E, Eat, F, V)  # fmt: skip
             if nt == 1:
-                kernels.compile_notice(kernels.forward_all, kernels.gradients_all)
-                kernels.forward_all(*args)
+                kernels.compile_notice(kernels.bias_all)
+                kernels.bias_all(*args)
             else:
-                kernels.compile_notice(kernels.forward_all_threads, kernels.gradients_all_threads)
-                kernels.forward_all_threads(nt, *args)
-            energies = AAsum @ energy_rows.energy_nodes + Ep @ energy_rows.energy_pairs
-        else:
-            energies = self.evaluate_folded(atoms, energy_rows, threads).energies
-        ctil, pcoef = gradient_columns(energies)
-        K = ctil.shape[1]
-        Eat = np.zeros((K, N))
-        F = np.zeros((K, N, 3))
-        V = np.zeros((K, 6))
-        if store is not None:  # all columns in one backward walk over the stored forward pass
-            args = (species, first, jnb, self._rad, self._dag, self._pairk, self._maxblock, store, ctil, pcoef,
-                    Eat, F, V)  # fmt: skip
-            if nt == 1:
-                kernels.gradients_all(*args)
-            else:
-                kernels.gradients_all_threads(nt, *args)
-        elif N:
-            AAsum, Ep = np.zeros(len(self._node_keys)), np.zeros(self.n_pair)
-            self._folded_kernel(species, first, jnb, D, ctil, pcoef, Eat, F, V, AAsum, Ep, threads)
+                kernels.compile_notice(kernels.bias_all_threads)
+                kernels.bias_all_threads(nt, *args)
+        else:  # too large to store: a forward pass for the energies, then one with the gradients
+            if N:
+                none = (np.empty((len(ctil), 0)), np.empty(pcoef.shape[:3] + (0,)), np.empty((0, N)),
+                        np.empty((0, N, 3)), np.empty((0, 6)))  # fmt: skip
+                self._folded_kernel(species, first, jnb, D, *none, AAsum, Ep, threads)
+            kernels.spread_direction(AAsum, Ep, rows.energy_nodes, rows.energy_pairs, *spread)
+            if N:
+                AAsum, Ep = np.zeros_like(AAsum), np.zeros_like(Ep)
+                self._folded_kernel(species, first, jnb, D, ctil, pcoef, Eat, F, V, AAsum, Ep, threads)
         res = FastResult(energies=Eat.sum(axis=1), forces=F, virial=V if atoms.pbc.any() else None, atom_energies=Eat)
-        return energies, res
+        return E, res
 
     def evaluate_coefficients(self, atoms: Atoms, coefficients: np.ndarray, threads: int | None = None) -> FastResult:
         """Fast path without a prior ``fold`` (folds on every call: prefer ``fold`` in loops)."""

@@ -608,6 +608,53 @@ def gradients_all_threads(nt, species, first, jnb, rad, dag, pair, maxblock, sto
         V += Vt[t]
 
 
+@njit(cache=True)
+def spread_direction(AAsum, Ep, energy_nodes, energy_pairs, shift, dev_ctil, dev_pcoef, ctil, pcoef, E):
+    """Between the phases of HAL's evaluation: E (K+1) the energies of the folded rows (row 0 the
+    mean model, rows 1… the members; eV, E0 not included) from Σ_i AA_i and the pair sums, and
+    column 1 of ctil / pcoef set to Σ_k w_k dev_k, w_k = d_k/(Kσ), d_k = E_k − shift_k − E_0,
+    σ = √(Σ d²/K): the coefficients whose gradient is ∇σ (zero when σ = 0). dev_ctil (n_nodes, K)
+    and dev_pcoef (n_pair_coefficients, K) are the folded member deviations c^k − c̄."""
+    E[:] = np.dot(AAsum, energy_nodes) + np.dot(Ep, energy_pairs)
+    K = E.shape[0] - 1
+    d = np.empty(K)
+    ss = 0.0
+    for k in range(K):
+        d[k] = E[k + 1] - shift[k] - E[0]
+        ss += d[k] * d[k]
+    if ss > 0.0:
+        d *= 1.0 / (K * np.sqrt(ss / K))
+    else:
+        d[:] = 0.0
+    ctil[:, 1] = np.dot(dev_ctil, d)
+    pc = np.dot(dev_pcoef, d)
+    ns, npair = pcoef.shape[0], pcoef.shape[2]
+    for a in range(ns):
+        for b in range(ns):
+            for n in range(npair):
+                pcoef[a, b, n, 1] = pc[(a * ns + b) * npair + n]
+
+
+@njit(cache=True)
+def bias_all(species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep, rows, shift, dev, ctil, pcoef, E,
+             Eat, F, V):  # fmt: skip
+    """HAL's evaluation in one call: the stored forward pass, ``spread_direction`` (rows = the
+    energy_nodes and energy_pairs of the mean and member rows; dev = the deviations' dev_ctil and
+    dev_pcoef), then the gradients of the two columns c̄ and σ's direction."""
+    forward_all(species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep)
+    spread_direction(AAsum, Ep, rows[0], rows[1], shift, dev[0], dev[1], ctil, pcoef, E)
+    gradients_all(species, first, jnb, rad, dag, pair, maxblock, store, ctil, pcoef, Eat, F, V)
+
+
+@njit(cache=True)
+def bias_all_threads(nt, species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep, rows, shift, dev, ctil,
+                     pcoef, E, Eat, F, V):  # fmt: skip
+    """``bias_all`` with both phases on nt threads."""
+    forward_all_threads(nt, species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep)
+    spread_direction(AAsum, Ep, rows[0], rows[1], shift, dev[0], dev[1], ctil, pcoef, E)
+    gradients_all_threads(nt, species, first, jnb, rad, dag, pair, maxblock, store, ctil, pcoef, Eat, F, V)
+
+
 @njit(cache=True, fastmath=True)
 def eval_full(species, first, jnb, D, rad, dag, pair, maxblock, amap, AAsum, dAA, vAA, Ep, dEp, Vp):
     """All monomials and pair functions with their gradients (for the design matrix).
