@@ -4,13 +4,16 @@ Systems: periodic fcc Al (rattled, a = 4.05 Å) with the 1177-function Al basis 
 ``ace_speed.py``, and periodic boxes of hexane molecules (liquid density, 20 atoms each) with its
 1005-function C/H basis; random coefficients (the cost does not depend on them). Each call is a new
 configuration (an atom moved by 1e-7 Å: the MD case, the Verlet list reused); the list's build is
-timed on its own. Peak memory: the high-water mark of the resident size above the model's, in a
+timed on its own. The thread counts are timed in alternation, ``repeats`` rounds (7; 3 with
+``--quick``): a speed-up is the median over rounds of the ratio within a round (its range is
+printed), so a burst of load from another process on this shared 2-core VM moves one round, not
+the figure. Peak memory: the high-water mark of the resident size above the model's, in a
 fresh process per system (building the evaluator, the list and three calls). Thread counts: 1, 2,
 4 … up to numba's pool (NUMBA_NUM_THREADS, default every core).
 
     python benchmarks/scaling.py [--quick]
 
-Last line: ``thread_speedup_2_from_500: <lowest 1-thread/2-thread time ratio for N ≥ 500>``
+Last line: ``thread_speedup_2_from_500: <lowest median 1-thread/2-thread time ratio for N ≥ 500>``
 (goal ≥ 1.8); before it ``per_atom_cost_spread: <largest/smallest 1-thread µs/atom over all sizes
 of a system>`` (goal ≤ 1.2).
 """
@@ -60,17 +63,14 @@ SYSTEMS = {"al": (aluminium, "al108", AL_SIZES), "hexane_box": (hexane_box, "hex
 
 
 def per_atom_us(calc, atoms: Atoms, seconds: float) -> float:
-    """Median µs/atom of an energy+forces call (three blocks of `seconds`)."""
-    out = []
-    for _ in range(3):
+    """µs/atom of an energy+forces call (a block of at least `seconds` and two calls, after one)."""
+    calc.get_forces(atoms)
+    n, t0 = 0, time.perf_counter()
+    while n < 2 or time.perf_counter() - t0 < seconds:
+        atoms.positions[0, 0] += 1e-7
         calc.get_forces(atoms)
-        n, t0 = 0, time.perf_counter()
-        while n < 2 or time.perf_counter() - t0 < seconds:
-            atoms.positions[0, 0] += 1e-7
-            calc.get_forces(atoms)
-            n += 1
-        out.append((time.perf_counter() - t0) / n / len(atoms) * 1e6)
-    return float(np.median(out))
+        n += 1
+    return (time.perf_counter() - t0) / n / len(atoms) * 1e6
 
 
 def build_us(model, atoms: Atoms) -> float:
@@ -118,7 +118,8 @@ def main() -> None:
     if args.memory_probe:
         memory_probe(args.memory_probe[0], int(args.memory_probe[1]))
         return
-    seconds = 0.3 if args.quick else 1.5
+    seconds = 0.3 if args.quick else 1.0
+    repeats = 3 if args.quick else 7
     limit = 2100 if args.quick else 10**6
     threads = [t for t in (1, 2, 4, 8, 16, 32, 64) if t <= numba.config.NUMBA_NUM_THREADS]
     print(f"threads: {threads} (numba pool {numba.config.NUMBA_NUM_THREADS}, {os.cpu_count()} cpus)")
@@ -129,15 +130,16 @@ def main() -> None:
         for n_atoms in [n for n in sizes if n <= limit]:
             atoms = make(n_atoms)
             calcs = {t: model.calculator(threads=t) for t in threads}
-            per_atom[n_atoms] = {t: per_atom_us(calcs[t], atoms, seconds) for t in threads}
-            t1 = per_atom[n_atoms][1]
+            rounds = [{t: per_atom_us(calcs[t], atoms, seconds) for t in threads} for _ in range(repeats)]
+            per_atom[n_atoms] = {t: float(np.median([r[t] for r in rounds])) for t in threads}
             row = ", ".join(f"{t} thr {v:6.1f}" for t, v in per_atom[n_atoms].items())
-            sp = {t: t1 / v for t, v in per_atom[n_atoms].items() if t > 1}
+            ratios = {t: [r[1] / r[t] for r in rounds] for t in threads if t > 1}
+            sp = {t: float(np.median(v)) for t, v in ratios.items()}
             if 2 in sp and n_atoms >= 500:
                 speedups.append(sp[2])
             mem = peak_mb(system, n_atoms)
             print(f"{system:10s} {n_atoms:6d} atoms | µs/atom {row} | speed-up "
-                  + ", ".join(f"{t}: {v:.2f}" for t, v in sp.items())
+                  + ", ".join(f"{t}: {v:.2f} ({min(ratios[t]):.2f}–{max(ratios[t]):.2f})" for t, v in sp.items())
                   + f" | list build {build_us(model, atoms):5.2f} µs/atom | peak {mem:7.1f} MB"
                   f" = {mem / n_atoms * 1e3:6.1f} kB/atom", flush=True)  # fmt: skip
         ones = [v[1] for v in per_atom.values()]
