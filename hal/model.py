@@ -94,13 +94,11 @@ class LinearACE:
             raise ValueError("this model has no committee (fit it with committee_size > 0)")
         if self._cfolds is None:
             rows = np.vstack([self.coefficients[None, :], self.committee])
-            self._cfolds = {
-                k: self.basis.fold(rows, gradient_rows=g) for k, g in (("all", None), ("mean", [0]), ("none", []))
-            }
+            self._cfolds = {k: self.basis.fold(rows, gradient_rows=g) for k, g in (("all", None), ("mean", [0]))}
             dev = self.basis.fold(self.committee - self.coefficients[None, :])  # c^k − c̄: σ's direction per call
             mean = self._cfolds["mean"]  # HAL's two gradient columns: c̄, and the σ direction per call
             self._cfolds["bias"] = (np.hstack([mean.ctil, mean.ctil]), np.concatenate([mean.pcoef, mean.pcoef], axis=3))
-            self._cfolds["deviations"] = (dev.ctil, dev.pcoef.reshape(-1, len(self.committee)))
+            self._cfolds["deviations"] = dev
             self._cfolds["no_shift"] = np.zeros(len(self.committee))
         return self._cfolds
 
@@ -131,7 +129,7 @@ class LinearACE:
         ``offsets`` (K,): member deviations E^k − Ē subtracted before σ (see ``HALCalculator``)."""
         folds = self._committee_folds()
         shift = folds["no_shift"] if offsets is None else np.asarray(offsets, dtype=float)
-        E, res = self.basis.evaluate_spread(atoms, folds["none"], folds["deviations"], folds["bias"], shift, threads)
+        E, res = self.basis.evaluate_spread(atoms, self._folded, folds["deviations"], folds["bias"], shift, threads)
         ref = self.reference_energies(atoms)
         vir = res.virial
         mean = CommitteeResult(

@@ -572,32 +572,34 @@ class ACEBasis:
     def evaluate_spread(
         self,
         atoms: Atoms,
-        rows: FoldedCoefficients,
-        deviations: tuple[np.ndarray, np.ndarray],
+        mean: FoldedCoefficients,
+        deviations: FoldedCoefficients,
         columns: tuple[np.ndarray, np.ndarray],
         shift: np.ndarray,
         threads: int | None = None,
     ) -> tuple[np.ndarray, FastResult]:
-        """Energies E of ``rows`` (row 0 a centre c̄, rows 1…K members c^k; eV, no E0), and the
-        forces, virials and site energies of two columns: c̄, and Σ_k w_k (c^k − c̄) with
-        w_k = d_k/(Kσ), d_k = E_k − shift_k − E_0, σ = √(Σ d²/K), whose gradient is ∇σ (HAL's
-        bias). ``deviations``: the folded c^k − c̄ as (c̃ (n_nodes, K), pair coefficients
-        (n, K)); ``columns``: work arrays (c̃ (n_nodes, 2), pair coefficients (ns, ns, n, 2)) with
-        c̄ in column 0, column 1 overwritten. One call: the forward pass is stored per atom (past
-        ``STORE_LIMIT_BYTES`` it is run twice) and σ's direction is formed between the passes.
+        """Energies E of a centre c̄ (E[0], from ``mean`` = fold(c̄), one row) and of members c^k (E[1:],
+        from ``deviations`` = fold(c^k − c̄)) (eV, no E0), and the forces, virials and site energies
+        of two columns: c̄, and Σ_k w_k (c^k − c̄) with w_k = d_k/(Kσ), d_k = E_k − shift_k − E_0,
+        σ = √(Σ d²/K), whose gradient is ∇σ (HAL's bias). ``columns``: work arrays (c̃ (n_nodes, 2),
+        pair coefficients (ns, ns, n, 2)) with c̄ in column 0; column 1 is overwritten. One call:
+        the forward pass is stored per atom (past ``STORE_LIMIT_BYTES`` it is run twice) and σ's
+        direction is formed between the passes.
         """
         species, first, jnb, D = self.neighbours(atoms)
         N = len(species)
         ctil, pcoef = columns
-        E = np.zeros(rows.energy_nodes.shape[1])
+        K = deviations.ctil.shape[1]
+        E = np.zeros(K + 1)
         Eat, F, V = np.zeros((2, N)), np.zeros((2, N, 3)), np.zeros((2, 6))
         AAsum, Ep = np.zeros(len(self._node_keys)), np.zeros(self.n_pair)
-        spread = (shift, deviations[0], deviations[1], ctil, pcoef, E)
+        m = (mean.energy_nodes.reshape(-1), mean.energy_pairs.reshape(-1))
+        dev = (deviations.ctil, deviations.energy_pairs, deviations.pcoef.reshape(-1, K))
         store = self._store(species, first) if N else None
         if store is not None:
             nt = kernels.threads_for(N, threads)
-            args = (species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock, store, AAsum, Ep,
-                    (rows.energy_nodes, rows.energy_pairs), shift, deviations, ctil, pcoef, E, Eat, F, V)  # fmt: skip
+            args = (species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock, store, AAsum, Ep, m,
+                    shift, dev, ctil, pcoef, E, Eat, F, V)  # fmt: skip
             if nt == 1:
                 kernels.compile_notice(kernels.bias_all)
                 kernels.bias_all(*args)
@@ -609,7 +611,7 @@ class ACEBasis:
                 none = (np.empty((len(ctil), 0)), np.empty(pcoef.shape[:3] + (0,)), np.empty((0, N)),
                         np.empty((0, N, 3)), np.empty((0, 6)))  # fmt: skip
                 self._folded_kernel(species, first, jnb, D, *none, AAsum, Ep, threads)
-            kernels.spread_direction(AAsum, Ep, rows.energy_nodes, rows.energy_pairs, *spread)
+            kernels.spread_direction(AAsum, Ep, m, shift, dev, ctil, pcoef, E)
             if N:
                 AAsum, Ep = np.zeros_like(AAsum), np.zeros_like(Ep)
                 self._folded_kernel(species, first, jnb, D, ctil, pcoef, Eat, F, V, AAsum, Ep, threads)

@@ -609,25 +609,29 @@ def gradients_all_threads(nt, species, first, jnb, rad, dag, pair, maxblock, sto
 
 
 @njit(cache=True)
-def spread_direction(AAsum, Ep, energy_nodes, energy_pairs, shift, dev_ctil, dev_pcoef, ctil, pcoef, E):
-    """Between the phases of HAL's evaluation: E (K+1) the energies of the folded rows (row 0 the
-    mean model, rows 1… the members; eV, E0 not included) from Σ_i AA_i and the pair sums, and
-    column 1 of ctil / pcoef set to Σ_k w_k dev_k, w_k = d_k/(Kσ), d_k = E_k − shift_k − E_0,
-    σ = √(Σ d²/K): the coefficients whose gradient is ∇σ (zero when σ = 0). dev_ctil (n_nodes, K)
-    and dev_pcoef (n_pair_coefficients, K) are the folded member deviations c^k − c̄."""
-    E[:] = np.dot(AAsum, energy_nodes) + np.dot(Ep, energy_pairs)
-    K = E.shape[0] - 1
-    d = np.empty(K)
+def spread_direction(AAsum, Ep, mean, shift, dev, ctil, pcoef, E):
+    """Between the phases of HAL's evaluation: E (K+1) the energies of the mean model (E[0]) and
+    of the members (eV, E0 not included) from Σ_i AA_i and the pair sums, and column 1 of ctil /
+    pcoef set to Σ_k w_k dev_k, w_k = d_k/(Kσ), d_k = E_k − shift_k − E_0, σ = √(Σ d²/K): the
+    coefficients whose gradient is ∇σ (zero when σ = 0). mean = (folded c̄ (n_nodes,), its pair
+    coefficients (n_pair,)); dev = the members' deviations c^k − c̄ folded: (n_nodes, K) and their
+    pair coefficients as energy rows (n_pair, K) and as gradient rows (ns·ns·npair, K). The
+    deviation energies come straight from dev (one matrix, read twice while it sits in cache)."""
+    E0 = np.dot(AAsum, mean[0]) + np.dot(Ep, mean[1])
+    d = np.dot(AAsum, dev[0]) + np.dot(Ep, dev[1])
+    K = d.shape[0]
+    E[0] = E0
     ss = 0.0
     for k in range(K):
-        d[k] = E[k + 1] - shift[k] - E[0]
+        E[k + 1] = E0 + d[k]
+        d[k] -= shift[k]
         ss += d[k] * d[k]
     if ss > 0.0:
         d *= 1.0 / (K * np.sqrt(ss / K))
     else:
         d[:] = 0.0
-    ctil[:, 1] = np.dot(dev_ctil, d)
-    pc = np.dot(dev_pcoef, d)
+    ctil[:, 1] = np.dot(dev[0], d)
+    pc = np.dot(dev[2], d)
     ns, npair = pcoef.shape[0], pcoef.shape[2]
     for a in range(ns):
         for b in range(ns):
@@ -636,22 +640,21 @@ def spread_direction(AAsum, Ep, energy_nodes, energy_pairs, shift, dev_ctil, dev
 
 
 @njit(cache=True)
-def bias_all(species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep, rows, shift, dev, ctil, pcoef, E,
+def bias_all(species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep, mean, shift, dev, ctil, pcoef, E,
              Eat, F, V):  # fmt: skip
-    """HAL's evaluation in one call: the stored forward pass, ``spread_direction`` (rows = the
-    energy_nodes and energy_pairs of the mean and member rows; dev = the deviations' dev_ctil and
-    dev_pcoef), then the gradients of the two columns c̄ and σ's direction."""
+    """HAL's evaluation in one call: the stored forward pass, ``spread_direction``, then the
+    gradients of the two columns c̄ and σ's direction."""
     forward_all(species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep)
-    spread_direction(AAsum, Ep, rows[0], rows[1], shift, dev[0], dev[1], ctil, pcoef, E)
+    spread_direction(AAsum, Ep, mean, shift, dev, ctil, pcoef, E)
     gradients_all(species, first, jnb, rad, dag, pair, maxblock, store, ctil, pcoef, Eat, F, V)
 
 
 @njit(cache=True)
-def bias_all_threads(nt, species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep, rows, shift, dev, ctil,
+def bias_all_threads(nt, species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep, mean, shift, dev, ctil,
                      pcoef, E, Eat, F, V):  # fmt: skip
     """``bias_all`` with both phases on nt threads."""
     forward_all_threads(nt, species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep)
-    spread_direction(AAsum, Ep, rows[0], rows[1], shift, dev[0], dev[1], ctil, pcoef, E)
+    spread_direction(AAsum, Ep, mean, shift, dev, ctil, pcoef, E)
     gradients_all_threads(nt, species, first, jnb, rad, dag, pair, maxblock, store, ctil, pcoef, Eat, F, V)
 
 

@@ -115,6 +115,21 @@ def _unchanged(pos, ref, numbers, ref_numbers, cell, ref_cell, pbc, ref_pbc, lim
     return True
 
 
+@njit(cache=True)
+def _closest(first, j, S, pos, cell):
+    """Smallest pair distance² (Å²) of a sorted list (inf without pairs), allocating nothing."""
+    best = np.inf
+    for a in range(first.shape[0] - 1):
+        for p in range(first[a], first[a + 1]):
+            b = j[p]
+            s0, s1, s2 = S[p, 0], S[p, 1], S[p, 2]
+            d0 = pos[b, 0] - pos[a, 0] + (s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0])
+            d1 = pos[b, 1] - pos[a, 1] + (s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1])
+            d2 = pos[b, 2] - pos[a, 2] + (s0 * cell[0, 2] + s1 * cell[1, 2] + s2 * cell[2, 2])
+            best = min(best, d0 * d0 + d1 * d1 + d2 * d2)
+    return best
+
+
 class NeighbourList:
     """Full neighbour list within ``cutoff`` (Å) of one structure at a time, rebuilt with radius
     ``cutoff + skin`` when the atoms, cell or pbc change or an atom has moved more than skin/2
@@ -143,6 +158,14 @@ class NeighbourList:
         if bad_i >= 0:
             raise ValueError(f"atoms {bad_i} and {bad_j} coincide")
         return first, j, D
+
+    def closest(self, atoms: Atoms) -> float:
+        """Smallest interatomic distance (Å) if below ``cutoff``, else inf: a per-step minimum-distance
+        check at the cost of the Verlet list's reuse test."""
+        if not self._valid(atoms):
+            self._build(atoms, np.zeros(len(atoms), dtype=np.int64))
+        d2 = _closest(*self._list[4:], atoms.arrays["positions"], atoms.cell.array)
+        return float(np.sqrt(d2)) if d2 < self.cutoff**2 else float("inf")
 
     def _valid(self, atoms: Atoms) -> bool:
         if self._list is None:

@@ -60,6 +60,8 @@ class AdaptiveTau:
         self.n_hist = n_hist
         self.f_mean: deque[float] = deque(maxlen=n_hist)
         self.f_sigma: deque[float] = deque(maxlen=n_hist)
+        self._sums = [0.0, 0.0]  # running Σ of both windows, refreshed exactly every n_hist pushes
+        self._pushes = 0
 
     def update(self, step: int, mean_forces: np.ndarray, bias_forces: np.ndarray) -> float:
         """Record this step's force norms and return τ for the next step."""
@@ -67,11 +69,21 @@ class AdaptiveTau:
 
     def push(self, step: int, mean_force_norm: float, bias_force_norm: float) -> float:
         """``update`` from the norms ‖F̄‖ and ‖∇σ‖ (eV/Å) when they are already known."""
+        full = len(self.f_mean) == self.n_hist
+        sums = self._sums
+        if full:
+            sums[0] -= self.f_mean[0]
+            sums[1] -= self.f_sigma[0]
         self.f_mean.append(mean_force_norm)
         self.f_sigma.append(bias_force_norm)
-        if len(self.f_mean) < self.n_hist or sum(self.f_sigma) == 0:
+        sums[0] += mean_force_norm
+        sums[1] += bias_force_norm
+        self._pushes += 1
+        if self._pushes % self.n_hist == 0:  # no drift of the running sums over long runs
+            sums[:] = [math.fsum(self.f_mean), math.fsum(self.f_sigma)]
+        if len(self.f_mean) < self.n_hist or sums[1] <= 0:
             return 0.0
-        return _value(self.tau_rel, step) * sum(self.f_mean) / sum(self.f_sigma)
+        return _value(self.tau_rel, step) * sums[0] / sums[1]
 
 
 def _pressure(atoms: Atoms, calc: HALCalculator) -> float:
@@ -179,7 +191,6 @@ def run_hal(
     }
     reason, step = "max_steps", 0
     close = None if not min_distance else NeighbourList(min_distance)  # a Verlet list: µs per step
-    no_species = np.zeros(len(work), dtype=np.int64)
     score_fn = (lambda f: max_criterion(f)) if f_tol is not None else softmax_criterion
     tol = f_tol if f_tol is not None else s_tol
 
@@ -241,7 +252,7 @@ def run_hal(
         stop = f is not None and score > tol
         if stop:
             reason = "criterion"
-        elif close is not None and len(work) > 1 and len(close.pairs(work, no_species)[1]):
+        elif close is not None and close.closest(work) < min_distance:
             stop, reason = True, "min_distance"
         elif guard is not None and step % check_every == 0 and guard(work):
             stop, reason = True, "guard"
