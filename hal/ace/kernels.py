@@ -86,6 +86,7 @@ def _buffers(maxnb, rad, maxblock, K, npair):
         np.zeros((nJ, rad[11] if K > 2 else 1)),  # 18 J: dA/dr of a block of neighbours (wide path)
         np.zeros((nJ, Kw if K > 2 else 1)),  # 19 G: their gradients, J @ adjA
         np.zeros((3, maxnb if K == 2 else 1)),  # 20 grad2: the second adjoint column (K = 2)
+        np.zeros((max(K, 1), maxnb)),  # 21 pg: pair-potential dE_c/dr / r per neighbour
     )
 
 
@@ -354,9 +355,10 @@ def _jacobian(q0, q1, lmax, nl, aoff, Rb, dRb, YbT, dYbT, DT, rinv, J):
 
 
 @njit(cache=True, fastmath=True)
-def _pullback_wide(i, f0, K, jnb, lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA, J, G, F, V):
+def _pullback_wide(i, f0, K, jnb, lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA, J, G, pg, F, V):
     """Forces and virials of K > 2 adjoint columns: per species and block of neighbours, the
-    gradients G = J @ adjA (one BLAS product, serial by its size), scattered to i and j."""
+    gradients G = J @ adjA (one BLAS product, serial by its size) plus the pair terms pg, scattered
+    to i and j."""
     block = max(1, BLAS_SERIAL_MNK // (3 * adjA.shape[1] * astride))
     for z in range(seg.shape[0] - 1):
         cols = adjA[z * astride : (z + 1) * astride]
@@ -368,8 +370,10 @@ def _pullback_wide(i, f0, K, jnb, lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dY
             for q in range(q0, q1):
                 r = 3 * (q - q0)
                 j = jnb[f0 + q]
+                d0, d1, d2 = DT[0, q], DT[1, q], DT[2, q]
                 for c in range(K):
-                    _scatter(F, V, c, i, j, G[r, c], G[r + 1, c], G[r + 2, c], DT, q)
+                    g = pg[c, q]
+                    _scatter(F, V, c, i, j, G[r, c] + g * d0, G[r + 1, c] + g * d1, G[r + 2, c] + g * d2, DT, q)
 
 
 @njit(cache=True, fastmath=True, inline="always")
@@ -436,12 +440,13 @@ def _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef
     K = ctil.shape[1]
     s = species[i]
     f0 = first[i]
-    Pb, dPb = buf[16], buf[17]
-    for q in range(nq):  # pair potential of the K columns
+    Pb, dPb, pg = buf[16], buf[17], buf[21]
+    for q in range(nq):  # pair potential of the K columns: energies, and dE/dr / r (added to the ACE gradients)
         if npair == 0 or np.isnan(Pb[q, 0]):
+            for c in range(K):
+                pg[c, q] = 0.0
             continue
-        j = jnb[f0 + q]
-        z = species[j]
+        z = species[jnb[f0 + q]]
         for c in range(K):
             e = 0.0
             g = 0.0
@@ -449,27 +454,36 @@ def _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef
                 e += pcoef[s, z, n, c] * Pb[q, n]
                 g += pcoef[s, z, n, c] * dPb[q, n]
             Eat[c, i] += e
-            g *= rinv[q]
-            _scatter(F, V, c, i, j, g * DT[0, q], g * DT[1, q], g * DT[2, q], DT, q)
+            pg[c, q] = g * rinv[q]
     n0 = node_start[s]
     nb = node_start[s + 1] - n0
-    if nb == 0:
+    if nb == 0:  # no ACE functions on this species: the pair terms alone
+        for q in range(nq):
+            for c in range(K):
+                g = pg[c, q]
+                _scatter(F, V, c, i, jnb[f0 + q], g * DT[0, q], g * DT[1, q], g * DT[2, q], DT, q)
         return
     _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA)
     if K == 1:
         _pullback_one(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA.reshape(adjA.shape[0]), grad)
         for q in range(nq):
-            _scatter(F, V, 0, i, jnb[f0 + q], grad[0, q], grad[1, q], grad[2, q], DT, q)
+            g = pg[0, q]
+            _scatter(F, V, 0, i, jnb[f0 + q], grad[0, q] + g * DT[0, q], grad[1, q] + g * DT[1, q],
+                     grad[2, q] + g * DT[2, q], DT, q)  # fmt: skip
         return
     if K == 2:
         _pullback_two(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA, grad, grad2)
         for q in range(nq):
             j = jnb[f0 + q]
-            _scatter(F, V, 0, i, j, grad[0, q], grad[1, q], grad[2, q], DT, q)
-            _scatter(F, V, 1, i, j, grad2[0, q], grad2[1, q], grad2[2, q], DT, q)
+            g = pg[0, q]
+            _scatter(F, V, 0, i, j, grad[0, q] + g * DT[0, q], grad[1, q] + g * DT[1, q], grad[2, q] + g * DT[2, q],
+                     DT, q)  # fmt: skip
+            g = pg[1, q]
+            _scatter(F, V, 1, i, j, grad2[0, q] + g * DT[0, q], grad2[1, q] + g * DT[1, q],
+                     grad2[2, q] + g * DT[2, q], DT, q)  # fmt: skip
         return
     _pullback_wide(i, f0, K, jnb, lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA, buf[18], buf[19],
-                   F, V)  # fmt: skip
+                   pg, F, V)  # fmt: skip
 
 
 @njit(cache=True)
@@ -546,7 +560,7 @@ def _atom_view(store, b, i):
     """The buffers of atom i: its stored forward pass, and the scratch ``b`` of the running thread."""
     return (b[0], b[1], b[2], store[0][i], store[1][i], store[2][i], store[3][i], store[4][i], store[5][i],
             store[6][i], store[7][i], store[8][i], b[12], store[9][i], b[14], b[15], store[10][i],
-            store[11][i], b[18], b[19], b[20])  # fmt: skip
+            store[11][i], b[18], b[19], b[20], b[21])  # fmt: skip
 
 
 @njit(cache=True, fastmath=True)
