@@ -11,7 +11,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-PROTOCOLS = ("hal", "alloy", "hexane_smd", "filtering", "polymer")
+PROTOCOLS = ("hal", "alloy", "hexane_smd", "filtering", "polymer", "polymer_rare")
 
 
 def get(name: str) -> ModuleType:

@@ -88,3 +88,65 @@ def test_polymer_kill_and_resume(tmp_path):
         models = sorted((killed / f"tau_{tau:g}" / "models").glob("iter_*.npz"))
         assert sorted(r["iteration"] for r in rows if r["tau_rel"] == tau) == list(range(len(models)))
     assert all(r["md_steps"] <= 2 * 200 * r["iteration"] for r in rows)
+
+
+RARE = """
+protocol = "polymer_rare"
+workers = 1
+[system]
+n = 1
+frames = [8, 6]
+trajectories = 2
+md_every = 5
+burn_in = 10
+[basis]
+order = 2
+max_degree = [8, 6]
+r_cut = 4.0
+pair_degree = 6
+pair_r_cut = 4.5
+[fit]
+committee_size = 8
+[hal]
+n_hal = 4
+n_walkers = 2
+n_stable = 300
+"""
+
+
+def test_tiny_rare_event_run_end_to_end_and_resumed(tmp_path, capsys):
+    import json
+
+    from ase.io import read
+
+    from hal.bonds import Topology
+    from hal.protocols import polymer_rare
+    from hal.structures import peg
+
+    path = tmp_path / "rare.toml"
+    path.write_text(RARE)
+    run_dir = tmp_path / "run"
+    assert main(["run", str(path), "--dir", str(run_dir), "--quiet"]) == 0
+    assert "ratio (500K+800K)/(500K+HAL) on HAL test" in capsys.readouterr().out
+    # the sets: trajectories split whole (the last one is test), HAL every third frame held out
+    assert [len(read(run_dir / f"md_500K_{k}.xyz", ":")) for k in (0, 1)] == [4, 4]
+    assert [len(read(run_dir / f"md_800K_{k}.xyz", ":")) for k in (0, 1)] == [3, 3]
+    frames = polymer_rare.hal_frames(run_dir)
+    train, test = polymer_rare.split_hal(frames)
+    assert 3 <= len(frames) <= 4 and len(test) == len(frames) // 3 and len(train) + len(test) == len(frames)
+    table = json.loads((run_dir / "scores.json").read_text())
+    sets = {"500K train", "500K test", "800K train", "800K test", "HAL train", "HAL test"}
+    assert set(table) == set(polymer_rare.MODELS) and all(set(v) == sets for v in table.values())
+    # a model scores its own training data better than one that never saw it
+    assert table["500K+HAL"]["HAL train"]["F"] < table["500K"]["HAL train"]["F"]
+    census = json.loads((run_dir / "census.json").read_text())
+    topo = Topology(peg(1))
+    assert census["HAL test"]["end-to-end"] == sum(
+        any(b.kind == "end-to-end" for b in topo.hydrogen_bonds(a)) for a in test
+    )
+    assert (run_dir / "report.md").exists() and (run_dir / "parity.png").exists()
+    # a rerun resumes: no new MD, labels or fits
+    stamps = {p: p.stat().st_mtime_ns for p in [*run_dir.glob("md_*.xyz"), *run_dir.glob("models/*.npz")]}
+    assert main(["run", "--resume", str(run_dir), "--quiet"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert len(polymer_rare.hal_frames(run_dir)) == len(frames)

@@ -1,0 +1,339 @@
+"""Polymer protocol, part 2 (HAL paper II.C, Table III, Fig. 7): the rare events HAL finds on PEG(n) that hot
+MD misses.
+
+1. Plain oracle MD of all-trans H[OCH2CH2]nOH at 500 K and 800 K (``trajectories`` independent runs each,
+   in parallel on the executor; a frame every ``md_every`` steps of 0.5 fs). The last trajectory of each
+   temperature is the test set, the others train: time-correlated frames never straddle the split.
+2. HAL (τ_r = ``tau_rel``, max f_i criterion with the bond/temperature guard of part 1) from a fit to the
+   500 K train set, until ``n_hal`` oracle calls (or stability): the HAL set. Every third HAL frame is held
+   out as its test set (the paper kept none).
+3. Three fits, 500 K, 500 K + 800 K and 500 K + HAL (train sets only), each scored on every set (E RMSE
+   meV/atom, F RMSE meV/Å): Table III, and energy parity plots (Fig. 7).
+4. The hydrogen-bond census of each set (``hal.bonds.Topology.hydrogen_bonds``: frames with an end-to-end
+   or an internal O–H···O bond), and the oracle energy of the lowest HAL and MD frames against the relaxed
+   all-trans chain and a ring conformer (the lowest frame with an end-to-end bond, relaxed by the oracle).
+
+Everything is cached in the run directory (``md_<T>K_<k>.xyz``, ``hal/``, ``models/``, ``scores.json``,
+``census.json``), so a rerun resumes. Units: eV, Å, K.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import read, write
+
+from hal.bonds import BondGuard, Topology
+from hal.config import ConfigError, Field, at_least, between, non_negative, positive
+from hal.dynamics.sampling import md_frames
+from hal.fit.design import read_labels
+from hal.fit_config import check_basis
+from hal.protocols import hal as general
+from hal.protocols import polymer
+from hal.structures import peg
+
+SCHEMA = {
+    "protocol": Field(str, "polymer_rare", choices=("polymer_rare",)),
+    "run_dir": Field(str, "runs/polymer_rare"),
+    "seed": Field(int, 0),
+    "workers": Field(int, 2, check=at_least(1)),
+    "scheduler": Field(str),
+    "system": {
+        "n": Field(int, 4, check=at_least(1)),
+        "temperatures_K": Field(list, [500.0, 800.0], item=float, check=positive),
+        "frames": Field(list, [200, 100], item=int, check=at_least(2)),
+        "trajectories": Field(int, 4, check=at_least(2)),
+        "md_every": Field(int, 200, check=at_least(1)),
+        "burn_in": Field(int, 400, check=non_negative),
+    },
+    "oracle": polymer.SCHEMA["oracle"],
+    "basis": polymer.SCHEMA["basis"],
+    "fit": polymer.SCHEMA["fit"],
+    "hal": {
+        "tau_rel": Field(float, 0.1, check=positive),
+        "n_hal": Field(int, 60, check=at_least(3)),
+        "n_walkers": Field(int, 4, check=at_least(1)),
+        "temperature_K": Field(float, 500.0, check=positive),
+        "timestep_fs": Field(float, 0.5, check=positive),
+        "n_stable": Field(int, 4000, check=at_least(1)),
+        "f_tol": Field(float, 0.5, check=positive),
+        "check_every": Field(int, 10, check=at_least(1)),
+        "n_hist": Field(int, 100, check=at_least(1)),
+        "max_temperature_K": Field(float, 2000.0, check=positive),
+    },
+    "conformers": {"fmax": Field(float, 0.05, check=between(1e-4, 1.0))},
+}
+
+MODELS = ("500K", "500K+800K", "500K+HAL")  # Table III's three fits
+
+
+def check(config: dict) -> None:
+    check_basis(config["basis"])
+    general.basis_of(config["basis"], ["C", "H", "O"])
+    if config["oracle"]["calculator"] != "tblite":
+        general.calculator_factory(config["oracle"]["calculator"])
+    s = config["system"]
+    if len(s["temperatures_K"]) != 2 or len(s["frames"]) != 2:
+        raise ConfigError("system: temperatures_K and frames need two entries (the base and the hot MD)")
+    if min(s["frames"]) < s["trajectories"]:
+        raise ConfigError("system: every trajectory needs a frame (frames >= trajectories)")
+
+
+def _energy(atoms: Atoms) -> float:
+    """The oracle energy label (eV), from info or from the calculator extxyz reading attaches."""
+    return float(read_labels(atoms).energy)
+
+
+def _tag(T: float) -> str:
+    return f"{T:.0f}K"
+
+
+def _md_chunk(config: dict, T: float, k: int, n: int) -> list[Atoms]:
+    """Trajectory k of the MD at T: n labelled frames (a module-level function: it runs on workers, the
+    oracle on one thread each)."""
+    from threadpoolctl import threadpool_limits
+
+    s = config["system"]
+    rng = np.random.default_rng([config["seed"], int(T), k])
+    with threadpool_limits(1):
+        return md_frames(peg(s["n"]), polymer.oracle_calculator(config), n, T, rng, every=s["md_every"],
+                         burn_in=s["burn_in"], timestep_fs=0.5, friction=0.01, config_type=f"md_{_tag(T)}")  # fmt: skip
+
+
+def md_sets(config: dict, run_dir: Path, executor) -> dict[str, list[Atoms]]:
+    """{"<T>K train": frames, "<T>K test": frames} for both temperatures; each trajectory cached."""
+    s = config["system"]
+    todo = {}
+    for T, n in zip(s["temperatures_K"], s["frames"]):
+        counts = np.diff(np.linspace(0, n, s["trajectories"] + 1).round().astype(int))
+        for k, m in enumerate(counts):
+            path = run_dir / f"md_{_tag(T)}_{k}.xyz"
+            if not path.exists():
+                job = (_md_chunk, config, T, k, int(m))
+                todo[path] = job if executor is None else executor.submit(*job)
+    for path, job in todo.items():  # each trajectory written as it comes: a crash keeps the finished ones
+        tmp = path.with_suffix(".tmp.xyz")
+        write(tmp, job[0](*job[1:]) if executor is None else job.result())
+        tmp.replace(path)
+    out = {}
+    for T in s["temperatures_K"]:
+        chunks = [read(run_dir / f"md_{_tag(T)}_{k}.xyz", ":") for k in range(s["trajectories"])]
+        out[f"{_tag(T)} train"] = [a for c in chunks[:-1] for a in c]
+        out[f"{_tag(T)} test"] = chunks[-1]
+    return out
+
+
+def hal_set(config: dict, run_dir: Path, initial: list[Atoms], executor, progress: bool) -> list[Atoms]:
+    """The HAL frames (labelled, in order) of a learner from the base train set."""
+    import functools
+
+    from hal.loop import Learner, LearnerSettings, Oracle
+
+    h = config["hal"]
+    guard = BondGuard(Topology(peg(config["system"]["n"])), h["max_temperature_K"])
+    settings = LearnerSettings(
+        n_stable=h["n_stable"], max_oracle_calls=h["n_hal"], seed=config["seed"], stage="hal", progress=progress,
+        fit=general.fit_options(config),
+        hal={"temperature_K": h["temperature_K"], "timestep_fs": h["timestep_fs"], "f_tol": h["f_tol"],
+             "check_every": h["check_every"], "n_hist": h["n_hist"], "tau_rel": h["tau_rel"], "guard": guard,
+             "min_distance": 0.5},
+    )  # fmt: skip
+    oracle = Oracle(functools.partial(polymer.oracle_calculator, config), timeout_s=config["oracle"].get("timeout_s"))
+    basis = general.basis_of(config["basis"], ["C", "H", "O"])
+    step = max(1, len(initial) // h["n_walkers"])
+    starts = initial[::step][: h["n_walkers"]]
+    Learner(run_dir / "hal", basis, oracle, starts, initial, settings, executor).run()
+    return hal_frames(run_dir)
+
+
+def split_hal(frames: list[Atoms]) -> tuple[list[Atoms], list[Atoms]]:
+    """Every third HAL frame is test, the rest train."""
+    return [a for k, a in enumerate(frames) if k % 3 != 2], [a for k, a in enumerate(frames) if k % 3 == 2]
+
+
+def fits(config: dict, run_dir: Path, sets: dict[str, list[Atoms]], progress: bool) -> dict:
+    """The three models of Table III, fitted once and kept in ``models/``."""
+    import hal
+    from hal.model import LinearACE
+
+    base, hot = (_tag(T) for T in config["system"]["temperatures_K"])
+    data = {MODELS[0]: sets[f"{base} train"], MODELS[1]: sets[f"{base} train"] + sets[f"{hot} train"],
+            MODELS[2]: sets[f"{base} train"] + sets["HAL train"]}  # fmt: skip
+    out = {}
+    (run_dir / "models").mkdir(exist_ok=True)
+    for name, configs in data.items():
+        path = run_dir / "models" / f"{name.replace('+', '_')}.npz"
+        if not path.exists():
+            basis = general.basis_of(config["basis"], ["C", "H", "O"])
+            hal.fit(configs, basis, progress=progress, **general.fit_options(config)).save(path)
+        out[name] = LinearACE.load(path)
+    return out
+
+
+def scores(models: dict, sets: dict[str, list[Atoms]], f_max: float) -> dict:
+    """{model: {set: {"E": meV/atom RMSE, "F": meV/Å RMSE, "n": frames}}} (forces above f_max left out)."""
+    from hal.fit.metrics import errors
+
+    out = {}
+    for name, model in models.items():
+        out[name] = {}
+        for key, frames in sets.items():
+            e = errors(model, frames, f_max=f_max)["all"]
+            out[name][key] = {"E": e["E_rmse"], "F": 1000 * e["F_rmse"], "n": len(frames)}
+    return out
+
+
+def census(config: dict, sets: dict[str, list[Atoms]]) -> dict:
+    """Per set: frames, those with an end-to-end and with an internal hydrogen bond, and those with a bond
+    out of its window (left in the set: the oracle labelled them)."""
+    topo = Topology(peg(config["system"]["n"]))
+    out = {}
+    for key, frames in sets.items():
+        kinds = [{b.kind for b in topo.hydrogen_bonds(a)} for a in frames]
+        out[key] = {"frames": len(frames), "end-to-end": sum("end-to-end" in k for k in kinds),
+                    "internal": sum("internal" in k for k in kinds),
+                    "broken": sum(not topo.intact(a) for a in frames)}  # fmt: skip
+    return out
+
+
+def conformers(config: dict, run_dir: Path, sets: dict[str, list[Atoms]]) -> dict:
+    """Oracle energies (eV) relative to the relaxed all-trans chain: the lowest HAL and MD frames, and the ring
+    conformer relaxed from the lowest frame with an end-to-end hydrogen bond (None when no frame has one);
+    cached in ``conformers.json``."""
+    from ase.optimize import BFGS
+
+    path = run_dir / "conformers.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    n, fmax = config["system"]["n"], config["conformers"]["fmax"]
+    trans = peg(n, relax_with=polymer.oracle_calculator(config), fmax=fmax)
+    trans.calc = polymer.oracle_calculator(config)
+    e_trans = trans.get_potential_energy()
+    topo = Topology(peg(n))
+    frames = [(key, a) for key, fs in sets.items() for a in fs if topo.intact(a)]
+    hal_frames = [a for key, a in frames if key.startswith("HAL")]
+    md = [a for key, a in frames if not key.startswith("HAL")]
+    ring_from = [(key, a) for key, a in frames if any(b.kind == "end-to-end" for b in topo.hydrogen_bonds(a))]
+    out = {"all_trans_eV": e_trans, "lowest_hal": None, "lowest_md": None, "ring": None}
+    if hal_frames:
+        out["lowest_hal"] = min(map(_energy, hal_frames)) - e_trans
+    if md:
+        out["lowest_md"] = min(map(_energy, md)) - e_trans
+    if ring_from:
+        key, start = min(ring_from, key=lambda ka: _energy(ka[1]))
+        ring = start.copy()
+        ring.calc = polymer.oracle_calculator(config)
+        BFGS(ring, logfile=None).run(fmax=fmax, steps=1000)
+        bonds = [b.kind for b in topo.hydrogen_bonds(ring)]
+        out["ring"] = {"from": key, "relative_eV": ring.get_potential_energy() - e_trans, "hydrogen_bonds": bonds,
+                       "intact": bool(topo.intact(ring))}  # fmt: skip
+        ring.calc = None
+        write(run_dir / "ring.xyz", ring)
+    path.write_text(json.dumps(out, indent=1))
+    return out
+
+
+def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
+    """All four steps, resumable; returns the HAL-set force errors of the three models and the census."""
+    from hal.loop.executors import make_executor
+
+    check(config)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    base = _tag(config["system"]["temperatures_K"][0])
+    with make_executor(config["workers"], config.get("scheduler")) as executor:
+        sets = md_sets(config, run_dir, executor)
+        frames = hal_set(config, run_dir, sets[f"{base} train"], executor, progress)
+    if len(frames) < 3:
+        raise RuntimeError(f"HAL labelled {len(frames)} frames: too few for a train/test split (raise n_hal)")
+    sets["HAL train"], sets["HAL test"] = split_hal(frames)
+    models = fits(config, run_dir, sets, progress)
+    table = scores(models, sets, config["fit"]["f_max"])
+    (run_dir / "scores.json").write_text(json.dumps(table, indent=1))
+    counts = census(config, sets)
+    (run_dir / "census.json").write_text(json.dumps(counts, indent=1))
+    conf = conformers(config, run_dir, sets)
+    f_hal = {m: round(table[m]["HAL test"]["F"], 1) for m in MODELS}
+    ring = None if conf["ring"] is None else round(conf["ring"]["relative_eV"], 3)
+    return {"HAL frames": len(frames), "HAL test F RMSE meV/Å": f_hal,
+            "ratio (500K+800K)/(500K+HAL) on HAL test": round(f_hal[MODELS[1]] / f_hal[MODELS[2]], 2),
+            "end-to-end hydrogen bonds (frames)": {k: v["end-to-end"] for k, v in counts.items()},
+            "ring conformer eV vs all-trans": ring}  # fmt: skip
+
+
+def report(run_dir: Path, config: dict) -> Path:
+    """report.md: Table III, the census, the conformer energies and ``parity.png`` (Fig. 7)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hal.model import LinearACE
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "scores.json").exists():
+        raise FileNotFoundError(f"{run_dir}: no scores.json yet (the run has not reached its fits)")
+    table = json.loads((run_dir / "scores.json").read_text())
+    counts = json.loads((run_dir / "census.json").read_text())
+    conf = json.loads((run_dir / "conformers.json").read_text())
+    keys = list(next(iter(table.values())))
+    n = config["system"]["n"]
+    lines = [f"# Rare events on PEG({n}): Table III", "",
+             "E RMSE (meV/atom) / F RMSE (meV/Å) of each fit on each set (frames in brackets):", "",
+             "| model | " + " | ".join(f"{k} ({table[MODELS[0]][k]['n']})" for k in keys) + " |",
+             "|---|" + "---:|" * len(keys)]  # fmt: skip
+    for m in MODELS:
+        lines.append(f"| {m} | " + " | ".join(f"{table[m][k]['E']:.1f} / {table[m][k]['F']:.0f}" for k in keys) + " |")
+    ratio = table[MODELS[1]]["HAL test"]["F"] / table[MODELS[2]]["HAL test"]["F"]
+    lines += ["", f"HAL test set: the 500K+800K model's force error is {ratio:.2f}× the 500K+HAL model's.", "",
+              "Hydrogen bonds (frames holding at least one):", "",
+              "| set | frames | end-to-end | internal | a bond out of its window |",
+              "|---|---:|---:|---:|---:|"]  # fmt: skip
+    for k, c in counts.items():
+        lines.append(f"| {k} | {c['frames']} | {c['end-to-end']} | {c['internal']} | {c['broken']} |")
+
+    def ev(x):
+        return "–" if x is None else f"{x:+.3f} eV"
+
+    ring = conf["ring"]
+    lines += ["", "Oracle energies against the relaxed all-trans chain "
+              f"({conf['all_trans_eV']:.3f} eV): lowest HAL frame {ev(conf['lowest_hal'])}, lowest MD frame "
+              f"{ev(conf['lowest_md'])}; "
+              + ("no frame holds an end-to-end hydrogen bond, so no ring conformer was relaxed." if ring is None else
+                 f"ring conformer (relaxed from the lowest {ring['from']} frame with an end-to-end bond) "
+                 f"{ev(ring['relative_eV'])}, hydrogen bonds after relaxation: {ring['hydrogen_bonds'] or 'none'}."),
+              "", "![parity](parity.png)"]  # fmt: skip
+    # Fig. 7: energy errors of the three fits on the HAL and the hot MD test sets
+    hot = _tag(config["system"]["temperatures_K"][1])
+    last = config["system"]["trajectories"] - 1
+    sets = {"HAL test": split_hal(hal_frames(run_dir))[1], f"{hot} test": read(run_dir / f"md_{hot}_{last}.xyz", ":")}
+    fig, axes = plt.subplots(1, len(MODELS), figsize=(4 * len(MODELS), 3.8), sharey=True)
+    for ax, m in zip(axes, MODELS):
+        model = LinearACE.load(run_dir / "models" / f"{m.replace('+', '_')}.npz")
+        for j, (key, frames) in enumerate(sets.items()):
+            ref = np.array([_energy(a) / len(a) for a in frames])
+            pred = np.array([model.evaluate(a).energies[0] / len(a) for a in frames])
+            ax.plot(ref, pred - ref, "o", ms=3, color=f"C{j}", label=key)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set(title=m, xlabel="oracle E (eV/atom)")
+    axes[0].set_ylabel("model − oracle E (eV/atom)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(run_dir / "parity.png", dpi=120)
+    plt.close(fig)
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def hal_frames(run_dir: Path) -> list[Atoms]:
+    """The HAL set of a run, in labelling order (config_type "hal")."""
+    from hal.loop.store import Store
+
+    frames = Store(run_dir / "hal" / "data.db").labelled(source="hal")
+    for a in frames:
+        a.info["config_type"] = "hal"
+    return frames
