@@ -132,15 +132,16 @@ def test_tiny_rare_event_run_end_to_end_and_resumed(tmp_path, capsys):
     assert [len(read(run_dir / f"md_500K_{k}.xyz", ":")) for k in (0, 1)] == [4, 4]
     assert [len(read(run_dir / f"md_800K_{k}.xyz", ":")) for k in (0, 1)] == [3, 3]
     frames = polymer_rare.hal_frames(run_dir)
-    train, test = polymer_rare.split_hal(frames)
-    assert 3 <= len(frames) <= 4 and len(test) == len(frames) // 3 and len(train) + len(test) == len(frames)
+    topo = Topology(peg(1))
+    train, test = polymer_rare.split_hal(frames, topo)
+    intact = [a for a in frames if topo.intact(a)]
+    assert 3 <= len(frames) <= 4 and len(test) == len(intact) // 3 and len(train) + len(test) == len(intact)
     table = json.loads((run_dir / "scores.json").read_text())
     sets = {"500K train", "500K test", "800K train", "800K test", "HAL train", "HAL test"}
     assert set(table) == set(polymer_rare.MODELS) and all(set(v) == sets for v in table.values())
     # a model scores its own training data better than one that never saw it
     assert table["500K+HAL"]["HAL train"]["F"] < table["500K"]["HAL train"]["F"]
     census = json.loads((run_dir / "census.json").read_text())
-    topo = Topology(peg(1))
     assert census["HAL test"]["end-to-end"] == sum(
         any(b.kind == "end-to-end" for b in topo.hydrogen_bonds(a)) for a in test
     )

@@ -58,6 +58,15 @@ def _sort_pairs(N, species, i, j, S):
     return first, jo, So
 
 
+@njit(cache=True, inline="always")
+def _vector(pos, cell, a, b, shift):
+    """r_b − r_a + shift·cell (Å), the pair vector in the list's convention."""
+    s0, s1, s2 = shift[0], shift[1], shift[2]
+    return (pos[b, 0] - pos[a, 0] + (s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0]),
+            pos[b, 1] - pos[a, 1] + (s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1]),
+            pos[b, 2] - pos[a, 2] + (s0 * cell[0, 2] + s1 * cell[1, 2] + s2 * cell[2, 2]))  # fmt: skip
+
+
 @njit(cache=True)
 def _within(first, j, S, pos, cell, cutoff):
     """The pairs of a sorted list closer than ``cutoff``: (first, j, D, and the first pair (i, j) of
@@ -73,10 +82,7 @@ def _within(first, j, S, pos, cell, cutoff):
     for a in range(N):
         for p in range(first[a], first[a + 1]):
             b = j[p]
-            s0, s1, s2 = S[p, 0], S[p, 1], S[p, 2]
-            d0 = pos[b, 0] - pos[a, 0] + (s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0])
-            d1 = pos[b, 1] - pos[a, 1] + (s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1])
-            d2 = pos[b, 2] - pos[a, 2] + (s0 * cell[0, 2] + s1 * cell[1, 2] + s2 * cell[2, 2])
+            d0, d1, d2 = _vector(pos, cell, a, b, S[p])
             r2 = d0 * d0 + d1 * d1 + d2 * d2
             if r2 >= c2:
                 continue
@@ -122,10 +128,7 @@ def _closest(first, j, S, pos, cell):
     for a in range(first.shape[0] - 1):
         for p in range(first[a], first[a + 1]):
             b = j[p]
-            s0, s1, s2 = S[p, 0], S[p, 1], S[p, 2]
-            d0 = pos[b, 0] - pos[a, 0] + (s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0])
-            d1 = pos[b, 1] - pos[a, 1] + (s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1])
-            d2 = pos[b, 2] - pos[a, 2] + (s0 * cell[0, 2] + s1 * cell[1, 2] + s2 * cell[2, 2])
+            d0, d1, d2 = _vector(pos, cell, a, b, S[p])
             best = min(best, d0 * d0 + d1 * d1 + d2 * d2)
     return best
 
