@@ -1,4 +1,8 @@
-"""ASE calculators for reference codes that ASE has none for (the optional ``dft`` extra).
+"""ASE calculators for reference codes that ASE has none for, and a sturdier tblite.
+
+``TBLiteRetry``: tblite's GFN2-xTB (the embedded molecular oracle) that retries a failed SCF once at a
+higher electronic temperature: stretched frames whose restricted SCF does not converge at 300 K
+(a bond pulled apart, as HAL and bond-breaking runs produce) mostly do at 3000 K.
 
 ``PySCF``: molecular DFT or Hartree–Fock energies and analytic forces from PySCF, e.g. the paper's PEG
 level of theory ``PySCF(method="wb97x", basis="6-31g*")`` (ωB97X/6-31G(d)). Units in and out as ASE's:
@@ -46,4 +50,38 @@ class PySCF(Calculator):
         self.results["forces"] = -gradient * (units.Hartree / units.Bohr)
 
 
-__all__ = ["PySCF"]
+class TBLiteRetry(Calculator):
+    """tblite (``tblite.ase.TBLite``, keyword arguments passed on; GFN2-xTB, quiet by default) that, when an
+    SCF fails, computes the structure again at ``retry_temperature_K`` (the Fermi smearing, K) before giving
+    up. ``results["electronic_temperature"]`` says which temperature the labels are at; a retried label is
+    a slightly different level of theory, which is why it is recorded."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "dipole", "charges"]
+
+    def __init__(self, retry_temperature_K: float = 3000.0, **kwargs) -> None:
+        super().__init__()
+        from tblite.ase import TBLite
+
+        self._kwargs = {"method": "GFN2-xTB", "verbosity": 0, **kwargs}
+        self.retry_temperature_K = float(retry_temperature_K)
+        self._main = TBLite(**self._kwargs)
+        self.retries = 0
+
+    def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
+        from ase.calculators.calculator import CalculationFailed
+        from tblite.ase import TBLite
+
+        super().calculate(atoms, properties, system_changes)
+        try:
+            self._main.calculate(self.atoms, properties, system_changes)  # its SCF guess carries over in MD
+            calc, temperature = self._main, self._main.parameters.electronic_temperature
+        except CalculationFailed:
+            self._main.reset()  # the failed SCF must not seed the next structure
+            calc = TBLite(**{**self._kwargs, "electronic_temperature": self.retry_temperature_K})
+            calc.calculate(self.atoms, properties, all_changes)  # a second failure propagates
+            temperature = self.retry_temperature_K
+            self.retries += 1
+        self.results = {**calc.results, "electronic_temperature": float(temperature)}
+
+
+__all__ = ["PySCF", "TBLiteRetry"]

@@ -64,12 +64,13 @@ SCHEMA = {
 
 
 def oracle_calculator(config: dict):
-    """A fresh oracle: "tblite" (GFN2-xTB, the embedded default) or an import path as in the general protocol."""
+    """A fresh oracle: "tblite" (GFN2-xTB, the embedded default, ``hal.oracles.TBLiteRetry``) or an import path as
+    in the general protocol."""
     o = config["oracle"]
-    if o["calculator"] == "tblite":
-        from tblite.ase import TBLite
+    if o["calculator"] == "tblite":  # an SCF that fails at 300 K is retried at 3000 K (stretched frames)
+        from hal.oracles import TBLiteRetry
 
-        return TBLite(**{"method": "GFN2-xTB", "verbosity": 0, **dict(o.get("kwargs") or {})})
+        return TBLiteRetry(**dict(o.get("kwargs") or {}))
     return general.make_calculator(o["calculator"], dict(o.get("kwargs") or {}))
 
 
