@@ -52,3 +52,14 @@ def test_md_through_the_retrying_oracle_is_plain_tblite_md():
         return atoms.positions
 
     assert np.allclose(run(TBLiteRetry()), run(TBLite(method="GFN2-xTB", verbosity=0)), atol=1e-8)
+
+
+def test_the_loop_records_a_hot_label(tmp_path):
+    from hal.loop import Oracle
+    from hal.loop.store import Store
+
+    result = Oracle(TBLiteRetry)(stretched_water())
+    assert result.ok and result.atoms.info["electronic_temperature"] == 3000.0
+    store = Store(tmp_path / "data.db")
+    store.add(result, "it000-w00", source="hal")
+    assert store.labelled()[0].info["electronic_temperature"] == 3000.0

@@ -19,6 +19,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
+NOTES = ("electronic_temperature",)  # calculator results kept beside the labels (the store records them)
 PROPERTIES = ("energy", "forces", "stress")
 
 
@@ -45,6 +46,9 @@ def _compute(factory: Callable[[], Calculator], atoms: Atoms, properties: Sequen
         out["forces"] = np.array(work.get_forces())
     if "stress" in properties and work.pbc.all():
         out["stress"] = np.array(work.get_stress())
+    for key in NOTES:  # what a calculator says about how it labelled (e.g. tblite retried hot)
+        if key in work.calc.results:
+            out[key] = work.calc.results[key]
     return out
 
 
@@ -82,7 +86,7 @@ class Oracle:
         wall = time.perf_counter() - t0
         if status != "ok":
             return OracleResult(labelled, status, wall, payload)
-        values = [payload["energy"], *(np.ravel(v) for k, v in payload.items() if k != "energy")]
+        values = [payload["energy"], *(np.ravel(v) for k, v in payload.items() if k in ("forces", "stress"))]
         if not all(np.all(np.isfinite(v)) for v in values):
             return OracleResult(labelled, "non_finite", wall, "non-finite energy, forces or stress")
         labelled.info["energy"] = payload["energy"]
@@ -90,6 +94,7 @@ class Oracle:
             labelled.arrays["forces"] = payload["forces"]
         if "stress" in payload:
             labelled.info["stress"] = payload["stress"]
+        labelled.info.update({k: payload[k] for k in NOTES if k in payload})
         return OracleResult(labelled, "ok", wall)
 
     def _run(self, atoms: Atoms) -> tuple[str, object]:

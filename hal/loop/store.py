@@ -15,7 +15,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
 
-from hal.loop.oracle import OracleResult
+from hal.loop.oracle import NOTES, OracleResult
 
 
 class Store:
@@ -38,6 +38,7 @@ class Store:
         atoms.info.pop("stress", None)
         atoms.arrays.pop("forces", None)
         kv = {k: v for k, v in provenance.items() if v is not None}
+        kv.update({k: atoms.info[k] for k in NOTES if k in atoms.info})
         kv.update(uid=uid, status=result.status, oracle_time=float(result.wall_time))
         data = {"error": result.error} if result.error else {}
         return self.db.write(atoms, key_value_pairs=kv, data=data)
