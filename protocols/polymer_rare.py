@@ -98,8 +98,9 @@ def _md_chunk(config: dict, T: float, k: int, n: int) -> list[Atoms]:
 
     s = config["system"]
     rng = np.random.default_rng([config["seed"], int(T), k])
+    calc = polymer.oracle_calculator(config)  # loads the oracle's libraries: the limit must see their OpenMP
     with threadpool_limits(1):
-        return md_frames(peg(s["n"]), polymer.oracle_calculator(config), n, T, rng, every=s["md_every"],
+        return md_frames(peg(s["n"]), calc, n, T, rng, every=s["md_every"],
                          burn_in=s["burn_in"], timestep_fs=0.5, friction=0.01, config_type=f"md_{_tag(T)}")  # fmt: skip
 
 
