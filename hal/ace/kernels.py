@@ -757,6 +757,11 @@ def set_threads(n: int | None) -> int | None:
     return old
 
 
+def get_threads() -> int | None:
+    """The process-wide default thread count set by ``set_threads`` (None: numba's)."""
+    return _threads
+
+
 @contextlib.contextmanager
 def default_threads(n: int | None) -> Iterator[None]:
     """``set_threads(n)`` for the duration of a block."""

@@ -38,9 +38,27 @@ class OracleResult:
         return self.status == "ok"
 
 
+_one_thread: set[type] = set()
+
+
+def _single_threaded(calc: Calculator) -> None:
+    """In a pool worker (its evaluators set to one thread, see ``hal.loop.executors``), hold every thread pool
+    loaded so far, the calculator's own included, at one thread for good: workers run side by side, and an
+    OpenMP oracle spinning a second thread per worker on a 2-core machine (tblite) ran 3× slower. Once per
+    calculator type and process, after the calculator is made (its libraries must be loaded to be seen)."""
+    from threadpoolctl import threadpool_limits
+
+    from hal.ace.kernels import get_threads
+
+    if get_threads() == 1 and type(calc) not in _one_thread:
+        threadpool_limits(1)  # not a context: the limit stays
+        _one_thread.add(type(calc))
+
+
 def _compute(factory: Callable[[], Calculator], atoms: Atoms, properties: Sequence[str]) -> dict:
     work = atoms.copy()
     work.calc = factory()
+    _single_threaded(work.calc)
     out = {"energy": float(work.get_potential_energy())}
     if "forces" in properties:
         out["forces"] = np.array(work.get_forces())
