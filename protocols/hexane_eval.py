@@ -161,3 +161,49 @@ def score(
             nf += 3 * len(a)
         result.energy_mae, result.force_mae = 1e3 * de / len(test_frames), df / nf
     return result
+
+
+@dataclasses.dataclass
+class Comparison:
+    """E_a distributions of a model and the oracle over thermal starts (eV): means with 95 % confidence
+    half-widths, the paired difference (the seeds both pulled) and the unpaired (Welch) one, and a
+    two-sample Kolmogorov–Smirnov test of the distributions."""
+
+    model_mean: float
+    model_ci: float
+    reference_mean: float
+    reference_ci: float
+    paired: float
+    paired_ci: float
+    unpaired: float
+    unpaired_ci: float
+    ks_statistic: float
+    ks_pvalue: float
+    n_model: int
+    n_reference: int
+    n_paired: int
+
+
+def mean_ci(x: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Mean and the half-width of its Student-t confidence interval (nan for fewer than 2 values)."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=float)
+    if len(x) < 2:
+        return float(np.mean(x)) if len(x) else float("nan"), float("nan")
+    return float(x.mean()), float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+
+
+def compare(model: dict[int, float], reference: dict[int, float], level: float = 0.95) -> Comparison:
+    """``Comparison`` of E_a per seed of a model and of the oracle (dicts seed → eV)."""
+    from scipy import stats
+
+    m, r = np.array(list(model.values()), float), np.array(list(reference.values()), float)
+    common = sorted(set(model) & set(reference))
+    paired = mean_ci([model[s] - reference[s] for s in common], level)
+    se2 = m.var(ddof=1) / len(m) + r.var(ddof=1) / len(r)  # Welch: unequal variances
+    dof = se2**2 / ((m.var(ddof=1) / len(m)) ** 2 / (len(m) - 1) + (r.var(ddof=1) / len(r)) ** 2 / (len(r) - 1))
+    ks = stats.ks_2samp(m, r)
+    return Comparison(*mean_ci(m, level), *mean_ci(r, level), *paired, float(m.mean() - r.mean()),
+                      float(stats.t.ppf(0.5 + level / 2, dof) * np.sqrt(se2)), float(ks.statistic), float(ks.pvalue),
+                      len(m), len(r), len(common))  # fmt: skip
