@@ -68,20 +68,24 @@ def table(run_dir: Path) -> str:
 
 
 def transfer_table(run_dir: Path) -> str:
-    """Markdown table of the transferability pulls (other chains, other loading rates); '' if none."""
+    """Markdown tables of the transferability pulls (other chains, other loading rates), one per model;
+    '' if none."""
     rows = [e for e in read_events(run_dir) if e["event"] == "transfer"]
-    if not rows:
-        return ""
-    n = len(rows[0]["ea_reference"])
-    out = (f"Transferability of `{rows[0]['model']}` (paired with each case's own GFN2-xTB reference, "
-           f"{n} seed{'s' * (n > 1)}; bonds up to the chain's mirror symmetry):\n\n"
-           "| chain | velocity (Å/ps) | E_a reference (eV) | E_a model (eV) | ΔE_a (eV) | spread (eV) | ΔE_a / E_a "
-           "| bond broken: reference | model |\n|---|---:|---:|---:|---:|---:|---:|---|---|\n")  # fmt: skip
-    for e in rows:
-        ref, mod = np.mean(e["ea_reference"]), np.mean(e["ea_model"])
-        bonds = [_count(e.get(key, [])) for key in ("bonds_reference", "bonds")]
-        out += (f"| C{e['chain']} | {e['velocity']:g} | {ref:.2f} | {mod:.2f} | {e['delta_ea']:+.3f} | "
-                f"{e['spread_ea']:.3f} | {e['delta_ea'] / ref:+.1%} | {bonds[0]} | {bonds[1]} |\n")  # fmt: skip
+    out = ""
+    for name in dict.fromkeys(e["strategy"] for e in rows):
+        mine = [e for e in rows if e["strategy"] == name]
+        n = len(mine[0]["ea_reference"])
+        out += (f"Transferability of `{mine[-1]['model']}` (paired with each case's own GFN2-xTB reference, "
+                f"{n} seed{'s' * (n > 1)}; bonds up to the chain's mirror symmetry):\n\n"
+                "| chain | velocity (Å/ps) | E_a reference (eV) | E_a model (eV) | ΔE_a (eV) | spread (eV) "
+                "| ΔE_a / E_a | bond broken: reference | model |\n"
+                "|---|---:|---:|---:|---:|---:|---:|---|---|\n")  # fmt: skip
+        for e in mine:
+            ref, mod = np.mean(e["ea_reference"]), np.mean(e["ea_model"])
+            bonds = [_count(e.get(key, [])) for key in ("bonds_reference", "bonds")]
+            out += (f"| C{e['chain']} | {e['velocity']:g} | {ref:.2f} | {mod:.2f} | {e['delta_ea']:+.3f} | "
+                    f"{e['spread_ea']:.3f} | {e['delta_ea'] / ref:+.1%} | {bonds[0]} | {bonds[1]} |\n")  # fmt: skip
+        out += "\n"
     return out
 
 

@@ -15,7 +15,10 @@ Strategies, each scored after every refit by paired pulls on the reference seeds
   The committee is the linear-ACE posterior (refit: rows added to the normal equations, ≈1 s) or an
   NN ensemble (refit: every member retrained from its current weights for
   ``refit_epochs`` on its own split). Starts from ``n_initial`` MD frames; ends after ``n_stable``
-  consecutive pulls without a trigger or at ``max_oracle_calls``.
+  consecutive pulls without a trigger on every chain or at ``max_oracle_calls``. With ``chains``
+  (e.g. [2, 4, 6]) one learner pulls each chain in turn, seed after seed, with one model: the start
+  states of other chains are the oracle's, as for the study's chain, and their pulls are scaled to
+  the chain's length (``stretch_for``).
 Everything lands in the run directory: ``data.db`` (labels with provenance), ``models/``,
 ``log.jsonl`` (a ``score`` event per refit: the learning curve), ``reference/`` and the report.
 """
@@ -75,6 +78,8 @@ STRATEGY = {
     "n_initial": Field(int, 40, check=at_least(1)),
     "max_oracle_calls": Field(int, 400, check=non_negative),
     "n_stable": Field(int, 2, check=at_least(1)),
+    # HAL-SMD: the chains (numbers of carbons) pulled in turn by one learner; empty: the study's chain
+    "chains": Field(list, [], item=int, check=at_least(2)),
     "f_tol": Field(float, 0.0, check=non_negative),  # max f_i trigger; 0: off
     # ε of f_i (eV/Å); ≫ |F| makes the trigger one on absolute force uncertainty
     "eps": Field(float, 0.2, check=positive),
@@ -123,7 +128,7 @@ SCHEMA = {
     "quasi_static_backends": Field(list, ["ace", "torchani", "schnet"], item=str),
     "strategies": [STRATEGY],
     "transfer": {
-        "model": Field(str, "hal-smd"),
+        "models": Field(list, ["hal-smd"], item=str),  # strategies whose final models pull every case
         "chains": Field(list, [], item=int, check=at_least(2)),
         "velocities": Field(list, [], item=float, check=positive),
         "seeds": Field(list, [0], item=int),
@@ -367,11 +372,13 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     pulls = study.events("pull", name)
     pull_no = pulls[-1]["pull"] + 1 if pulls else 0
     stable = pulls[-1]["stable"] if pulls else 0
+    chains = sel["chains"] or [study.n]
     bar = tqdm(total=sel["max_oracle_calls"], initial=calls, desc=f"{name}: oracle calls", disable=not study.progress)
-    while stable < sel["n_stable"] and calls < sel["max_oracle_calls"]:
-        seed_k = study.seeds[pull_no % len(study.seeds)]
-        start = state = start_state(study.dir, study.n, seed_k, study.settings)
-        kwargs = study.settings.kwargs(state)
+    while stable < sel["n_stable"] * len(chains) and calls < sel["max_oracle_calls"]:
+        n, seed_k = pull_plan(pull_no, chains, study.seeds)
+        settings = chain_settings(study, n)
+        start = state = start_state(study.dir, n, seed_k, settings)
+        kwargs = settings.kwargs(state)
         triggers = 0
         trigger = Trigger(sel, start)
         while calls < sel["max_oracle_calls"]:
@@ -391,7 +398,7 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
             result = study.oracle(picked)
             sigma = res.sigma[-1] if res.sigma is not None and np.isfinite(res.sigma[-1]) else -1.0
             study.store.add(result, uid, iteration=len(labels), source="hal-smd", strategy=name, pull=pull_no,
-                            d0=float(res.d0[-1]), sigma=float(sigma), blown=blown)  # fmt: skip
+                            chain=n, d0=float(res.d0[-1]), sigma=float(sigma), blown=blown)  # fmt: skip
             calls += 1
             bar.update(1)
             if result.ok:
@@ -405,13 +412,25 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
             state = res.atoms  # go on from the trigger (momenta kept) with the refitted model
             kwargs = {**kwargs, "d0_start": float(res.d0[-1])}
         stable = stable + 1 if triggers == 0 else 0
-        study.log("pull", strategy=name, pull=pull_no, seed=seed_k, triggers=triggers, stable=stable, calls=calls)
+        study.log("pull", strategy=name, pull=pull_no, chain=n, seed=seed_k, triggers=triggers, stable=stable,
+                  calls=calls)  # fmt: skip
         pull_no += 1
     bar.close()
     model.save("final")
     if calls not in {e["oracle_calls"] for e in study.events("score", name)}:
         record()
     return study.events("score", name)
+
+
+def pull_plan(pull_no: int, chains: Sequence[int], seeds: Sequence[int]) -> tuple[int, int]:
+    """(chain, seed) of HAL-SMD's pull number ``pull_no``: every chain in turn on a seed, then the next seed."""
+    return chains[pull_no % len(chains)], seeds[(pull_no // len(chains)) % len(seeds)]
+
+
+def chain_settings(study: Study, n_carbon: int, velocity: float | None = None) -> PullSettings:
+    """The study's pull settings for a chain of ``n_carbon`` carbons (at ``velocity``, Å/ps, if given)."""
+    settings = study.settings if velocity is None else dataclasses.replace(study.settings, velocity=velocity)
+    return settings if n_carbon == study.n else dataclasses.replace(settings, stretch=stretch_for(n_carbon, settings))
 
 
 class Trigger:
@@ -466,28 +485,33 @@ def stretch_for(n_carbon: int, settings: PullSettings) -> float:
 
 
 def run_transfer(study: Study) -> list[dict]:
-    """The final model of ``transfer.model`` pulling other chains and at other loading rates, each
-    against its own oracle reference (same seeds, paired)."""
+    """The final model of each of ``transfer.models`` pulling other chains and at other loading rates,
+    each case against its own oracle reference (same seeds, paired)."""
     t = study.config["transfer"]
     cases = [(n, study.settings.velocity) for n in t["chains"]] + [(study.n, v) for v in t["velocities"]]
     if not cases:
         return []
-    models = sorted((study.dir / "models").glob(f"{t['model']}-final.npz")) or sorted(
-        (study.dir / "models").glob(f"{t['model']}*.npz"))  # fmt: skip
-    if not models:
-        raise ConfigError(f"transfer.model: no model of strategy {t['model']!r} in {study.dir / 'models'}")
-    model = LinearACE.load(models[-1])
-    done = {(e["chain"], e["velocity"]) for e in study.events("transfer")}
-    for n, v in tqdm(cases, desc="transferability", disable=not study.progress):
-        if (n, v) in done:
-            continue
-        settings = dataclasses.replace(study.settings, velocity=v, stretch=stretch_for(n, study.settings))
+    done = {(e["strategy"], e["chain"], e["velocity"]) for e in study.events("transfer")}
+    todo = [(name, n, v) for name in t["models"] for n, v in cases if (name, n, v) not in done]
+    models = {name: _final_model(study, name) for name in {name for name, _, _ in todo}}
+    for name, n, v in tqdm(todo, desc="transferability", disable=not study.progress):
+        settings = chain_settings(study, n, v)
         t0 = time.perf_counter()
         reference_pulls(study.dir, n, t["seeds"], settings, study.executor)
-        sc = score(model.calculator, study.dir, t["seeds"], settings, n, quasi_static=False, executor=study.executor)
-        study.log("transfer", strategy=t["model"], model=models[-1].name, chain=n, velocity=v,
+        sc = score(LinearACE.load(models[name]).calculator, study.dir, t["seeds"], settings, n,
+                   quasi_static=False, executor=study.executor)  # fmt: skip
+        study.log("transfer", strategy=name, model=models[name].name, chain=n, velocity=v,
                   wall_s=time.perf_counter() - t0, **sc.row())  # fmt: skip
     return study.events("transfer")
+
+
+def _final_model(study: Study, name: str) -> Path:
+    """A strategy's final linear-ACE model (else its latest)."""
+    folder = study.dir / "models"
+    models = sorted(folder.glob(f"{name}-final.npz")) or sorted(folder.glob(f"{name}*.npz"))
+    if not models:
+        raise ConfigError(f"transfer.models: no model of strategy {name!r} in {folder}")
+    return models[-1]
 
 
 RUNNERS = {"baseline-md": run_baseline, "baseline-smd": run_baseline, "jung": run_jung, "hal": run_hal_smd}
@@ -504,7 +528,7 @@ def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
             summary[strategy["name"]] = {k: out[-1][k] for k in ("oracle_calls", "delta_ea", "spread_ea",
                                                               "delta_ea_quasi_static", "force_mae")}  # fmt: skip
         for e in run_transfer(study):
-            summary[f"transfer C{e['chain']} {e['velocity']:g} Å/ps"] = {"delta_ea": e["delta_ea"]}
+            summary[f"transfer {e['strategy']} C{e['chain']} {e['velocity']:g} Å/ps"] = {"delta_ea": e["delta_ea"]}
     return summary
 
 

@@ -76,8 +76,19 @@ CONFIG = {
             "f_tol": 0.1,
             "committee_size": 8,
         },
+        {  # ethane and propane in turn, one model; no trigger can fire (σ < 10 eV, f_i off): a stable
+            # pull on each chain ends it
+            "name": "hal-multi",
+            "kind": "hal",
+            "chains": [2, 3],
+            "n_initial": 10,
+            "n_stable": 1,
+            "sigma_tol": 10.0,
+            "n_hist": 20,
+            "committee_size": 8,
+        },
     ],
-    "transfer": {"model": "hal", "chains": [3], "velocities": [16.0]},
+    "transfer": {"models": ["hal", "hal-multi"], "chains": [3], "velocities": [16.0]},
 }
 
 
@@ -91,8 +102,8 @@ def study(tmp_path_factory):
 
 def test_every_strategy_is_scored_against_the_paired_reference(study):
     run_dir, config, summary = study
-    assert set(summary) == {"md", "inherited-2", "ani-2", "schnet-2", "hal-ani", "hal", "transfer C3 8 Å/ps",
-                            "transfer C2 16 Å/ps"}  # fmt: skip
+    transfer = {f"transfer {m} {case}" for m in ("hal", "hal-multi") for case in ("C3 8 Å/ps", "C2 16 Å/ps")}
+    assert set(summary) == {"md", "inherited-2", "ani-2", "schnet-2", "hal-ani", "hal", "hal-multi", *transfer}
     scores = [e for e in read_events(run_dir) if e["event"] == "score"]
     for e in scores:
         assert len(e["ea_model"]) == len(e["ea_reference"]) == 2
@@ -126,13 +137,26 @@ def test_labels_have_provenance_and_respect_the_budgets(study):
 def test_transferability_pulls_other_chains_against_their_own_reference(study):
     run_dir, config, _ = study
     cases = [e for e in read_events(run_dir) if e["event"] == "transfer"]
-    assert [(e["chain"], e["velocity"]) for e in cases] == [(3, 8.0), (2, 16.0)]
+    assert [(e["strategy"], e["chain"], e["velocity"]) for e in cases] == [
+        (m, n, v) for m in ("hal", "hal-multi") for n, v in ((3, 8.0), (2, 16.0))
+    ]
+    assert cases[0]["ea_reference"] == cases[2]["ea_reference"]  # one reference per case, shared by the models
     assert (run_dir / "reference" / "C3-v8-s0.npz").exists() and (run_dir / "reference" / "C2-v16-s0.npz").exists()
     ethane = [e for e in read_events(run_dir) if e["event"] == "score" and e["strategy"] == "hal"][-1]
     assert cases[1]["ea_reference"][0] != ethane["ea_reference"][0]  # another loading rate, another reference
     for e in cases:  # which bond broke, per seed, for the model and the reference
         assert len(e["bonds"]) == len(e["bonds_reference"]) == len(e["ea_reference"])
         assert set(e["bonds"] + e["bonds_reference"]) <= {"C1–C2", "C2–C3", "C1–H", "C2–H", "none"}
+
+
+def test_multi_chain_hal_smd_pulls_each_chain_in_turn_with_one_model(study):
+    run_dir, config, _ = study
+    pulls = [e for e in read_events(run_dir) if e["event"] == "pull" and e["strategy"] == "hal-multi"]
+    assert [(e["chain"], e["seed"], e["stable"]) for e in pulls] == [(2, 0, 1), (3, 0, 2)]
+    assert (run_dir / "reference" / "C3-s0-start.xyz").exists()  # the oracle's start state of the other chain
+    assert (run_dir / "models" / "hal-multi-final.npz").exists()
+    plan = [hexane_smd.pull_plan(k, [2, 4, 6], [0, 1]) for k in range(7)]
+    assert plan == [(2, 0), (4, 0), (6, 0), (2, 1), (4, 1), (6, 1), (2, 0)]
 
 
 def test_bond_names_are_up_to_the_mirror_symmetry_of_the_chain():
