@@ -1,0 +1,85 @@
+"""The PEG melt builder and the NPT density run: composition, density, no overlaps across periodic images,
+PEG's bonded geometry; the barostat drives an ideal gas to PV = NkT; a broken bond stops the run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms, units
+from ase.calculators.lj import LennardJones
+from ase.geometry import get_distances
+
+from hal.bonds import Topology
+from hal.dynamics.npt import block_average, npt_run
+from hal.structures import BONDS, density, peg, peg_melt
+
+
+@pytest.fixture(scope="module")
+def melt() -> Atoms:
+    return peg_melt(12, n_chains=3, density_g_cm3=0.5, seed=3)
+
+
+def test_melt_has_the_composition_and_density_asked_for(melt):
+    single = peg(12)
+    assert len(melt) == 3 * len(single)
+    assert melt.get_chemical_formula() == (single + single + single).get_chemical_formula()
+    assert density(melt) == pytest.approx(0.5, rel=1e-12)
+    assert melt.pbc.all() and np.allclose(melt.cell.angles(), 90.0)
+    scaled = melt.get_scaled_positions(wrap=False)
+    assert np.all((scaled >= 0) & (scaled < 1))  # wrapped into the box
+
+
+def test_melt_bonds_are_pegs_and_nothing_else_is_close(melt):
+    topo = Topology(melt)
+    single = Topology(peg(12))
+    assert len(topo.bonds) == 3 * len(single.bonds)  # no spurious bond: no overlap, across images too
+    symbols = np.array(melt.get_chemical_symbols())
+    expected = [BONDS[tuple(sorted(symbols[[i, j]]))] for i, j in topo.bonds]
+    assert topo.lengths(melt) == pytest.approx(expected, abs=1e-9)  # minimum image: bonds across the boundary
+    raw = np.linalg.norm(melt.positions[topo.bonds[:, 1]] - melt.positions[topo.bonds[:, 0]], axis=1)
+    assert np.any(raw > 2.5)  # some bonds do cross the boundary (so the check above used the images)
+    _, d = get_distances(melt.positions, cell=melt.cell, pbc=True)
+    far = topo.hops > 2  # more than two bonds apart (other chains: infinitely far)
+    assert np.isinf(topo.hops[0, -1])  # chains are separate molecules
+    assert d[far].min() >= 2.0 - 1e-9
+
+
+def test_melt_builder_gives_a_clear_error_when_it_cannot_pack():
+    with pytest.raises(RuntimeError, match="lower the density"):
+        peg_melt(4, n_chains=4, density_g_cm3=3.0, max_tries=2)
+    with pytest.raises(ValueError):
+        peg_melt(0)
+
+
+def test_barostat_drives_an_ideal_gas_to_pv_equal_nkt():
+    n, temperature, pressure_bar = 64, 300.0, 500.0
+    rng = np.random.default_rng(0)
+    gas = Atoms(f"Ar{n}", positions=rng.uniform(0, 30, (n, 3)), cell=[30.0] * 3, pbc=True)
+    trace = npt_run(gas, LennardJones(epsilon=0.0), steps=3000, temperature_K=temperature, pressure_bar=pressure_bar,
+                    timestep_fs=2.0, taut_fs=50.0, taup_fs=500.0, compressibility_per_bar=1 / pressure_bar,
+                    record_every=20)  # fmt: skip
+    mass = gas.get_masses().sum()
+    target = pressure_bar * units.bar * mass / (n * units.kB * temperature) * 1.66053907  # g/cm³
+    rho, err = block_average(trace.density[len(trace.density) // 2 :])
+    assert rho == pytest.approx(target, rel=0.1)  # started 5× too dilute
+    assert trace.density[0] < 0.3 * target
+    assert np.mean(trace.pressure[len(trace.pressure) // 2 :]) == pytest.approx(pressure_bar, rel=0.15)
+    assert trace.broken is None and trace.steps == 3000 and trace.us_per_atom_step > 0
+
+
+def test_npt_run_stops_at_a_broken_bond():
+    atoms = Atoms("CO", positions=[[0, 0, 0], [1.13, 0, 0]], cell=[10.0] * 3, pbc=True)
+    topo = Topology(atoms)
+    atoms.positions[1, 0] = 3.0  # out of its window from the start: the first record stops the run
+    trace = npt_run(atoms, LennardJones(epsilon=0.0), steps=100, record_every=10, topology=topo)
+    assert trace.broken is not None and trace.broken_step == 10 and trace.steps == 10
+
+
+def test_block_average_standard_error():
+    rng = np.random.default_rng(1)
+    x = rng.normal(1.2, 0.05, 10000)
+    mean, err = block_average(x, 10)
+    assert mean == pytest.approx(1.2, abs=4 * 0.05 / 100)
+    assert err == pytest.approx(0.05 / 100, rel=0.6)  # independent samples: σ/√N
+    with pytest.raises(ValueError):
+        block_average(x[:3], 5)
