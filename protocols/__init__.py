@@ -11,7 +11,7 @@ import importlib
 from pathlib import Path
 from types import ModuleType
 
-PROTOCOLS = ("hal", "alloy", "hexane_smd", "filtering", "polymer", "polymer_rare")
+PROTOCOLS = ("hal", "alloy", "hexane_smd", "filtering", "polymer", "polymer_rare", "polymer_bulk")
 
 
 def get(name: str) -> ModuleType:

@@ -1,0 +1,412 @@
+"""Polymer protocol, part 3 (HAL paper II.C.3, Fig. 8): a model of isolated PEG chains predicts the density of the melt.
+
+Data: labelled 500 K oracle MD frames of isolated H[OCH2CH2]nOH chains of every ``chains.n`` (cached per n,
+``md_n<N>.xyz``), plus any labelled files in ``chains.include``. Then HAL in vacuum on each ``hal.n`` chain
+in turn, one stage per chain length on one learner, until every walker stays stable (or the stage's budget
+is spent). Forces above ``fit.f_max`` (20 eV/Å, as the paper) are left out of every fit, and counted. The
+final model's MD stability test on each HAL chain, then a periodic melt the oracle could never label
+(``melt.n_chains`` chains of ``melt.n`` monomers, ``hal.structures.peg_melt``, built at a low density),
+relaxed, compressed at ``melt.compress_bar`` and run NPT (``hal.dynamics.npt``: Berendsen, which keeps a
+box far from equilibrium stable) at 1 bar and each temperature, the bond topology checked throughout. The
+model is exported (``peg.yace``) with a LAMMPS input for the same run (``npt.in``, ``melt.data``).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from hal.bonds import BondGuard, Topology
+from hal.config import ConfigError, Field, at_least, between, non_negative, positive
+from hal.dynamics.sampling import md_frames
+from hal.fit_config import BASIS, check_basis
+from hal.protocols import hal as general
+from hal.protocols.polymer import oracle_calculator
+from hal.structures import peg
+
+EXPERIMENT_G_CM3 = 1.2  # PEG melt at 300 K (the paper's comparison)
+BURN_IN = 200  # oracle MD steps before the first frame of a chain
+
+SCHEMA = {
+    "protocol": Field(str, "polymer_bulk", choices=("polymer_bulk",)),
+    "run_dir": Field(str, "runs/polymer_bulk"),
+    "seed": Field(int, 0),
+    "workers": Field(int, 2, check=at_least(1)),
+    "scheduler": Field(str),
+    "chains": {
+        "n": Field(list, [2, 4, 8, 16, 32], item=int, check=at_least(1)),
+        "md_frames": Field(list, [40, 40, 20, 8, 4], item=int, check=non_negative),
+        "md_every": Field(int, 100, check=at_least(1)),
+        "temperature_K": Field(float, 500.0, check=positive),
+        "include": Field(list, [], item=str),
+    },
+    "oracle": {"calculator": Field(str, "tblite"), "kwargs": Field(dict), "timeout_s": Field(float, check=positive)},
+    "basis": {
+        **BASIS,
+        "r_cut": Field(float, 4.5, check=positive),
+        "pair_r_cut": Field(float, 5.5, check=positive),
+        "pair_degree": Field(int, 8, check=between(0, 20)),
+    },  # fmt: skip
+    "fit": {**general.FIT, "weights": Field(list, [15.0, 1.0, 0.0], item=float, check=non_negative)},
+    "hal": {
+        "n": Field(list, [16, 32], item=int, check=at_least(1)),
+        "n_walkers": Field(int, 2, check=at_least(1)),
+        "tau_rel": Field(float, 0.1, check=non_negative),
+        "temperature_K": Field(float, 500.0, check=positive),
+        "timestep_fs": Field(float, 0.5, check=positive),
+        "n_stable": Field(int, 2000, check=at_least(1)),
+        "max_oracle_calls": Field(int, 60, check=non_negative),  # per chain length
+        "f_tol": Field(float, 0.5, check=positive),
+        "check_every": Field(int, 10, check=at_least(1)),
+        "n_hist": Field(int, 100, check=at_least(1)),
+        "max_temperature_K": Field(float, 2000.0, check=positive),
+    },
+    "stability": {
+        "seeds": Field(int, 4, check=at_least(1)),
+        "steps": Field(int, 5000, check=at_least(1)),
+        "temperature_K": Field(float, 500.0, check=positive),
+    },
+    "melt": {
+        "n": Field(int, 50, check=at_least(1)),
+        "n_chains": Field(int, 2, check=at_least(1)),
+        "start_density": Field(float, 0.3, check=positive),  # g/cm³
+        "relax_steps": Field(int, 300, check=non_negative),  # FIRE at fixed cell
+        "compress_bar": Field(float, 5000.0, check=positive),
+        "compress_steps": Field(int, 20000, check=non_negative),
+        "pressure_bar": Field(float, 1.0),
+        "temperatures_K": Field(list, [300.0], item=float, check=positive),
+        "steps": Field(int, 100000, check=at_least(1)),
+        "equilibration_ps": Field(float, 10.0, check=non_negative),  # left out of the block average
+        "timestep_fs": Field(float, 0.5, check=positive),
+        "record_every": Field(int, 20, check=at_least(1)),
+        "threads": Field(int, 2, check=at_least(1)),
+    },
+}
+
+
+def check(config: dict) -> None:
+    check_basis(config["basis"])
+    general.basis_of(config["basis"], ["C", "H", "O"])
+    if config["oracle"]["calculator"] != "tblite":
+        general.calculator_factory(config["oracle"]["calculator"])
+    c = config["chains"]
+    if len(c["n"]) != len(c["md_frames"]):
+        raise ConfigError(f"chains: n and md_frames need one entry each, got {len(c['n'])} and {len(c['md_frames'])}")
+    missing = [n for n in config["hal"]["n"] if dict(zip(c["n"], c["md_frames"])).get(n, 0) < 1]
+    if missing:
+        raise ConfigError(f"hal.n: chains {missing} need MD frames in chains.n/md_frames (the walkers start there)")
+    if config["hal"]["n_walkers"] > min(c["md_frames"][c["n"].index(n)] for n in config["hal"]["n"]):
+        raise ConfigError("hal.n_walkers: more walkers than MD frames of a HAL chain")
+    m = config["melt"]
+    if m["equilibration_ps"] >= m["steps"] * m["timestep_fs"] / 1000:
+        raise ConfigError("melt.equilibration_ps: longer than the NPT run; nothing would be averaged")
+
+
+def resolve_paths(config: dict, base: Path) -> None:
+    """Included data files taken relative to the config's folder."""
+    c = config["chains"]
+    c["include"] = [p if Path(p).is_absolute() else str(base / p) for p in c["include"]]
+
+
+def _md_job(job: tuple) -> list[Atoms]:
+    """Labelled 500 K MD frames of one chain (module level: executors pickle it)."""
+    config, n, count, seed = job
+    from threadpoolctl import threadpool_limits
+
+    calc = oracle_calculator(config)  # before the limit: tblite's OpenMP pool is created with the calculator
+    c = config["chains"]
+    with threadpool_limits(1):
+        return md_frames(peg(n), calc, count, c["temperature_K"], np.random.default_rng([seed, n]),
+                         every=c["md_every"], burn_in=BURN_IN, timestep_fs=0.5, friction=0.01,
+                         config_type=f"md_n{n}")  # fmt: skip
+
+
+def chain_data(config: dict, run_dir: Path, executor) -> dict[int, list[Atoms]]:
+    """The MD frames of every chain length, labelled once and cached (``md_n<N>.xyz``)."""
+    from ase.io import read, write
+
+    c = config["chains"]
+    paths = {n: run_dir / f"md_n{n}.xyz" for n in c["n"]}
+    todo = [(config, n, k, config["seed"]) for n, k in zip(c["n"], c["md_frames"]) if k and not paths[n].exists()]
+    todo.sort(key=lambda j: -j[1])  # the longest chains first: they take longest
+    results = executor.map(_md_job, todo) if executor is not None else map(_md_job, todo)
+    for (_, n, _, _), frames in zip(todo, results):
+        write(run_dir / f"md_n{n}.tmp.xyz", frames)
+        (run_dir / f"md_n{n}.tmp.xyz").replace(paths[n])
+    return {n: read(paths[n], ":") if paths[n].exists() else [] for n in c["n"]}
+
+
+def included(config: dict) -> list[Atoms]:
+    """The labelled configurations of ``chains.include`` (extxyz, ASE db, …)."""
+    return [a for _, _, a in general._structures(config["chains"]["include"], "chains.include")]
+
+
+def run_hal(config: dict, run_dir: Path, data: dict[int, list[Atoms]], executor, progress: bool) -> list[dict]:
+    """One HAL stage per ``hal.n`` chain on one learner (shared store, iterations numbered on)."""
+    from hal.loop import Learner, LearnerSettings, Oracle
+
+    h = config["hal"]
+    initial = [a for n in config["chains"]["n"] for a in data[n]] + included(config)
+    oracle = Oracle(functools.partial(oracle_calculator, config), timeout_s=config["oracle"].get("timeout_s"))
+    basis = general.basis_of(config["basis"], ["C", "H", "O"])
+    out = []
+    for index, n in enumerate(h["n"]):
+        guard = BondGuard(Topology(peg(n)), h["max_temperature_K"])
+        hal = {"temperature_K": h["temperature_K"], "timestep_fs": h["timestep_fs"], "f_tol": h["f_tol"],
+               "check_every": h["check_every"], "n_hist": h["n_hist"], "guard": guard, "min_distance": 0.5,
+               "tau_rel": h["tau_rel"]}  # fmt: skip
+        settings = LearnerSettings(n_stable=h["n_stable"], max_oracle_calls=h["max_oracle_calls"], seed=config["seed"],
+                                   stage=f"peg{n}", stage_index=index, hal=hal, fit=general.fit_options(config),
+                                   progress=progress)  # fmt: skip
+        out.append(Learner(run_dir, basis, oracle, data[n][: h["n_walkers"]], initial, settings, executor).run())
+    return out
+
+
+def final_model_path(run_dir: Path) -> Path:
+    """The last stage's last model: fitted on every label."""
+    models = sorted((run_dir / "models").glob("iter_*.npz"))
+    if not models:
+        raise FileNotFoundError(f"{run_dir}: no model yet")
+    return models[-1]
+
+
+def stability(config: dict, run_dir: Path, progress: bool) -> list[dict]:
+    """The final model's MD stability test on every HAL chain (resumable, ``stability.jsonl``)."""
+    from hal.dynamics.stability import stability_test
+    from hal.io import append_jsonl, read_jsonl, repaired_jsonl
+    from hal.model import LinearACE
+
+    path, model = run_dir / "stability.jsonl", final_model_path(run_dir)
+    done = {(r["model"], r["n"]) for r in repaired_jsonl(path)}
+    st = config["stability"]
+    for n in config["hal"]["n"]:
+        if (model.name, n) in done:
+            continue
+        r = stability_test(LinearACE.load(model).calculator, peg(n), st["seeds"], st["steps"], st["temperature_K"],
+                           config["hal"]["timestep_fs"], seed=config["seed"], progress=progress)  # fmt: skip
+        append_jsonl(path, {"model": model.name, "n": n, "min_stable": r.min_stable, "all_stable": r.all_stable,
+                            "steps": st["steps"], "seeds": st["seeds"]})  # fmt: skip
+    return [r for r in read_jsonl(path) if r["model"] == model.name]
+
+
+def melt_start(config: dict, run_dir: Path, calc) -> Atoms:
+    """The melt: built at the start density, relaxed at fixed cell by the model, then compressed at
+    ``compress_bar`` and the lowest temperature (cached, ``melt_start.xyz``; ``melt_built.xyz`` before
+    relaxing; the compression's record in ``npt_compress.npz``, cut short where a bond broke)."""
+    from ase.io import read, write
+    from ase.optimize import FIRE
+
+    from hal.dynamics.npt import npt_run
+    from hal.structures import peg_melt
+
+    m, path = config["melt"], run_dir / "melt_start.xyz"
+    if path.exists():
+        return read(path)
+    atoms = peg_melt(m["n"], m["n_chains"], m["start_density"], seed=config["seed"])
+    write(run_dir / "melt_built.xyz", atoms)
+    topology = Topology(atoms)
+    atoms.calc = calc
+    FIRE(atoms, logfile=None).run(fmax=0.5, steps=m["relax_steps"])
+    if m["compress_steps"]:
+        trace = npt_run(atoms, calc, m["compress_steps"], min(m["temperatures_K"]), m["compress_bar"], m["timestep_fs"],
+                        record_every=m["record_every"], topology=topology, seed=config["seed"])  # fmt: skip
+        np.savez(run_dir / "npt_compress.npz", **_arrays(trace))
+    atoms.calc = None
+    write(path, atoms)
+    return atoms
+
+
+def _arrays(trace) -> dict:
+    return {"time_ps": trace.time_ps, "density": trace.density, "temperature": trace.temperature,
+            "pressure": trace.pressure, "steps": trace.steps, "n_atoms": trace.n_atoms, "wall_s": trace.wall_s,
+            "broken_step": -1 if trace.broken_step is None else trace.broken_step,
+            "broken": _broken(trace)}  # fmt: skip
+
+
+def _broken(trace) -> str:
+    """Where the run's topology broke, in words ('' if it held)."""
+    if trace.broken_step is None:
+        return ""
+    b, t = trace.broken, trace.time_ps[-1]
+    return f"{b.pair} bond {b.i}–{b.j} at {b.length:.2f} Å after {t:.3f} ps" if b else f"non-finite after {t:.3f} ps"
+
+
+def density_runs(config: dict, run_dir: Path, progress: bool) -> list[dict]:
+    """NPT at ``pressure_bar`` and each temperature from the compressed melt (one ``npt_<T>K.npz`` each,
+    resumable per temperature); per run the block-averaged density of the equilibrated part."""
+    from ase.io import read
+
+    from hal.dynamics.npt import block_average, npt_run
+    from hal.model import LinearACE
+
+    m = config["melt"]
+    model = LinearACE.load(final_model_path(run_dir))
+    calc = model.calculator(threads=m["threads"])
+    start = melt_start(config, run_dir, calc)
+    topology = Topology(read(run_dir / "melt_built.xyz"))
+    compress = run_dir / "npt_compress.npz"
+    if compress.exists() and int(np.load(compress)["broken_step"]) >= 0:  # no melt to run: say where it broke
+        broken = f"compression: {np.load(compress)['broken']}"
+        return [{"temperature_K": T, "density": np.nan, "stderr": np.nan, "length_ps": 0.0, "n_atoms": len(start),
+                 "us_per_atom_step": np.nan, "wall_s": 0.0, "intact": False, "broken": broken}
+                for T in m["temperatures_K"]]  # fmt: skip
+    out = []
+    for T in m["temperatures_K"]:
+        path = run_dir / f"npt_{T:g}K.npz"
+        if not path.exists():
+            atoms = start.copy()
+            trace = npt_run(atoms, calc, m["steps"], T, m["pressure_bar"], m["timestep_fs"],
+                            record_every=m["record_every"], topology=topology, seed=config["seed"],
+                            progress=progress)  # fmt: skip
+            np.savez(path, **_arrays(trace))
+        r = np.load(path)
+        keep = r["time_ps"] >= m["equilibration_ps"]
+        mean, err = block_average(r["density"][keep]) if keep.sum() >= 5 else (float("nan"), float("nan"))
+        per_step = float(r["wall_s"] / r["steps"] / r["n_atoms"] * 1e6)
+        out.append({"temperature_K": T, "density": mean, "stderr": err, "length_ps": float(r["time_ps"][-1]),
+                    "n_atoms": int(r["n_atoms"]), "us_per_atom_step": per_step, "wall_s": float(r["wall_s"]),
+                    "intact": int(r["broken_step"]) < 0, "broken": str(r["broken"])})  # fmt: skip
+    return out
+
+
+LAMMPS_INPUT = """# NPT of the PEG melt with the model of `hal run polymer_bulk` (its report.md: the same run in hal).
+# Needs a LAMMPS built with ML-PACE (CPU pair_style pace).
+units           metal            # eV, Å, ps, bar
+atom_style      atomic
+boundary        p p p
+read_data       melt.data        # the compressed melt; types in the model's element order ({elements})
+
+pair_style      pace
+pair_coeff      * * peg.yace {elements}
+
+velocity        all create {T:g} {seed} mom yes rot yes dist gaussian
+fix             npt all npt temp {T:g} {T:g} 0.1 iso {P:g} {P:g} 1.0
+timestep        {dt:g}
+variable        rho equal mass(all)/vol*1.66053907
+thermo_style    custom step temp press vol v_rho
+thermo          1000
+run             {steps}          # 1 ns
+"""
+
+
+def export(config: dict, run_dir: Path) -> Path:
+    """``peg.yace``, ``melt.data`` (the compressed melt) and ``npt.in``: the same NPT run in LAMMPS."""
+    from ase.io import read, write
+
+    from hal.model import LinearACE
+
+    model = LinearACE.load(final_model_path(run_dir))
+    model.to_yace(run_dir / "peg.yace")
+    elements = list(model.basis.elements)
+    write(run_dir / "melt.data", read(run_dir / "melt_start.xyz"), format="lammps-data", specorder=elements,
+          masses=True)  # fmt: skip
+    m = config["melt"]
+    dt = m["timestep_fs"] / 1000
+    text = LAMMPS_INPUT.format(elements=" ".join(elements), T=min(m["temperatures_K"]), P=m["pressure_bar"],
+                               seed=4928459, dt=dt, steps=int(round(1000 / dt)))  # fmt: skip
+    (run_dir / "npt.in").write_text(text)
+    return run_dir / "npt.in"
+
+
+def composition(config: dict, run_dir: Path) -> list[dict]:
+    """The database by chain length and source: configurations, oracle calls behind them (MD: every step
+    of the oracle's trajectory; HAL: one per label, failed ones too)."""
+    from hal.loop.store import Store
+
+    store, c = Store(run_dir / "data.db"), config["chains"]
+    rows = []
+    for n, k in zip(c["n"], c["md_frames"]):
+        if k:
+            calls = BURN_IN + k * c["md_every"]  # burn-in and frames: the oracle drives the MD
+            rows.append({"n": n, "source": f"MD {c['temperature_K']:g} K", "configurations": k, "oracle_calls": calls})
+    for n in config["hal"]["n"]:
+        rows.append({"n": n, "source": "HAL", "configurations": store.count(source="hal", stage=f"peg{n}", status="ok"),
+                     "oracle_calls": store.count(source="hal", stage=f"peg{n}")})  # fmt: skip
+    if c["include"]:
+        rows.append({"n": "–", "source": "included", "configurations": len(included(config)), "oracle_calls": 0})
+    return rows
+
+
+def excluded_forces(config: dict, run_dir: Path) -> tuple[int, int, int]:
+    """(atoms, configurations, all atoms) of the database whose |F| exceeds ``fit.f_max``: left out of the fit."""
+    from hal.loop.store import Store
+
+    data = Store(run_dir / "data.db").labelled()
+    big = [int(np.sum(np.linalg.norm(a.arrays["forces"], axis=1) > config["fit"]["f_max"])) for a in data]
+    return sum(big), sum(b > 0 for b in big), sum(len(a) for a in data)
+
+
+def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
+    """Data, HAL per chain length, stability, the melt's NPT runs and the export; returns the densities."""
+    from hal.loop.executors import make_executor
+
+    check(config)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with make_executor(config["workers"], config.get("scheduler")) as executor:
+        data = chain_data(config, run_dir, executor)
+        stages = run_hal(config, run_dir, data, executor, progress)
+    rows = stability(config, run_dir, progress)
+    densities = density_runs(config, run_dir, progress)
+    export(config, run_dir)
+    out = {f"HAL PEG({n})": {k: s[k] for k in ("labels", "reason")} for n, s in zip(config["hal"]["n"], stages)}
+    out.update({f"stability PEG({r['n']})": {"min_stable": r["min_stable"]} for r in rows})
+    out.update({f"density {d['temperature_K']:g} K": {"g_cm3": d["density"], "stderr": d["stderr"]} for d in densities})
+    return out
+
+
+def report(run_dir: Path, config: dict) -> Path:
+    """``report.md``: the database, the stability figures, the melt's density against time (``density.png``,
+    like the paper's Fig. 8, with the experimental 1.2 g/cm³ ± 3 % band) and the block-averaged densities."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir, m = Path(run_dir), config["melt"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.axhspan(EXPERIMENT_G_CM3 * 0.97, EXPERIMENT_G_CM3 * 1.03, color="0.85", label="experiment 1.2 g/cm³ ± 3 %")
+    if (run_dir / "npt_compress.npz").exists():
+        c = np.load(run_dir / "npt_compress.npz")
+        label = f"compression, {m['compress_bar']:g} bar"
+        ax.plot(c["time_ps"] - c["time_ps"][-1], c["density"], color="0.5", lw=1, label=label)
+    for k, T in enumerate(m["temperatures_K"]):
+        if (run_dir / f"npt_{T:g}K.npz").exists():
+            r = np.load(run_dir / f"npt_{T:g}K.npz")
+            ax.plot(r["time_ps"], r["density"], color=f"C{k}", lw=1, label=f"{T:g} K, {m['pressure_bar']:g} bar")
+    ax.axvline(m["equilibration_ps"], color="k", ls=":", lw=0.8)
+    ax.set(xlabel="time (ps)", ylabel="density (g/cm³)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(run_dir / "density.png", dpi=120)
+    plt.close(fig)
+    atoms, configs, total = excluded_forces(config, run_dir)
+    lines = [f"# PEG melt density from isolated chains: {run_dir}", "",
+             "| n | data | configurations | oracle calls |", "|---:|---|---:|---:|"]  # fmt: skip
+    lines += [f"| {r['n']} | {r['source']} | {r['configurations']} | {r['oracle_calls']} |"
+              for r in composition(config, run_dir)]  # fmt: skip
+    lines += ["", f"Forces above {config['fit']['f_max']:g} eV/Å left out of the fit: {atoms} of {total} atoms, in "
+              f"{configs} configurations (with those configurations' energies).", "",
+              f"MD stability of the final model ({final_model_path(run_dir).name}), isolated chains at "
+              f"{config['stability']['temperature_K']:g} K: ", "", "| n | seeds | steps | min stable steps |",
+              "|---:|---:|---:|---:|"]  # fmt: skip
+    lines += [f"| {r['n']} | {r['seeds']} | {r['steps']} | {r['min_stable']} |"
+              for r in stability(config, run_dir, progress=False)]  # fmt: skip
+    lines += ["", "![density against time](density.png)", "",
+              f"Melt: {m['n_chains']} × PEG({m['n']}), built at {m['start_density']:g} g/cm³, Berendsen NPT "
+              f"(ASE), {m['timestep_fs']:g} fs steps; block average (5 blocks) after {m['equilibration_ps']:g} ps.",
+              "", "| T (K) | density (g/cm³) | stderr | vs 1.2 | length (ps) | atoms | µs/atom/step | wall (s) "
+              "| topology |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    for d in density_runs(config, run_dir, progress=False):
+        lines.append(f"| {d['temperature_K']:g} | {d['density']:.4f} | {d['stderr']:.4f} | "
+                     f"{d['density'] / EXPERIMENT_G_CM3 - 1:+.1%} | {d['length_ps']:.1f} | {d['n_atoms']} | "
+                     f"{d['us_per_atom_step']:.1f} | {d['wall_s']:.0f} | "
+                     f"{'intact' if d['intact'] else d['broken']} |")  # fmt: skip
+    lines += ["", "LAMMPS: `peg.yace`, `melt.data` and `npt.in` in this folder (`lmp -in npt.in`, ML-PACE)."]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,95 @@
+"""The PEG melt-density protocol end to end with tiny budgets through `hal run` / `hal report`: chain data,
+a HAL stage, stability, a melt relaxed and run NPT by the model, the export for LAMMPS, and the
+20 eV/Å exclusion counted in the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read, write
+
+from hal.cli import main
+from hal.config import ConfigError, validate
+from hal.protocols import polymer_bulk
+from hal.structures import peg
+
+pytest.importorskip("tblite")
+
+CONFIG = """
+protocol = "polymer_bulk"
+workers = 1
+[chains]
+n = [1, 2]
+md_frames = [6, 4]
+md_every = 10
+include = ["big_force.xyz"]
+[basis]
+order = 2
+max_degree = [8, 6]
+r_cut = 4.0
+pair_degree = 6
+pair_r_cut = 4.5
+[fit]
+committee_size = 8
+[hal]
+n = [2]
+n_walkers = 1
+n_stable = 100
+max_oracle_calls = 2
+[stability]
+seeds = 2
+steps = 100
+[melt]
+n = 3
+n_chains = 4
+relax_steps = 0
+compress_steps = 0
+steps = 100
+equilibration_ps = 0.01
+record_every = 5
+threads = 1
+"""
+
+
+def test_tiny_melt_density_run_end_to_end(tmp_path):
+    big = peg(1)  # a labelled configuration with one force above 20 eV/Å: left out, and counted
+    forces = np.zeros((len(big), 3))
+    forces[0] = [30.0, 0.0, 0.0]
+    forces[1] = [-30.0, 0.0, 0.0]
+    big.calc = SinglePointCalculator(big, energy=-100.0, forces=forces)
+    write(tmp_path / "big_force.xyz", big)
+    path = tmp_path / "polymer_bulk.toml"
+    path.write_text(CONFIG)
+    run_dir = tmp_path / "run"
+    assert main(["run", str(path), "--dir", str(run_dir), "--quiet"]) == 0
+    assert main(["report", str(run_dir)]) == 0
+
+    assert len(read(run_dir / "md_n1.xyz", ":")) == 6 and len(read(run_dir / "md_n2.xyz", ":")) == 4
+    melt = read(run_dir / "melt_start.xyz")
+    assert len(melt) == 4 * len(peg(3)) and melt.pbc.all()
+    r = np.load(run_dir / "npt_300K.npz")
+    assert int(r["steps"]) <= 100 and np.all(np.isfinite(r["density"])) and len(r["density"]) >= 2
+    assert r["time_ps"][-1] == pytest.approx(int(r["steps"]) * 0.5e-3)
+    for name in ("peg.yace", "melt.data", "npt.in", "density.png", "stability.jsonl"):
+        assert (run_dir / name).stat().st_size > 0, name
+    assert "pair_coeff      * * peg.yace C H O" in (run_dir / "npt.in").read_text()
+
+    text = (run_dir / "report.md").read_text()
+    assert "left out of the fit: 2 of" in text and "in 1 configurations" in text
+    assert "| 1 | MD 500 K | 6 | 260 |" in text  # 200 burn-in steps + 6 frames × 10 steps, all oracle calls
+    assert "| 2 | HAL |" in text and "| 300 |" in text
+
+    before = (run_dir / "npt_300K.npz").stat().st_mtime_ns
+    assert main(["run", str(path), "--dir", str(run_dir), "--quiet"]) == 0  # resumed: nothing recomputed
+    assert (run_dir / "npt_300K.npz").stat().st_mtime_ns == before
+
+
+def test_config_checks():
+    base = validate({}, polymer_bulk.SCHEMA)
+    with pytest.raises(ConfigError, match="md_frames"):
+        polymer_bulk.check({**base, "chains": {**base["chains"], "md_frames": [1, 2]}})
+    with pytest.raises(ConfigError, match="need MD frames"):
+        polymer_bulk.check({**base, "hal": {**base["hal"], "n": [64]}})
+    with pytest.raises(ConfigError, match="equilibration_ps"):
+        polymer_bulk.check({**base, "melt": {**base["melt"], "steps": 100}})
