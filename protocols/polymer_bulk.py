@@ -58,7 +58,8 @@ SCHEMA = {
         "temperature_K": Field(float, 500.0, check=positive),
         "timestep_fs": Field(float, 0.5, check=positive),
         "n_stable": Field(int, 2000, check=at_least(1)),
-        "max_oracle_calls": Field(int, 60, check=non_negative),  # per chain length
+        "max_oracle_calls": Field(int, 60, check=non_negative),  # per round
+        "max_rounds": Field(int, 3, check=at_least(1)),  # HAL rounds per chain until the stability test holds
         "f_tol": Field(float, 0.5, check=positive),
         "check_every": Field(int, 10, check=at_least(1)),
         "n_hist": Field(int, 100, check=at_least(1)),
@@ -145,7 +146,9 @@ def included(config: dict) -> list[Atoms]:
 
 
 def run_hal(config: dict, run_dir: Path, data: dict[int, list[Atoms]], executor, progress: bool) -> list[dict]:
-    """One HAL stage per ``hal.n`` chain on one learner (shared store, iterations numbered on)."""
+    """HAL on each ``hal.n`` chain in turn on one learner (shared store, iterations numbered on), in rounds
+    until the MD stability test finds the chain stable: a round is a learner stage (``peg<N>``, then
+    ``peg<N>-r<k>``) whose walkers run twice as long as the last's. Returns the last round of each chain."""
     from hal.loop import Learner, LearnerSettings, Oracle
 
     h = config["hal"]
@@ -158,11 +161,20 @@ def run_hal(config: dict, run_dir: Path, data: dict[int, list[Atoms]], executor,
         hal = {"temperature_K": h["temperature_K"], "timestep_fs": h["timestep_fs"], "f_tol": h["f_tol"],
                "check_every": h["check_every"], "n_hist": h["n_hist"], "guard": guard, "min_distance": 0.5,
                "tau_rel": h["tau_rel"]}  # fmt: skip
-        settings = LearnerSettings(n_stable=h["n_stable"], max_oracle_calls=h["max_oracle_calls"], seed=config["seed"],
-                                   stage=f"peg{n}", stage_index=index, hal=hal, fit=general.fit_options(config),
-                                   progress=progress)  # fmt: skip
-        out.append(Learner(run_dir, basis, oracle, data[n][: h["n_walkers"]], initial, settings, executor).run())
+        for k in range(h["max_rounds"]):
+            settings = LearnerSettings(n_stable=h["n_stable"] * 2**k, max_oracle_calls=h["max_oracle_calls"],
+                                       seed=config["seed"], stage=stage_name(n, k), stage_index=100 * index + k,
+                                       hal=hal, fit=general.fit_options(config), progress=progress)  # fmt: skip
+            summary = Learner(run_dir, basis, oracle, data[n][: h["n_walkers"]], initial, settings, executor).run()
+            if stability_of(config, run_dir, final_model_path(run_dir), n, progress)["all_stable"]:
+                break
+        out.append({**summary, "rounds": k + 1})
     return out
+
+
+def stage_name(n: int, k: int) -> str:
+    """The learner stage of round k of HAL on PEG(n)."""
+    return f"peg{n}" if k == 0 else f"peg{n}-r{k}"
 
 
 def final_model_path(run_dir: Path) -> Path:
@@ -173,50 +185,63 @@ def final_model_path(run_dir: Path) -> Path:
     return models[-1]
 
 
-def stability(config: dict, run_dir: Path, progress: bool) -> list[dict]:
-    """The final model's MD stability test on every HAL chain (resumable, ``stability.jsonl``)."""
+def stability_of(config: dict, run_dir: Path, model: Path, n: int, progress: bool) -> dict:
+    """The MD stability test of a model on isolated PEG(n) (cached by model and n in ``stability.jsonl``)."""
     from hal.dynamics.stability import stability_test
-    from hal.io import append_jsonl, read_jsonl, repaired_jsonl
+    from hal.io import append_jsonl, repaired_jsonl
     from hal.model import LinearACE
 
-    path, model = run_dir / "stability.jsonl", final_model_path(run_dir)
-    done = {(r["model"], r["n"]) for r in repaired_jsonl(path)}
+    path = run_dir / "stability.jsonl"
+    for row in repaired_jsonl(path):
+        if (row["model"], row["n"]) == (model.name, n):
+            return row
     st = config["stability"]
-    for n in config["hal"]["n"]:
-        if (model.name, n) in done:
-            continue
-        r = stability_test(LinearACE.load(model).calculator, peg(n), st["seeds"], st["steps"], st["temperature_K"],
-                           config["hal"]["timestep_fs"], seed=config["seed"], progress=progress)  # fmt: skip
-        append_jsonl(path, {"model": model.name, "n": n, "min_stable": r.min_stable, "all_stable": r.all_stable,
-                            "steps": st["steps"], "seeds": st["seeds"]})  # fmt: skip
-    return [r for r in read_jsonl(path) if r["model"] == model.name]
+    r = stability_test(LinearACE.load(model).calculator, peg(n), st["seeds"], st["steps"], st["temperature_K"],
+                       config["hal"]["timestep_fs"], seed=config["seed"], progress=progress)  # fmt: skip
+    row = {"model": model.name, "n": n, "min_stable": r.min_stable, "all_stable": r.all_stable, "steps": st["steps"],
+           "seeds": st["seeds"]}  # fmt: skip
+    append_jsonl(path, row)
+    return row
 
 
-def melt_start(config: dict, run_dir: Path, calc) -> Atoms:
+def stability(config: dict, run_dir: Path, progress: bool) -> list[dict]:
+    """The final model's MD stability test on every chain length."""
+    model = final_model_path(run_dir)
+    return [stability_of(config, run_dir, model, n, progress) for n in config["chains"]["n"]]
+
+
+def melt_start(config: dict, run_dir: Path, calc) -> tuple[Atoms, str]:
     """The melt: built at the start density, relaxed at fixed cell by the model, then compressed at
-    ``compress_bar`` and the lowest temperature (cached, ``melt_start.xyz``; ``melt_built.xyz`` before
-    relaxing; the compression's record in ``npt_compress.npz``, cut short where a bond broke)."""
+    ``compress_bar`` and the lowest temperature; and where its topology broke on the way ('' if it held).
+    Cached: ``melt_built.xyz``, ``melt_start.xyz``, ``melt_start.json``; the compression's record in
+    ``npt_compress.npz``."""
+    import json
+
     from ase.io import read, write
     from ase.optimize import FIRE
 
     from hal.dynamics.npt import npt_run
     from hal.structures import peg_melt
 
-    m, path = config["melt"], run_dir / "melt_start.xyz"
-    if path.exists():
-        return read(path)
+    m, path, status = config["melt"], run_dir / "melt_start.xyz", run_dir / "melt_start.json"
+    if path.exists() and status.exists():
+        return read(path), json.loads(status.read_text())["broken"]
     atoms = peg_melt(m["n"], m["n_chains"], m["start_density"], seed=config["seed"])
     write(run_dir / "melt_built.xyz", atoms)
     topology = Topology(atoms)
     atoms.calc = calc
     FIRE(atoms, logfile=None).run(fmax=0.5, steps=m["relax_steps"])
-    if m["compress_steps"]:
+    bad = topology.broken(atoms)
+    broken = f"relaxation: {bad[0].pair} bond {bad[0].i}–{bad[0].j} at {bad[0].length:.2f} Å" if bad else ""
+    if m["compress_steps"] and not broken:
         trace = npt_run(atoms, calc, m["compress_steps"], min(m["temperatures_K"]), m["compress_bar"], m["timestep_fs"],
                         record_every=m["record_every"], topology=topology, seed=config["seed"])  # fmt: skip
         np.savez(run_dir / "npt_compress.npz", **_arrays(trace))
+        broken = f"compression: {_broken(trace)}" if trace.broken_step is not None else ""
     atoms.calc = None
     write(path, atoms)
-    return atoms
+    status.write_text(json.dumps({"broken": broken}))
+    return atoms, broken
 
 
 def _arrays(trace) -> dict:
@@ -245,11 +270,9 @@ def density_runs(config: dict, run_dir: Path, progress: bool) -> list[dict]:
     m = config["melt"]
     model = LinearACE.load(final_model_path(run_dir))
     calc = model.calculator(threads=m["threads"])
-    start = melt_start(config, run_dir, calc)
+    start, broken = melt_start(config, run_dir, calc)
     topology = Topology(read(run_dir / "melt_built.xyz"))
-    compress = run_dir / "npt_compress.npz"
-    if compress.exists() and int(np.load(compress)["broken_step"]) >= 0:  # no melt to run: say where it broke
-        broken = f"compression: {np.load(compress)['broken']}"
+    if broken:  # no melt to run: say where it broke
         return [{"temperature_K": T, "density": np.nan, "stderr": np.nan, "length_ps": 0.0, "n_atoms": len(start),
                  "us_per_atom_step": np.nan, "wall_s": 0.0, "intact": False, "broken": broken}
                 for T in m["temperatures_K"]]  # fmt: skip
@@ -323,8 +346,10 @@ def composition(config: dict, run_dir: Path) -> list[dict]:
             calls = BURN_IN + k * c["md_every"]  # burn-in and frames: the oracle drives the MD
             rows.append({"n": n, "source": f"MD {c['temperature_K']:g} K", "configurations": k, "oracle_calls": calls})
     for n in config["hal"]["n"]:
-        rows.append({"n": n, "source": "HAL", "configurations": store.count(source="hal", stage=f"peg{n}", status="ok"),
-                     "oracle_calls": store.count(source="hal", stage=f"peg{n}")})  # fmt: skip
+        stages = [stage_name(n, k) for k in range(config["hal"]["max_rounds"])]
+        rows.append({"n": n, "source": "HAL", "configurations": sum(store.count(source="hal", stage=st, status="ok")
+                                                                    for st in stages),
+                     "oracle_calls": sum(store.count(source="hal", stage=st) for st in stages)})  # fmt: skip
     if c["include"]:
         rows.append({"n": "–", "source": "included", "configurations": len(included(config)), "oracle_calls": 0})
     return rows
@@ -352,7 +377,8 @@ def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
     rows = stability(config, run_dir, progress)
     densities = density_runs(config, run_dir, progress)
     export(config, run_dir)
-    out = {f"HAL PEG({n})": {k: s[k] for k in ("labels", "reason")} for n, s in zip(config["hal"]["n"], stages)}
+    keys = ("labels", "reason", "rounds")
+    out = {f"HAL PEG({n})": {k: s[k] for k in keys} for n, s in zip(config["hal"]["n"], stages)}
     out.update({f"stability PEG({r['n']})": {"min_stable": r["min_stable"]} for r in rows})
     out.update({f"density {d['temperature_K']:g} K": {"g_cm3": d["density"], "stderr": d["stderr"]} for d in densities})
     return out
@@ -365,6 +391,8 @@ def report(run_dir: Path, config: dict) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from hal.io import read_jsonl
 
     run_dir, m = Path(run_dir), config["melt"]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -390,11 +418,13 @@ def report(run_dir: Path, config: dict) -> Path:
               for r in composition(config, run_dir)]  # fmt: skip
     lines += ["", f"Forces above {config['fit']['f_max']:g} eV/Å left out of the fit: {atoms} of {total} atoms, in "
               f"{configs} configurations (with those configurations' energies).", "",
-              f"MD stability of the final model ({final_model_path(run_dir).name}), isolated chains at "
-              f"{config['stability']['temperature_K']:g} K: ", "", "| n | seeds | steps | min stable steps |",
-              "|---:|---:|---:|---:|"]  # fmt: skip
-    lines += [f"| {r['n']} | {r['seeds']} | {r['steps']} | {r['min_stable']} |"
-              for r in stability(config, run_dir, progress=False)]  # fmt: skip
+              f"MD stability tests of isolated chains at {config['stability']['temperature_K']:g} K (minimum over "
+              f"seeds of the steps before a bond leaves its window), after each HAL round and of the final model "
+              f"({final_model_path(run_dir).name}):", "", "| model | n | seeds | steps | min stable steps |",
+              "|---|---:|---:|---:|---:|"]  # fmt: skip
+    stability(config, run_dir, progress=False)
+    lines += [f"| {r['model']} | {r['n']} | {r['seeds']} | {r['steps']} | {r['min_stable']} |"
+              for r in read_jsonl(run_dir / "stability.jsonl")]  # fmt: skip
     lines += ["", "![density against time](density.png)", "",
               f"Melt: {m['n_chains']} × PEG({m['n']}), built at {m['start_density']:g} g/cm³, Berendsen NPT "
               f"(ASE), {m['timestep_fs']:g} fs steps; block average (5 blocks) after {m['equilibration_ps']:g} ps.",

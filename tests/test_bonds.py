@@ -165,3 +165,17 @@ def test_bond_guard_stops_hal_when_a_bond_breaks(peg1_model):
     run = run_hal(mol, peg1_model, steps=50, temperature_K=300, timestep_fs=0.5, check_every=10, s_tol=2.0,
                   guard=guard)  # fmt: skip
     assert run.reason == "max_steps"
+
+
+def test_stability_copies_of_a_long_chain_stay_apart():
+    from ase.geometry import get_distances
+
+    from hal.dynamics.stability import copies
+    from hal.structures import peg
+
+    chain = peg(16)  # ≈ 57 Å long: more than the default 30 Å spacing
+    box = copies(chain, 3)
+    n = len(chain)
+    _, d = get_distances(box.positions[:n], box.positions[n : 2 * n])
+    assert d.min() >= 20.0 - 1e-9
+    assert np.allclose(box.positions[2 * n :] - box.positions[n : 2 * n], box.positions[n : 2 * n] - box.positions[:n])

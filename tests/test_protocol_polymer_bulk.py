@@ -78,7 +78,7 @@ def test_tiny_melt_density_run_end_to_end(tmp_path):
     text = (run_dir / "report.md").read_text()
     assert "left out of the fit: 2 of" in text and "in 1 configurations" in text
     assert "| 1 | MD 500 K | 6 | 260 |" in text  # 200 burn-in steps + 6 frames × 10 steps, all oracle calls
-    assert "| 2 | HAL |" in text and "| 300 |" in text
+    assert "| 2 | HAL |" in text and "| 300 |" in text and "| iter_00" in text
 
     before = (run_dir / "npt_300K.npz").stat().st_mtime_ns
     assert main(["run", str(path), "--dir", str(run_dir), "--quiet"]) == 0  # resumed: nothing recomputed

@@ -35,12 +35,15 @@ class StabilityResult:
         return bool(np.all(self.first_broken >= self.steps))
 
 
-def copies(molecule: Atoms, n: int, spacing: float = 30.0) -> Atoms:
-    """n copies of ``molecule`` on a line, ``spacing`` Å apart (beyond any model's cutoff)."""
+def copies(molecule: Atoms, n: int, spacing: float = 30.0, gap: float = 20.0) -> Atoms:
+    """n copies of ``molecule`` on a line, ``spacing`` Å apart, or further for a long molecule: at least
+    ``gap`` Å between the copies' extents along the line (beyond any model's cutoff)."""
+    extent = np.ptp(molecule.positions[:, 0]) if len(molecule) else 0.0
+    step = max(spacing, extent + gap)
     out = Atoms(pbc=False)
     for k in range(n):
         m = molecule.copy()
-        m.positions += [k * spacing, 0.0, 0.0]
+        m.positions += [k * step, 0.0, 0.0]
         out += m
     return out
 
