@@ -412,7 +412,7 @@ def report(run_dir: Path, config: dict) -> Path:
     fig.savefig(run_dir / "density.png", dpi=120)
     plt.close(fig)
     atoms, configs, total = excluded_forces(config, run_dir)
-    lines = [f"# PEG melt density from isolated chains: {run_dir}", "",
+    lines = [f"# PEG melt density from isolated chains: {run_dir.name}", "",
              "| n | data | configurations | oracle calls |", "|---:|---|---:|---:|"]  # fmt: skip
     lines += [f"| {r['n']} | {r['source']} | {r['configurations']} | {r['oracle_calls']} |"
               for r in composition(config, run_dir)]  # fmt: skip
