@@ -30,6 +30,7 @@ import numpy as np
 
 from hal.config import load
 from hal.io import append_jsonl, read_jsonl
+from hal.loop.learner import read_events
 from hal.protocols import default_config
 from hal.protocols import hexane_smd as H
 from hal.protocols.hexane_eval import bond_name, compare, mean_ci, model_pull
@@ -38,7 +39,9 @@ from hal.protocols.hexane_reference import PullSettings, reference_pull
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 RUN = RESULTS / "hexane_ea_distribution_run"
-MODELS = ("hal-smd", "baseline-md")  # the main job's strategies, in the order of the tables
+# the main job's models, in the order of the tables: HAL-SMD after 25 and 50 labels and at its end (do more
+# labels close the gap?), the multi-chain HAL-SMD model of hexane_transfer.py where it has run, the MD baseline
+MODELS = ("hal-smd-0025", "hal-smd-0050", "hal-smd", "hal-smd-multi", "baseline-md")
 KCAL = 0.0433641  # eV per kcal/mol
 
 
@@ -58,6 +61,15 @@ def model_job(who: str, path: Path, study: Path, n_carbon: int, seed: int, setti
 
     pull, _ = model_pull(LinearACE.load(path).calculator(threads=1), study, n_carbon, seed, settings)
     return _record(who, seed, pull, n_carbon)
+
+
+def oracle_calls(study: Path, name: str) -> int | str:
+    """Oracle calls behind a model (its strategy's score events: ``<strategy>-<labels>`` or the last)."""
+    strategy, _, labels = name.rpartition("-") if name[-4:].isdigit() else (name, "", "")
+    scores = [e for e in read_events(study) if e["event"] == "score" and e["strategy"] == strategy]
+    if labels:
+        scores = [e for e in scores if e["iteration"] == int(labels)]
+    return max((e["oracle_calls"] for e in scores), default="?")
 
 
 def model_path(study: Path, name: str) -> Path | None:
@@ -84,7 +96,8 @@ def pulls(study: Path, config: dict, seeds: list[int], workers: int) -> list[dic
     return read_jsonl(path)
 
 
-def report(records: list[dict], seeds: list[int], tag: str, wall: float, args: argparse.Namespace) -> tuple:
+def report(records: list[dict], seeds: list[int], tag: str, wall: float, args: argparse.Namespace,
+           study: Path) -> tuple:  # fmt: skip
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,14 +114,15 @@ def report(records: list[dict], seeds: list[int], tag: str, wall: float, args: a
     lines = [f"`python benchmarks/hexane_ea_distribution.py{' --quick' if args.quick else ''} --seeds {len(seeds)}`: "
              f"{wall:.0f} s this run (pulls already in `pulls.jsonl` are not redone); tblite GFN2-xTB reference, "
              "k = 10 eV/Å², 1 Å/ps, 10 K starts; 95 % intervals (Student t).", "",
-             "| pulls | seeds | mean E_a (eV) | 95 % CI | paired ΔE_a (eV) | 95 % CI | unpaired ΔE_a | 95 % CI | "
-             "KS statistic | KS p |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "| pulls | oracle calls | seeds | mean E_a (eV) | 95 % CI | paired ΔE_a (eV) | 95 % CI | unpaired ΔE_a | "
+             "95 % CI | KS statistic | KS p |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     mean, half = mean_ci(list(ref.values()))
-    lines.append(f"| oracle | {len(ref)} | {mean:.3f} | ± {half:.3f} | – | – | – | – | – | – |")
+    lines.append(f"| oracle | – | {len(ref)} | {mean:.3f} | ± {half:.3f} | – | – | – | – | – | – |")
     comparisons = {}
     for who in (m for m in MODELS if m in by):
         c = comparisons[who] = compare(by[who], ref)
-        lines.append(f"| {who} | {c.n_model} | {c.model_mean:.3f} | ± {c.model_ci:.3f} | {c.paired:+.3f} | "
+        lines.append(f"| {who} | {oracle_calls(study, who)} | {c.n_model} | {c.model_mean:.3f} | ± {c.model_ci:.3f} | "
+                     f"{c.paired:+.3f} | "
                      f"± {c.paired_ci:.3f} | {c.unpaired:+.3f} | ± {c.unpaired_ci:.3f} | {c.ks_statistic:.2f} | "
                      f"{c.ks_pvalue:.2g} |")  # fmt: skip
     lines += [
@@ -163,7 +177,7 @@ def main() -> None:
         H.run(config, study, progress=True)
     RUN.mkdir(parents=True, exist_ok=True)
     records = pulls(study, config, list(range(n_seeds)), args.workers)
-    c = report(records, list(range(n_seeds)), tag, time.perf_counter() - t0, args)
+    c = report(records, list(range(n_seeds)), tag, time.perf_counter() - t0, args, study)
     print((RESULTS / f"{tag}.md").read_text())
     print(f"ea_mean_difference_ev: {c.paired:.3f} ± {c.paired_ci:.3f}")
 
