@@ -24,6 +24,29 @@ from hal.fit_config import BASIS, check_basis
 from hal.protocols import hal as general
 from hal.structures import peg
 
+# HAL walkers on a PEG chain (shared by the polymer protocols): max f_i > f_tol (the softmax criterion fires
+# only after a blow-up on 17-31 atoms), or a bond out of its window, or hotter than max_temperature_K, stops one
+WALKERS = {
+    "temperature_K": Field(float, 500.0, check=positive),
+    "timestep_fs": Field(float, 0.5, check=positive),
+    "n_stable": Field(int, 2000, check=at_least(1)),
+    "max_oracle_calls": Field(int, 40, check=non_negative),
+    "f_tol": Field(float, 0.5, check=positive),
+    "check_every": Field(int, 10, check=at_least(1)),
+    "n_hist": Field(int, 100, check=at_least(1)),
+    "max_temperature_K": Field(float, 2000.0, check=positive),
+}
+
+
+def walker_kwargs(h: dict, n: int, tau_rel: float) -> dict:
+    """``run_hal`` keyword arguments of a walker on PEG(n) from a ``WALKERS`` table (τ_r = 0: active
+    learning, the same loop without the bias)."""
+    guard = BondGuard(Topology(peg(n)), h["max_temperature_K"])
+    hal = {"temperature_K": h["temperature_K"], "timestep_fs": h["timestep_fs"], "f_tol": h["f_tol"],
+           "check_every": h["check_every"], "n_hist": h["n_hist"], "guard": guard, "min_distance": 0.5}  # fmt: skip
+    return {**hal, "tau": 0.0} if tau_rel == 0 else {**hal, "tau_rel": tau_rel}
+
+
 SCHEMA = {
     "protocol": Field(str, "polymer", choices=("polymer",)),
     "run_dir": Field(str, "runs/polymer"),
@@ -44,17 +67,7 @@ SCHEMA = {
         "pair_degree": Field(int, 8, check=between(0, 20)),
     },  # fmt: skip
     "fit": {**general.FIT, "weights": Field(list, [15.0, 1.0, 0.0], item=float, check=non_negative)},
-    "hal": {
-        "tau_rel": Field(list, [0.0, 0.05, 0.1, 0.2], item=float, check=non_negative),
-        "temperature_K": Field(float, 500.0, check=positive),
-        "timestep_fs": Field(float, 0.5, check=positive),
-        "n_stable": Field(int, 2000, check=at_least(1)),
-        "max_oracle_calls": Field(int, 40, check=non_negative),
-        "f_tol": Field(float, 0.5, check=positive),
-        "check_every": Field(int, 10, check=at_least(1)),
-        "n_hist": Field(int, 100, check=at_least(1)),
-        "max_temperature_K": Field(float, 2000.0, check=positive),
-    },
+    "hal": {"tau_rel": Field(list, [0.0, 0.05, 0.1, 0.2], item=float, check=non_negative), **WALKERS},
     "stability": {
         "seeds": Field(int, 16, check=at_least(1)),
         "steps": Field(int, 10000, check=at_least(1)),
@@ -110,13 +123,7 @@ def run_strategy(config: dict, run_dir: Path, tau_rel: float, initial: list[Atom
     from hal.loop import Learner, LearnerSettings, Oracle
 
     h = config["hal"]
-    guard = BondGuard(Topology(peg(config["system"]["n"])), h["max_temperature_K"])
-    hal = {"temperature_K": h["temperature_K"], "timestep_fs": h["timestep_fs"], "f_tol": h["f_tol"],
-           "check_every": h["check_every"], "n_hist": h["n_hist"], "guard": guard, "min_distance": 0.5}  # fmt: skip
-    if tau_rel == 0:
-        hal["tau"] = 0.0  # active learning: the same loop without the bias
-    else:
-        hal["tau_rel"] = tau_rel
+    hal = walker_kwargs(h, config["system"]["n"], tau_rel)
     settings = LearnerSettings(n_stable=h["n_stable"], max_oracle_calls=h["max_oracle_calls"], seed=config["seed"],
                                stage=f"tau_{tau_rel:g}", hal=hal, fit=general.fit_options(config),
                                progress=progress)  # fmt: skip

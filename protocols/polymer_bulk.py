@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from hal.bonds import BondGuard, Topology
+from hal.bonds import Topology
 from hal.config import ConfigError, Field, at_least, between, non_negative, positive
 from hal.dynamics.sampling import md_frames
 from hal.fit_config import BASIS, check_basis
 from hal.protocols import hal as general
-from hal.protocols.polymer import oracle_calculator
+from hal.protocols.polymer import WALKERS, oracle_calculator, walker_kwargs
 from hal.structures import peg
 
 EXPERIMENT_G_CM3 = 1.2  # PEG melt at 300 K (the paper's comparison)
@@ -52,18 +52,12 @@ SCHEMA = {
     },  # fmt: skip
     "fit": {**general.FIT, "weights": Field(list, [15.0, 1.0, 0.0], item=float, check=non_negative)},
     "hal": {
+        **WALKERS,
         "n": Field(list, [16, 32], item=int, check=at_least(1)),
         "n_walkers": Field(int, 2, check=at_least(1)),
         "tau_rel": Field(float, 0.1, check=non_negative),
-        "temperature_K": Field(float, 500.0, check=positive),
-        "timestep_fs": Field(float, 0.5, check=positive),
-        "n_stable": Field(int, 2000, check=at_least(1)),
         "max_oracle_calls": Field(int, 60, check=non_negative),  # per round
         "max_rounds": Field(int, 3, check=at_least(1)),  # HAL rounds per chain until the stability test holds
-        "f_tol": Field(float, 0.5, check=positive),
-        "check_every": Field(int, 10, check=at_least(1)),
-        "n_hist": Field(int, 100, check=at_least(1)),
-        "max_temperature_K": Field(float, 2000.0, check=positive),
     },
     "stability": {
         "seeds": Field(int, 4, check=at_least(1)),
@@ -157,10 +151,7 @@ def run_hal(config: dict, run_dir: Path, data: dict[int, list[Atoms]], executor,
     basis = general.basis_of(config["basis"], ["C", "H", "O"])
     out = []
     for index, n in enumerate(h["n"]):
-        guard = BondGuard(Topology(peg(n)), h["max_temperature_K"])
-        hal = {"temperature_K": h["temperature_K"], "timestep_fs": h["timestep_fs"], "f_tol": h["f_tol"],
-               "check_every": h["check_every"], "n_hist": h["n_hist"], "guard": guard, "min_distance": 0.5,
-               "tau_rel": h["tau_rel"]}  # fmt: skip
+        hal = walker_kwargs(h, n, h["tau_rel"])
         for k in range(h["max_rounds"]):
             settings = LearnerSettings(n_stable=h["n_stable"] * 2**k, max_oracle_calls=h["max_oracle_calls"],
                                        seed=config["seed"], stage=stage_name(n, k), stage_index=100 * index + k,
