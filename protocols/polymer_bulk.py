@@ -20,10 +20,11 @@ import numpy as np
 from ase import Atoms
 
 from hal.bonds import Topology
-from hal.config import ConfigError, Field, at_least, between, non_negative, positive
+from hal.config import ConfigError, Field, at_least, non_negative, positive
 from hal.dynamics.sampling import md_frames
-from hal.fit_config import BASIS, check_basis
+from hal.fit_config import check_basis
 from hal.protocols import hal as general
+from hal.protocols import polymer
 from hal.protocols.polymer import WALKERS, oracle_calculator, walker_kwargs
 from hal.structures import peg
 
@@ -43,14 +44,9 @@ SCHEMA = {
         "temperature_K": Field(float, 500.0, check=positive),
         "include": Field(list, [], item=str),
     },
-    "oracle": {"calculator": Field(str, "tblite"), "kwargs": Field(dict), "timeout_s": Field(float, check=positive)},
-    "basis": {
-        **BASIS,
-        "r_cut": Field(float, 4.5, check=positive),
-        "pair_r_cut": Field(float, 5.5, check=positive),
-        "pair_degree": Field(int, 8, check=between(0, 20)),
-    },  # fmt: skip
-    "fit": {**general.FIT, "weights": Field(list, [15.0, 1.0, 0.0], item=float, check=non_negative)},
+    "oracle": polymer.SCHEMA["oracle"],
+    "basis": polymer.SCHEMA["basis"],
+    "fit": polymer.SCHEMA["fit"],
     "hal": {
         **WALKERS,
         "n": Field(list, [16, 32], item=int, check=at_least(1)),
