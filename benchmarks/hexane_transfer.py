@@ -64,8 +64,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="60/80-call models, C2 and C3, hexane at 4 Å/ps")
     ap.add_argument("--out", default=None, help="run directory (default: the main job's, runs/hexane_smd)")
+    ap.add_argument("--chains", type=int, nargs="*", help="only these chains (default: C2…C11 but C6)")
+    ap.add_argument("--velocities", type=float, nargs="*", help="only these loading rates for hexane (Å/ps)")
     args = ap.parse_args()
     cfg = config(args.quick)
+    for key in ("chains", "velocities"):  # a subset of the cases, e.g. those whose references are cached
+        if getattr(args, key) is not None:
+            cfg["transfer"][key] = getattr(args, key)
     run_dir = Path(args.out or ("runs/hexane_transfer_quick" if args.quick else cfg["run_dir"]))
     t0 = time.perf_counter()
     hexane_smd.run(cfg, run_dir, progress=True)
