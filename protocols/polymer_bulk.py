@@ -219,7 +219,7 @@ def melt_start(config: dict, run_dir: Path, calc) -> tuple[Atoms, str]:
     atoms.calc = calc
     FIRE(atoms, logfile=None).run(fmax=0.5, steps=m["relax_steps"])
     bad = topology.broken(atoms)
-    broken = f"relaxation: {bad[0].pair} bond {bad[0].i}–{bad[0].j} at {bad[0].length:.2f} Å" if bad else ""
+    broken = f"relaxation: {_bond(bad[0])}" if bad else ""
     if m["compress_steps"] and not broken:
         trace = npt_run(atoms, calc, m["compress_steps"], min(m["temperatures_K"]), m["compress_bar"], m["timestep_fs"],
                         record_every=m["record_every"], topology=topology, seed=config["seed"])  # fmt: skip
@@ -243,7 +243,12 @@ def _broken(trace) -> str:
     if trace.broken_step is None:
         return ""
     b, t = trace.broken, trace.time_ps[-1]
-    return f"{b.pair} bond {b.i}–{b.j} at {b.length:.2f} Å after {t:.3f} ps" if b else f"non-finite after {t:.3f} ps"
+    return f"{_bond(b)} after {t:.3f} ps" if b else f"non-finite after {t:.3f} ps"
+
+
+def _bond(b) -> str:
+    """A broken bond in words: "C–O bond 12–13 at 2.61 Å"."""
+    return f"{b.pair} bond {b.i}–{b.j} at {b.length:.2f} Å"
 
 
 def density_runs(config: dict, run_dir: Path, progress: bool) -> list[dict]:
