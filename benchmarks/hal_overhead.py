@@ -10,7 +10,9 @@ trajectory that blows apart has fewer neighbours per atom and cheaper steps. Tim
 actually run. The plain step is also timed on the landed code (``--against``, a git revision, run from
 ``git archive`` in a subprocess, in alternation with this one). The evaluations alone (plain, σ
 and ∇σ, all 32 members' forces for f_i) are timed on one structure: the f_i step's extra cost,
-spread over ``check_every`` steps, bounds what a cadence can reach.
+spread over ``check_every`` steps, bounds what a cadence can reach. Results must not change with the
+speed work: a 200-step HAL run (f_i every 10th) of this tree and of ``--trace-against`` (a revision
+before the last changes) must agree to round-off (σ trace and final positions, printed).
 
     python benchmarks/hal_overhead.py [--quick] [--against REV]
 
@@ -21,6 +23,7 @@ Last line: ``hal_step_overhead_fi_every_10: <HAL step with f_i every 10th step /
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tarfile
@@ -40,6 +43,7 @@ from hal.dynamics import run_hal
 
 ROOT = Path(__file__).resolve().parents[1]
 LANDED = "2f0cf59"  # main before the speed work (issue 16)
+TRACE_REV = "c9b5829"  # main before the last round of step trimming: its HAL trajectory must be ours to round-off
 
 PLAIN = """
 import sys, time, numpy as np
@@ -66,22 +70,59 @@ plain()
 print(*[plain() for _ in range(blocks)])
 """
 
+HAL_TRACE = """
+import sys, json
+from ase.io import read
+import hal
+from hal.dynamics import run_hal
+model, start = hal.LinearACE.load(sys.argv[1]), read(sys.argv[2], "0")
+r = run_hal(start, model, steps=200, temperature_K=500, timestep_fs=0.5, n_hist=50, tau_rel=0.02, check_every=10,
+            s_tol=2.0, min_distance=0.6, seed=0, threads=1)
+print(json.dumps({"sigma": r.trace["sigma"].tolist(), "positions": r.atoms.positions.ravel().tolist()}))
+"""
 
-def landed_plain(rev: str, model_path: Path, starts_path: Path, steps: int, blocks: int, tmp: Path) -> list[float]:
-    """Plain-step seconds of revision ``rev`` of hal (its own numba cache: the first call compiles)."""
-    src = tmp / "landed"
+
+def archived(rev: str, tmp: Path) -> Path:
+    """hal of revision ``rev`` unpacked under tmp (once)."""
+    src = tmp / f"hal-{rev}"
     if not src.exists():
         src.mkdir()
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "hal"], check=True, capture_output=True)
-        (tmp / "landed.tar").write_bytes(archive.stdout)
-        with tarfile.open(tmp / "landed.tar") as tar:
+        (tmp / f"{rev}.tar").write_bytes(archive.stdout)
+        with tarfile.open(tmp / f"{rev}.tar") as tar:
             tar.extractall(src, filter="data")
-    out = subprocess.run(
-        [sys.executable, "-c", PLAIN, str(model_path), str(starts_path), str(steps), str(blocks)],
+    return src
+
+
+def run_archived(rev: str, script: str, args: list[str], tmp: Path) -> str:
+    """stdout of ``script`` run with revision ``rev``'s hal (its own numba cache: the first call compiles)."""
+    src = archived(rev, tmp)
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
         check=True, capture_output=True, text=True, cwd=src, env={"PYTHONPATH": str(src), "OMP_NUM_THREADS": "1",
                                                                 "NUMBA_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
-    return [float(x) for x in out.stdout.split()]
+    ).stdout  # fmt: skip
+
+
+def trace_agreement(rev: str, model_path: Path, starts_path: Path, model, start, tmp: Path) -> tuple[float, float]:
+    """Largest relative difference of σ over a 200-step HAL run (f_i every 10th), and of the final
+    positions, between this tree and revision ``rev`` (same model, start and seed)."""
+    theirs = json.loads(run_archived(rev, HAL_TRACE, [str(model_path), str(starts_path)], tmp))
+    r = run_hal(start, model, steps=200, temperature_K=500, timestep_fs=0.5, n_hist=50, tau_rel=0.02, check_every=10,
+                s_tol=2.0, min_distance=0.6, seed=0, threads=1)  # fmt: skip
+    ours = {"sigma": r.trace["sigma"], "positions": r.atoms.positions.ravel()}
+
+    def rel(k: str) -> float:
+        a, b = np.asarray(ours[k]), np.asarray(theirs[k])
+        return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12))) if a.shape == b.shape else float("inf")
+
+    return rel("sigma"), rel("positions")
+
+
+def landed_plain(rev: str, model_path: Path, starts_path: Path, steps: int, blocks: int, tmp: Path) -> list[float]:
+    """Plain-step seconds of revision ``rev`` of hal."""
+    out = run_archived(rev, PLAIN, [str(model_path), str(starts_path), str(steps), str(blocks)], tmp)
+    return [float(x) for x in out.split()]
 
 
 def evaluation_times(model, atoms, seconds: float) -> dict[str, float]:
@@ -105,6 +146,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer steps and repeats")
     ap.add_argument("--against", default=LANDED, help="git revision whose plain step is timed too ('' to skip)")
     ap.add_argument("--tau-rel", type=float, default=0.02, help="τ_r of the adaptive bias (default 0.02)")
+    ap.add_argument("--trace-against", default=TRACE_REV, help="git revision whose HAL trajectory must agree with "
+                    "this tree's to round-off ('' to skip)")  # fmt: skip
     args = ap.parse_args()
     steps, repeats = (300, 3) if args.quick else (1000, 5)  # runs of user length: the per-run set-up (an f_i
     # evaluation at the start, the calculator and integrator) is spread as in practice
@@ -156,6 +199,11 @@ def main() -> None:
                 times[name].append((time.perf_counter() - t0) / done[0])
             if args.against:
                 landed += landed_plain(args.against, tmp / "model.npz", tmp / "starts.xyz", steps, 1, tmp)
+        if args.trace_against:
+            if not args.against:
+                model.save(tmp / "model.npz")
+                write(tmp / "starts.xyz", starts)
+            agree = trace_agreement(args.trace_against, tmp / "model.npz", tmp / "starts.xyz", model, starts[0], tmp)
     t = {k: float(np.median(v)) for k, v in times.items()}
     ev = evaluation_times(model, starts[0], 0.5 if args.quick else 2.0)
     print("evaluation alone, µs: " + ", ".join(f"{k} {v * 1e6:.0f}" for k, v in ev.items()))
@@ -171,6 +219,9 @@ def main() -> None:
     if landed:
         print(f"plain step of {args.against}: {np.median(landed) * 1e6:.0f} µs; "
               f"plain_over_landed_plain: {t['plain'] / np.median(landed):.2f}")  # fmt: skip
+    if args.trace_against:
+        print(f"HAL run (200 steps, f_i every 10th) against {args.trace_against}: largest relative difference of σ "
+              f"{agree[0]:.1e}, of the final positions {agree[1]:.1e} (round-off grown over 200 steps)")  # fmt: skip
     for k in ("hal_fi_every_step", "hal_fi_every_20", "hal_no_fi"):
         print(f"{k}_over_plain: {t[k] / t['plain']:.2f}")
     print(f"hal_step_overhead_fi_every_10: {t['hal_fi_every_10'] / t['plain']:.2f}")

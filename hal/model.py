@@ -107,7 +107,7 @@ class LinearACE:
     ) -> CommitteeResult:
         """Mean model and committee members (energies always; member forces/virials on request)."""
         folds = self._committee_folds()
-        res = self.basis.evaluate_folded(atoms, folds["all" if member_forces else "mean"], threads)
+        res = self.basis.evaluate_folded(atoms, folds["all" if member_forces else "mean"], threads, site_energies=1)
         ref = self.reference_energies(atoms)
         E = res.energies + ref.sum()
         vir = res.virial
@@ -131,12 +131,13 @@ class LinearACE:
         shift = folds["no_shift"] if offsets is None else np.asarray(offsets, dtype=float)
         E, res = self.basis.evaluate_spread(atoms, self._folded, folds["deviations"], folds["bias"], shift, threads)
         ref = self.reference_energies(atoms)
+        e0 = float(ref.sum())
         vir = res.virial
         mean = CommitteeResult(
-            energy=float(E[0] + ref.sum()),
+            energy=float(E[0]) + e0,
             forces=res.forces[0],
             virial=None if vir is None else vir[0],
-            member_energies=E[1:] + ref.sum(),
+            member_energies=E[1:] + e0,
             member_forces=None,
             member_virials=None,
             atom_energies=res.atom_energies[0] + ref,

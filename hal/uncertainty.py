@@ -47,7 +47,8 @@ def sigma_weights(member_energies: np.ndarray, mean_energy: float, sigma: float)
 
 def sigma_gradient_from_members(res: CommitteeResult, w: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(∇_r σ (N, 3), dσ/dstrain (6,) or None) from member forces and virials."""
-    grad = -np.tensordot(w, res.member_forces - res.forces[None], axes=1)
+    K = len(w)
+    grad = float(np.sum(w)) * res.forces - (w @ res.member_forces.reshape(K, -1)).reshape(res.forces.shape)
     dvir = None
     if res.member_virials is not None and res.virial is not None:
         dvir = -w @ (res.member_virials - res.virial[None])
@@ -58,8 +59,9 @@ def relative_force_uncertainty(
     member_forces: np.ndarray, mean_forces: np.ndarray, eps: float = DEFAULT_EPS
 ) -> np.ndarray:
     """f_i (N,): mean member deviation of the force on atom i relative to ‖F̄_i‖ + ε."""
-    dev = np.linalg.norm(np.asarray(member_forces) - mean_forces[None], axis=2).mean(axis=0)
-    return dev / (np.linalg.norm(mean_forces, axis=1) + eps)
+    d = np.asarray(member_forces) - mean_forces[None]
+    dev = np.sqrt(np.einsum("kix,kix->ki", d, d)).mean(axis=0)
+    return dev / (np.sqrt(np.einsum("ix,ix->i", mean_forces, mean_forces)) + eps)
 
 
 def softmax_criterion(f: np.ndarray) -> float:

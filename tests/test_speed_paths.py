@@ -77,6 +77,9 @@ def test_many_gradient_columns_equal_one_column_at_a_time(K, basis_ch, basis_al,
         C = rng.normal(size=(K, basis.size)) * 0.05
         wide = basis.evaluate_folded(atoms, basis.fold(C))
         assert wide.forces.shape == (K, len(atoms), 3)
+        first = basis.evaluate_folded(atoms, basis.fold(C), site_energies=1)  # members' site energies skipped
+        assert first.atom_energies.shape == (1, len(atoms)) and close(first.forces, wide.forces, 1e-12)
+        assert close(first.atom_energies[0], wide.atom_energies[0], 1e-12)
         for k in sorted({0, 1, K // 2, K - 1}):
             one = basis.evaluate_folded(atoms, basis.fold(C[k]))
             assert close(wide.forces[k], one.forces[0], 1e-12) and close(

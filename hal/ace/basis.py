@@ -55,7 +55,7 @@ class FoldedCoefficients:
     gradient_rows: np.ndarray  # (Kg,) indices into the K rows
     ctil: np.ndarray  # (n_nodes, Kg)
     pcoef: np.ndarray  # (ns, ns, pair_degree, Kg), halved for the full neighbour list
-    energy_nodes: np.ndarray  # (n_nodes, K): all K rows folded, for the energies
+    energy_functions: np.ndarray  # (n_ace, K): all K rows on the ACE functions, for the energies
     energy_pairs: np.ndarray  # (n_pair, K)
 
 
@@ -319,6 +319,8 @@ class ACEBasis:
         self._maxblock = kernels._maxblock(self._node_start)
         self.n_pair = len(upairs) * self.pair_degree
         self._CT = self._coupling_matrix.T.tocsr()
+        C = self._coupling_matrix
+        self._coupling = (C.indptr.astype(np.int64), C.indices.astype(np.int64), C.data.astype(float))
 
     def _load_coupling(self, c: Mapping[str, np.ndarray]) -> None:
         self._nl = np.asarray(c["nl"], dtype=np.int64)
@@ -517,26 +519,30 @@ class ACEBasis:
             gradient_rows=rows,
             ctil=np.ascontiguousarray(self._CT @ g[:, : self.n_ace].T).reshape(self._CT.shape[0], len(rows)),
             pcoef=pcoef,
-            energy_nodes=np.ascontiguousarray(self._CT @ c[:, : self.n_ace].T).reshape(self._CT.shape[0], len(c)),
+            energy_functions=np.ascontiguousarray(c[:, : self.n_ace].T),
             energy_pairs=np.ascontiguousarray(c[:, self.n_ace :].T),
         )
 
-    def evaluate_folded(self, atoms: Atoms, folded: FoldedCoefficients, threads: int | None = None) -> FastResult:
-        """Energies of all K folded vectors; forces, virials, site energies of the gradient rows.
+    def evaluate_folded(
+        self, atoms: Atoms, folded: FoldedCoefficients, threads: int | None = None, site_energies: int | None = None
+    ) -> FastResult:
+        """Energies of all K folded vectors; forces, virials, site energies of the gradient rows
+        (``site_energies`` = k: of the first k of them only, when there are more than two).
         ``threads``: evaluation threads (default ``kernels.set_threads`` or numba's count)."""
         species, first, jnb, D = self.neighbours(atoms)
         N, Kg = len(species), folded.ctil.shape[1]
-        Eat = np.zeros((Kg, N))
+        periodic = bool(atoms.pbc.any())
+        Eat = np.zeros((Kg if site_energies is None or Kg <= 2 else min(site_energies, Kg), N))
         F = np.zeros((Kg, N, 3))
-        V = np.zeros((Kg, 6))
+        V = np.zeros((Kg, 6 if periodic else 0))  # no virial work without a cell
         AAsum = np.zeros(len(self._node_keys))
         Ep = np.zeros(self.n_pair)
         if N:
             self._folded_kernel(species, first, jnb, D, folded.ctil, folded.pcoef, Eat, F, V, AAsum, Ep, threads)
         return FastResult(
-            energies=AAsum @ folded.energy_nodes + Ep @ folded.energy_pairs,
+            energies=kernels.function_sums(self._coupling, AAsum) @ folded.energy_functions + Ep @ folded.energy_pairs,
             forces=F,
-            virial=V if atoms.pbc.any() else None,
+            virial=V if periodic else None,
             atom_energies=Eat,
         )
 
@@ -557,7 +563,7 @@ class ACEBasis:
         """Per-atom forward-pass store (None past ``STORE_LIMIT_BYTES``), reused while N stays and it
         has room for the largest neighbour count (MD): entries past an atom's count are never read."""
         N = len(species)
-        maxnb = int((first[1:] - first[:-1]).max())
+        maxnb = kernels._maxnb(first)
         key = self._store_key
         if key is not None and key[0] == N and key[1] >= maxnb:
             return self._store_cache
@@ -584,22 +590,23 @@ class ACEBasis:
         σ = √(Σ d²/K), whose gradient is ∇σ (HAL's bias). ``columns``: work arrays (c̃ (n_nodes, 2),
         pair coefficients (ns, ns, n, 2)) with c̄ in column 0; column 1 is overwritten. One call:
         the forward pass is stored per atom (past ``STORE_LIMIT_BYTES`` it is run twice) and σ's
-        direction is formed between the passes.
+        direction is formed between the passes. The result's ``energies`` is E[:1], the mean model's.
         """
         species, first, jnb, D = self.neighbours(atoms)
         N = len(species)
         ctil, pcoef = columns
         K = deviations.ctil.shape[1]
         E = np.zeros(K + 1)
-        Eat, F, V = np.zeros((2, N)), np.zeros((2, N, 3)), np.zeros((2, 6))
+        periodic = bool(atoms.pbc.any())
+        Eat, F, V = np.zeros((2, N)), np.zeros((2, N, 3)), np.zeros((2, 6 if periodic else 0))
         AAsum, Ep = np.zeros(len(self._node_keys)), np.zeros(self.n_pair)
-        m = (mean.energy_nodes.reshape(-1), mean.energy_pairs.reshape(-1))
-        dev = (deviations.ctil, deviations.energy_pairs, deviations.pcoef.reshape(-1, K))
+        m = (mean.energy_functions.reshape(-1), mean.energy_pairs.reshape(-1))
+        dev = (deviations.energy_functions, deviations.energy_pairs, deviations.pcoef.reshape(-1, K))
         store = self._store(species, first) if N else None
         if store is not None:
             nt = kernels.threads_for(N, threads)
-            args = (species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock, store, AAsum, Ep, m,
-                    shift, dev, ctil, pcoef, E, Eat, F, V)  # fmt: skip
+            args = (species, first, jnb, D, self._rad, self._dag, self._pairk, self._maxblock, store, AAsum, Ep,
+                    self._coupling, m, shift, dev, ctil, pcoef, E, Eat, F, V)  # fmt: skip
             if nt == 1:
                 kernels.compile_notice(kernels.bias_all)
                 kernels.bias_all(*args)
@@ -611,11 +618,11 @@ class ACEBasis:
                 none = (np.empty((len(ctil), 0)), np.empty(pcoef.shape[:3] + (0,)), np.empty((0, N)),
                         np.empty((0, N, 3)), np.empty((0, 6)))  # fmt: skip
                 self._folded_kernel(species, first, jnb, D, *none, AAsum, Ep, threads)
-            kernels.spread_direction(AAsum, Ep, m, shift, dev, ctil, pcoef, E)
+            kernels.spread_direction(AAsum, Ep, self._coupling, m, shift, dev, ctil, pcoef, E)
             if N:
                 AAsum, Ep = np.zeros_like(AAsum), np.zeros_like(Ep)
                 self._folded_kernel(species, first, jnb, D, ctil, pcoef, Eat, F, V, AAsum, Ep, threads)
-        res = FastResult(energies=Eat.sum(axis=1), forces=F, virial=V if atoms.pbc.any() else None, atom_energies=Eat)
+        res = FastResult(energies=E[:1], forces=F, virial=V if periodic else None, atom_energies=Eat)
         return E, res
 
     def evaluate_coefficients(self, atoms: Atoms, coefficients: np.ndarray, threads: int | None = None) -> FastResult:

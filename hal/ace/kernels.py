@@ -222,14 +222,17 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
                 adjA[a, 0] += w0
                 adjA[a, 1] += w1
         return
-    e = np.zeros(K)  # K > 2 columns: adj and adjA rows padded to a multiple of WIDTH (see ``wide``)
+    # K > 2 columns: adj and adjA rows padded to a multiple of WIDTH (see ``wide``); site energies
+    # of the first Eat.shape[0] columns only (a committee's members need none: 5 % of the pass)
+    ne = Eat.shape[0]
+    e = np.zeros(ne)
     for kk in range(nb):
         v = AA[kk]
+        for c in range(ne):
+            e[c] += ctil[n0 + kk, c] * v
         for c in range(K):
-            cc = ctil[n0 + kk, c]
-            e[c] += cc * v
-            adj[kk, c] = cc
-    for c in range(K):
+            adj[kk, c] = ctil[n0 + kk, c]
+    for c in range(ne):
         Eat[c, i] += e[c]
     nch = adj.shape[1] // WIDTH
     for kk in range(nb - 1, -1, -1):
@@ -393,7 +396,8 @@ def _scatter(F, V, c, i, j, g0, g1, g2, DT, q):
     F[c, j, 0] -= g0
     F[c, j, 1] -= g1
     F[c, j, 2] -= g2
-    _add_virial(V[c], g0, g1, g2, DT[0, q], DT[1, q], DT[2, q], -1.0)
+    if V.shape[1]:  # V (K, 0): no virial (a non-periodic structure)
+        _add_virial(V[c], g0, g1, g2, DT[0, q], DT[1, q], DT[2, q], -1.0)
 
 
 def _maxblock(node_start):
@@ -453,7 +457,8 @@ def _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef
             for n in range(npair):
                 e += pcoef[s, z, n, c] * Pb[q, n]
                 g += pcoef[s, z, n, c] * dPb[q, n]
-            Eat[c, i] += e
+            if c < Eat.shape[0]:
+                Eat[c, i] += e
             pg[c, q] = g * rinv[q]
     n0 = node_start[s]
     nb = node_start[s + 1] - n0
@@ -516,7 +521,8 @@ def eval_folded(species, first, jnb, D, rad, dag, pair, maxblock, ctil, pcoef, E
 
     rad, dag, pair: the basis constants (see ``ACEBasis``); ctil (n_nodes, K) folded coefficients;
     pcoef (ns, ns, npair, K) pair coefficients, halved for the double-counted full list. Outputs
-    (accumulated): Eat (K, N) site energies, F (K, N, 3) forces, V (K, 6) virials; AAsum (n_nodes)
+    (accumulated): Eat (K, N) site energies (K > 2: Eat (k, N) gives those of the first k columns
+    only), F (K, N, 3) forces, V (K, 6) virials (V (K, 0): none, the work skipped); AAsum (n_nodes)
     Σ_i AA_i and Ep (n_pair columns) the pair basis energies, from which any coefficient vector's
     energy is one dot product.
     """
@@ -623,16 +629,32 @@ def gradients_all_threads(nt, species, first, jnb, rad, dag, pair, maxblock, sto
 
 
 @njit(cache=True)
-def spread_direction(AAsum, Ep, mean, shift, dev, ctil, pcoef, E):
+def function_sums(coupling, AAsum):
+    """B_f = (C · Σ_i AA_i)_f: the ACE basis functions summed over atoms, from the node sums
+    (coupling: the CSR arrays indptr, indices, data of C, n_functions × n_nodes)."""
+    indptr, indices, data = coupling
+    B = np.zeros(indptr.shape[0] - 1)
+    for f in range(B.shape[0]):
+        acc = 0.0
+        for t in range(indptr[f], indptr[f + 1]):
+            acc += data[t] * AAsum[indices[t]]
+        B[f] = acc
+    return B
+
+
+@njit(cache=True)
+def spread_direction(AAsum, Ep, coupling, mean, shift, dev, ctil, pcoef, E):
     """Between the phases of HAL's evaluation: E (K+1) the energies of the mean model (E[0]) and
-    of the members (eV, E0 not included) from Σ_i AA_i and the pair sums, and column 1 of ctil /
-    pcoef set to Σ_k w_k dev_k, w_k = d_k/(Kσ), d_k = E_k − shift_k − E_0, σ = √(Σ d²/K): the
-    coefficients whose gradient is ∇σ (zero when σ = 0). mean = (folded c̄ (n_nodes,), its pair
-    coefficients (n_pair,)); dev = the members' deviations c^k − c̄ folded: (n_nodes, K) and their
-    pair coefficients as energy rows (n_pair, K) and as gradient rows (ns·ns·npair, K). The
-    deviation energies come straight from dev (one matrix, read twice while it sits in cache)."""
-    E0 = np.dot(AAsum, mean[0]) + np.dot(Ep, mean[1])
-    d = np.dot(AAsum, dev[0]) + np.dot(Ep, dev[1])
+    of the members (eV, E0 not included) from the basis sums B = C·Σ_i AA_i and the pair sums, and
+    column 1 of ctil / pcoef set to the fold of Σ_k w_k dev_k, w_k = d_k/(Kσ), d_k = E_k − shift_k −
+    E_0, σ = √(Σ d²/K): the coefficients whose gradient is ∇σ (zero when σ = 0). mean = (c̄ on the
+    ACE functions (n_functions,), its pair coefficients (n_pair,)); dev = the members' deviations
+    c^k − c̄: ACE part (n_functions, K), pair coefficients as energy rows (n_pair, K) and as
+    gradient rows (ns·ns·npair, K). Working on functions, not on the (more) nodes, halves the
+    reads of the deviation matrix; the fold Cᵀ is a sparse scatter."""
+    B = function_sums(coupling, AAsum)
+    E0 = np.dot(B, mean[0]) + np.dot(Ep, mean[1])
+    d = np.dot(B, dev[0]) + np.dot(Ep, dev[1])
     K = d.shape[0]
     E[0] = E0
     ss = 0.0
@@ -644,7 +666,12 @@ def spread_direction(AAsum, Ep, mean, shift, dev, ctil, pcoef, E):
         d *= 1.0 / (K * np.sqrt(ss / K))
     else:
         d[:] = 0.0
-    ctil[:, 1] = np.dot(dev[0], d)
+    u = np.dot(dev[0], d)
+    indptr, indices, data = coupling
+    ctil[:, 1] = 0.0
+    for f in range(u.shape[0]):
+        for t in range(indptr[f], indptr[f + 1]):
+            ctil[indices[t], 1] += data[t] * u[f]
     pc = np.dot(dev[2], d)
     ns, npair = pcoef.shape[0], pcoef.shape[2]
     for a in range(ns):
@@ -654,21 +681,21 @@ def spread_direction(AAsum, Ep, mean, shift, dev, ctil, pcoef, E):
 
 
 @njit(cache=True)
-def bias_all(species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep, mean, shift, dev, ctil, pcoef, E,
-             Eat, F, V):  # fmt: skip
+def bias_all(species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep, coupling, mean, shift, dev, ctil,
+             pcoef, E, Eat, F, V):  # fmt: skip
     """HAL's evaluation in one call: the stored forward pass, ``spread_direction``, then the
     gradients of the two columns c̄ and σ's direction."""
     forward_all(species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep)
-    spread_direction(AAsum, Ep, mean, shift, dev, ctil, pcoef, E)
+    spread_direction(AAsum, Ep, coupling, mean, shift, dev, ctil, pcoef, E)
     gradients_all(species, first, jnb, rad, dag, pair, maxblock, store, ctil, pcoef, Eat, F, V)
 
 
 @njit(cache=True)
-def bias_all_threads(nt, species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep, mean, shift, dev, ctil,
-                     pcoef, E, Eat, F, V):  # fmt: skip
+def bias_all_threads(nt, species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep, coupling, mean, shift,
+                     dev, ctil, pcoef, E, Eat, F, V):  # fmt: skip
     """``bias_all`` with both phases on nt threads."""
     forward_all_threads(nt, species, first, jnb, D, rad, dag, pair, maxblock, store, AAsum, Ep)
-    spread_direction(AAsum, Ep, mean, shift, dev, ctil, pcoef, E)
+    spread_direction(AAsum, Ep, coupling, mean, shift, dev, ctil, pcoef, E)
     gradients_all_threads(nt, species, first, jnb, rad, dag, pair, maxblock, store, ctil, pcoef, Eat, F, V)
 
 

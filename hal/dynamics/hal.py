@@ -204,15 +204,17 @@ def run_hal(
         write(traj, snap, format="extxyz", append=True)
 
     # the instantaneous temperature as ASE defines it (constraints remove degrees of freedom), without
-    # its per-call overhead: 2 E_kin = Σ p²/m, masses refreshed after Monte Carlo moves (swaps)
+    # its per-call overhead: 2 E_kin = Σ p²/m = ‖p/√m‖², masses refreshed after Monte Carlo moves (swaps)
     dof = 3 * len(work) - sum(c.get_removed_dof(work) for c in work.constraints)
-    inv_m = 1.0 / work.get_masses()
+    kT_dof = max(dof * units.kB, 1e-300)
+    inv_sqrt_m = 1.0 / np.sqrt(work.get_masses())[:, None]
 
     def temperature() -> float:
         p = work.arrays.get("momenta")
         if p is None:
             return 0.0
-        return float(np.einsum("ij,ij->i", p, p) @ inv_m) / max(dof * units.kB, 1e-300)
+        q = p * inv_sqrt_m
+        return float(np.vdot(q, q)) / kT_dof
 
     bar = tqdm(total=steps, desc="HAL MD", unit="step", disable=not progress, leave=False)
     work.get_forces()  # step 0: forces, σ and f_i at the start
@@ -230,7 +232,7 @@ def run_hal(
                 moved = [MC_MOVES[m](work, T_now, rng, _value(pressure_GPa or 0.0, step)) for m in mc_moves]
                 if any(moved):
                     dyn = integrator(T_now)
-                    inv_m = 1.0 / work.get_masses()
+                    inv_sqrt_m = 1.0 / np.sqrt(work.get_masses())[:, None]
             bar.update(1)
         res = calc.results
         f = res.get("force_uncertainty")
@@ -239,10 +241,8 @@ def run_hal(
         trace["tau"].append(res["tau"])
         trace["temperature"].append(temperature())
         trace["criterion"].append(score)
-        f_norm, s_norm = (
-            math.sqrt(np.vdot(res["mean_forces"], res["mean_forces"])),
-            math.sqrt(np.vdot(res["bias_forces"], res["bias_forces"])),
-        )
+        F, G = res["mean_forces"], res["bias_forces"]
+        f_norm, s_norm = math.sqrt(np.vdot(F, F)), math.sqrt(np.vdot(G, G))
         trace["f_norm"].append(f_norm)
         trace["f_sigma_norm"].append(s_norm)
         trace["pressure_GPa"].append(_pressure(work, calc) / GPA if "stress" in res else float("nan"))
