@@ -196,31 +196,41 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
     if K == 2:  # two columns (HAL: c̄ and the σ direction) share every load of the DAG walk
         e0 = 0.0
         e1 = 0.0
-        for kk in range(nb):
-            a0 = ctil[n0 + kk, 0]
-            a1 = ctil[n0 + kk, 1]
-            e0 += a0 * AA[kk]
-            e1 += a1 * AA[kk]
-            adj[kk, 0] = a0
-            adj[kk, 1] = a1
+        if Eat.shape[0] == 2:
+            for kk in range(nb):
+                a0 = ctil[n0 + kk, 0]
+                a1 = ctil[n0 + kk, 1]
+                e0 += a0 * AA[kk]
+                e1 += a1 * AA[kk]
+                adj[kk, 0] = a0
+                adj[kk, 1] = a1
+            Eat[1, i] += e1
+        else:  # Eat (1, N): the first column's site energies only (HAL needs no σ-direction ones)
+            for kk in range(nb):
+                a0 = ctil[n0 + kk, 0]
+                e0 += a0 * AA[kk]
+                adj[kk, 0] = a0
+                adj[kk, 1] = ctil[n0 + kk, 1]
         Eat[0, i] += e0
-        Eat[1, i] += e1
+        fa = adj.reshape(2 * adj.shape[0])  # flat views: the pairs' stride 2 is a literal (5 % faster)
+        fA = adjA.reshape(2 * adjA.shape[0])
         for kk in range(nb - 1, -1, -1):
             k = n0 + kk
             pa = parent[k]
             a = aidx[k]
-            w0 = adj[kk, 0]
-            w1 = adj[kk, 1]
+            w0 = fa[2 * kk]
+            w1 = fa[2 * kk + 1]
             if pa >= 0:
                 x = AA[pa - n0]
                 y = A[a]
-                adjA[a, 0] += w0 * x
-                adjA[a, 1] += w1 * x
-                adj[pa - n0, 0] += w0 * y
-                adj[pa - n0, 1] += w1 * y
+                fA[2 * a] += w0 * x
+                fA[2 * a + 1] += w1 * x
+                p2 = 2 * (pa - n0)
+                fa[p2] += w0 * y
+                fa[p2 + 1] += w1 * y
             else:
-                adjA[a, 0] += w0
-                adjA[a, 1] += w1
+                fA[2 * a] += w0
+                fA[2 * a + 1] += w1
         return
     # K > 2 columns: adj and adjA rows padded to a multiple of WIDTH (see ``wide``); site energies
     # of the first Eat.shape[0] columns only (a committee's members need none: 5 % of the pass)
@@ -521,7 +531,7 @@ def eval_folded(species, first, jnb, D, rad, dag, pair, maxblock, ctil, pcoef, E
 
     rad, dag, pair: the basis constants (see ``ACEBasis``); ctil (n_nodes, K) folded coefficients;
     pcoef (ns, ns, npair, K) pair coefficients, halved for the double-counted full list. Outputs
-    (accumulated): Eat (K, N) site energies (K > 2: Eat (k, N) gives those of the first k columns
+    (accumulated): Eat (K, N) site energies (K ≥ 2: Eat (k, N) gives those of the first k columns
     only), F (K, N, 3) forces, V (K, 6) virials (V (K, 0): none, the work skipped); AAsum (n_nodes)
     Σ_i AA_i and Ep (n_pair columns) the pair basis energies, from which any coefficient vector's
     energy is one dot product.
@@ -802,9 +812,12 @@ def default_threads(n: int | None) -> Iterator[None]:
 def threads_for(n_atoms: int, threads: int | None = None) -> int:
     """Threads for one evaluation of n_atoms: ``threads`` or the default, at most numba's pool and
     one per atom. When more than one, numba's count for this calling thread is set to it."""
+    nt = threads if threads is not None else _threads
+    if nt == 1:  # walkers, pool workers, benchmarks: nothing to ask numba
+        return 1
     import numba
 
-    nt = threads if threads is not None else (_threads if _threads is not None else numba.get_num_threads())
+    nt = nt if nt is not None else numba.get_num_threads()
     nt = max(1, min(int(nt), numba.config.NUMBA_NUM_THREADS, n_atoms))
     if nt > 1:
         numba.set_num_threads(nt)

@@ -31,6 +31,7 @@ try:  # ASE ≥ 3.29
     from ase.md.velocitydistribution import thermalize_momenta as _thermalize
 except ImportError:  # pragma: no cover
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution as _thermalize
+from numba import njit
 from tqdm import tqdm
 
 from hal.ace.neighbours import NeighbourList
@@ -84,6 +85,21 @@ class AdaptiveTau:
         if len(self.f_mean) < self.n_hist or sums[1] <= 0:
             return 0.0
         return _value(self.tau_rel, step) * sums[0] / sums[1]
+
+
+@njit(cache=True)
+def _step_norms(p: np.ndarray, inv_m: np.ndarray, F: np.ndarray, G: np.ndarray) -> tuple[float, float, float]:
+    """Per-step numbers in one call: Σ p²/m (2 E_kin, eV), ‖F̄‖ and ‖∇σ‖ (eV/Å)."""
+    ek = 0.0
+    for i in range(p.shape[0]):
+        ek += (p[i, 0] * p[i, 0] + p[i, 1] * p[i, 1] + p[i, 2] * p[i, 2]) * inv_m[i]
+    f = 0.0
+    g = 0.0
+    for i in range(F.shape[0]):
+        for x in range(3):
+            f += F[i, x] * F[i, x]
+            g += G[i, x] * G[i, x]
+    return ek, math.sqrt(f), math.sqrt(g)
 
 
 def _pressure(atoms: Atoms, calc: HALCalculator) -> float:
@@ -204,17 +220,11 @@ def run_hal(
         write(traj, snap, format="extxyz", append=True)
 
     # the instantaneous temperature as ASE defines it (constraints remove degrees of freedom), without
-    # its per-call overhead: 2 E_kin = Σ p²/m = ‖p/√m‖², masses refreshed after Monte Carlo moves (swaps)
+    # its per-call overhead: 2 E_kin = Σ p²/m, masses refreshed after Monte Carlo moves (swaps)
     dof = 3 * len(work) - sum(c.get_removed_dof(work) for c in work.constraints)
     kT_dof = max(dof * units.kB, 1e-300)
-    inv_sqrt_m = 1.0 / np.sqrt(work.get_masses())[:, None]
-
-    def temperature() -> float:
-        p = work.arrays.get("momenta")
-        if p is None:
-            return 0.0
-        q = p * inv_sqrt_m
-        return float(np.vdot(q, q)) / kT_dof
+    inv_m = 1.0 / work.get_masses()
+    no_momenta = np.zeros((len(work), 3))
 
     bar = tqdm(total=steps, desc="HAL MD", unit="step", disable=not progress, leave=False)
     work.get_forces()  # step 0: forces, σ and f_i at the start
@@ -232,17 +242,17 @@ def run_hal(
                 moved = [MC_MOVES[m](work, T_now, rng, _value(pressure_GPa or 0.0, step)) for m in mc_moves]
                 if any(moved):
                     dyn = integrator(T_now)
-                    inv_sqrt_m = 1.0 / np.sqrt(work.get_masses())[:, None]
+                    inv_m = 1.0 / work.get_masses()
             bar.update(1)
         res = calc.results
         f = res.get("force_uncertainty")
         score = score_fn(f) if f is not None else float("nan")
+        twice_kinetic, f_norm, s_norm = _step_norms(work.arrays.get("momenta", no_momenta), inv_m,
+                                                    res["mean_forces"], res["bias_forces"])  # fmt: skip
         trace["sigma"].append(res["sigma"])
         trace["tau"].append(res["tau"])
-        trace["temperature"].append(temperature())
+        trace["temperature"].append(twice_kinetic / kT_dof)
         trace["criterion"].append(score)
-        F, G = res["mean_forces"], res["bias_forces"]
-        f_norm, s_norm = math.sqrt(np.vdot(F, F)), math.sqrt(np.vdot(G, G))
         trace["f_norm"].append(f_norm)
         trace["f_sigma_norm"].append(s_norm)
         trace["pressure_GPa"].append(_pressure(work, calc) / GPA if "stress" in res else float("nan"))
