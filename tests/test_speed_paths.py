@@ -13,6 +13,7 @@ from ase.neighborlist import neighbor_list
 from hal import ACEBasis, LinearACE
 from hal.ace import kernels
 from hal.ace.neighbours import NeighbourList
+from hal.uncertainty import committee_sigma, sigma_gradient_from_members, sigma_weights
 from tests.conftest import random_cluster
 
 
@@ -66,6 +67,26 @@ def test_threaded_evaluation_equals_serial_and_is_deterministic(system, basis_ch
         assert close(res.member_energies, ref[0].member_energies, 1e-12)
         assert close(res.forces, ref[0].forces, 1e-10) and close(grad, ref[1], 1e-10)
         assert close(plain.forces, ref[2].forces, 1e-10)
+
+
+@pytest.mark.parametrize("system", ["cluster", "cell"])
+def test_bias_pass_equals_the_members_and_needs_no_store(system, basis_ch, basis_al, rng, monkeypatch):
+    """σ and ∇σ (and dσ/dstrain) of the two-column pass = those from every member's forces; the same
+    when the per-atom store is over its limit and the forward pass runs twice instead."""
+    basis, atoms = (basis_ch, random_cluster("C4H8", rng, box=4.5)) if system == "cluster" else (basis_al, al_cell(rng))
+    model = committee_model(basis, rng)
+    full = model.evaluate_committee(atoms, member_forces=True)
+    sigma = committee_sigma(full.member_energies, full.energy)
+    grad_m, dvir_m = sigma_gradient_from_members(full, sigma_weights(full.member_energies, full.energy, sigma))
+    for limit in (basis.STORE_LIMIT_BYTES, 0):
+        monkeypatch.setattr(basis, "STORE_LIMIT_BYTES", limit)
+        basis._store_key = None  # forget the cached store (the shared basis rebuilds it on its next call)
+        res, grad, dvir = model.evaluate_bias(atoms)
+        assert abs(res.energy - full.energy) <= 1e-12 * abs(full.energy)
+        assert close(res.member_energies, full.member_energies, 1e-12) and close(res.forces, full.forces, 1e-10)
+        assert close(grad, grad_m, 1e-9)
+        assert (dvir is None) == (dvir_m is None) and (dvir is None or close(dvir, dvir_m, 1e-9))
+        assert close(res.atom_energies, full.atom_energies, 1e-12)
 
 
 @pytest.mark.parametrize("K", [3, 5, 33, 200])
