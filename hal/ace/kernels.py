@@ -660,8 +660,8 @@ def spread_direction(AAsum, Ep, coupling, mean, shift, dev, ctil, pcoef, E):
     E_0, σ = √(Σ d²/K): the coefficients whose gradient is ∇σ (zero when σ = 0). mean = (c̄ on the
     ACE functions (n_functions,), its pair coefficients (n_pair,)); dev = the members' deviations
     c^k − c̄: ACE part (n_functions, K), pair coefficients as energy rows (n_pair, K) and as
-    gradient rows (ns·ns·npair, K). Working on functions, not on the (more) nodes, halves the
-    reads of the deviation matrix; the fold Cᵀ is a sparse scatter."""
+    gradient rows (ns·ns·npair, K). On the functions, not on the 2–3× more nodes, the deviation
+    matrix read twice here is that much smaller; the fold back (Cᵀ) is a sparse scatter."""
     B = function_sums(coupling, AAsum)
     E0 = np.dot(B, mean[0]) + np.dot(Ep, mean[1])
     d = np.dot(B, dev[0]) + np.dot(Ep, dev[1])
