@@ -2,10 +2,10 @@
 
 Runs the packaged protocol (``protocols/polymer_bulk.toml``: 500 K MD of isolated PEG(n) chains, HAL on the
 longest ones until stable, the final model's stability test, a periodic melt built at low density,
-compressed and run NPT at 1 bar, the export for LAMMPS) in ``benchmarks/results/peg_density[_quick]_run``
-(resumable), and writes ``benchmarks/results/peg_density[_quick].md``.
+compressed and run NPT at 1 bar, the export for LAMMPS) in ``benchmarks/results/peg_density[_quick|_medium]_run``
+(resumable), and writes ``benchmarks/results/peg_density[_quick|_medium].md``.
 
-    python benchmarks/peg_density.py [--quick] [--fresh]
+    python benchmarks/peg_density.py [--quick | --medium] [--fresh]
 
 Goal: the 300 K density within 3 % of the experimental 1.2 g/cm³ (paper 1.238, +3.2 %) with the topology
 intact throughout. Last line: ``peg_density_300K_g_cm3: <value> ± <stderr>``.
@@ -34,14 +34,25 @@ def quick(config: dict) -> None:
     config["melt"].update(n=12, n_chains=4, compress_steps=4000, steps=20000, equilibration_ps=4.0)
 
 
+def medium(config: dict) -> None:
+    """``quick`` with PEG(16) in the data and HAL, and a 4 × PEG(16) melt (460 atoms): ≈ 6 minutes."""
+    quick(config)
+    config["chains"].update(n=[2, 4, 8, 16], md_frames=[30, 30, 12, 8])
+    config["hal"].update(n=[8, 16])
+    config["melt"].update(n=16)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="shorter chains, a smaller melt, a 10 ps NPT run")
+    ap.add_argument("--medium", action="store_true", help="--quick with PEG(16) chains and a 4 × PEG(16) melt")
     ap.add_argument("--fresh", action="store_true", help="delete an earlier run directory first")
     args = ap.parse_args()
     config = load(default_config("polymer_bulk"), P.SCHEMA)
-    tag = "peg_density_quick" if args.quick else "peg_density"
-    if args.quick:
+    tag = "peg_density_medium" if args.medium else "peg_density_quick" if args.quick else "peg_density"
+    if args.medium:
+        medium(config)
+    elif args.quick:
         quick(config)
     run_dir = RESULTS / f"{tag}_run"
     if args.fresh and run_dir.exists():
@@ -51,7 +62,8 @@ def main() -> None:
     wall = time.perf_counter() - t0
     report = P.report(run_dir, config)
     c, m = config["chains"], config["melt"]
-    head = (f"`python benchmarks/peg_density.py{' --quick' if args.quick else ''}`: {wall:.0f} s on this machine "
+    flag = " --medium" if args.medium else " --quick" if args.quick else ""
+    head = (f"`python benchmarks/peg_density.py{flag}`: {wall:.0f} s on this machine "
             f"(a rerun resumes). Chains n = {c['n']} ({c['md_frames']} MD frames), HAL on n = {config['hal']['n']}; "
             f"basis ν = {config['basis']['order']}, max_degree {config['basis']['max_degree']}; melt "
             f"{m['n_chains']} × PEG({m['n']}), {m['steps'] * m['timestep_fs'] / 1000:g} ps NPT per "
