@@ -8,10 +8,13 @@ collapses a bond (the PEG melt of issue 19 did, during its relaxation). This sca
 C–H bond of all-trans PEG(2), moving the H atom alone along the bond, and reports the lowest energy found
 below 0.8 × the equilibrium length against the energy at equilibrium.
 
-    python benchmarks/core_scan.py [MODEL.npz] [--quick]
+    python benchmarks/core_scan.py [MODEL.npz] [--quick] [--refit]
 
-Default model: the ``--medium`` PEG density run's final model. Last line:
-``oh_hole_depth_ev: <E(eq) − min E below 0.8 r_eq>`` (> 0: a hole that deep; ≤ 0: repulsive).
+Default model: the ``--medium`` PEG density run's final model. ``--refit`` also refits that run's
+database as the protocol does (w_E 15, w_F 1) twice, with the ``f_max`` = 20 eV/Å rule (forces above it
+left out: those of the colliding atoms) and with every force kept, and scans both. Last line:
+``oh_hole_depth_ev: <E(eq) − min E below 0.8 r_eq>`` (> 0: a hole that deep; ≤ 0: repulsive), with
+``--refit`` that of the refit keeping every force.
 """
 
 from __future__ import annotations
@@ -44,13 +47,42 @@ def scan(model: hal.LinearACE, h: int, x: int, factors: np.ndarray) -> tuple[flo
     return r_eq, [(r, e - e_eq, fu) for r, e, fu in rows]
 
 
+def refits(data_path: Path) -> dict[str, hal.LinearACE]:
+    """The run's database refitted with and without the f_max rule (the protocol's weights and basis)."""
+    from ase.db import connect
+
+    from hal.config import load
+    from hal.fit.design import Weights
+    from hal.protocols import default_config, polymer_bulk
+
+    config = load(default_config("polymer_bulk"), polymer_bulk.SCHEMA)
+    w_e, w_f, _ = config["fit"]["weights"]
+    basis = hal.LinearACE.load(MODEL).basis
+    data = [row.toatoms() for row in connect(data_path).select()]
+    return {f"f_max {fm:g} eV/Å": hal.fit(data, basis, weights=Weights(energy=w_e, forces=w_f, f_max=fm),
+                                           committee_size=32, progress=False)
+            for fm in (config["fit"]["f_max"], float("inf"))}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", nargs="?", default=str(MODEL), help="a saved LinearACE (.npz) on C, H, O")
     ap.add_argument("--quick", action="store_true", help="fewer points")
+    ap.add_argument("--refit", action="store_true", help="also refit the --medium run's data with and without f_max")
     args = ap.parse_args()
-    model = hal.LinearACE.load(args.model)
-    factors = np.linspace(0.2, 1.4, 7 if args.quick else 25)
+    models = {Path(args.model).name: hal.LinearACE.load(args.model)}
+    if args.refit:
+        models.update(refits(MODEL.parents[1] / "data.db"))
+    for name, model in models.items():
+        print(f"== {name}")
+        depth = report(model, args.quick)
+    print(f"ch_hole_depth_ev: {depth['C–H']:.3f}")
+    print(f"oh_hole_depth_ev: {depth['O–H (terminal)']:.3f}")
+
+
+def report(model: hal.LinearACE, quick: bool) -> dict[str, float]:
+    """Print the scans of both bonds; the depth of each bond's hole (eV, ≤ 0: none)."""
+    factors = np.linspace(0.2, 1.4, 7 if quick else 25)
     factors = np.unique(np.append(factors, 1.0))
     atoms = peg(2)
     symbols = atoms.get_chemical_symbols()
@@ -68,8 +100,7 @@ def main() -> None:
         for r, e, fu in rows:
             print(f"  {r:6.3f}  {e:12.3f}  {fu:12.2f}")
         depth[name] = -min(e for r, e, _ in rows if r < 0.8 * r_eq)
-    print(f"ch_hole_depth_ev: {depth['C–H']:.3f}")
-    print(f"oh_hole_depth_ev: {depth['O–H (terminal)']:.3f}")
+    return depth
 
 
 if __name__ == "__main__":
