@@ -172,7 +172,6 @@ class ACEBasis:
         self._px_in = float(transform(self.r_in.min(), self.pair_r0, self.pair_transform_p))
         self._nlist = None
         self._store_key = self._store_cache = None
-        self._spread_key = self._spread_cache = None
         self._species_of = np.full(119, -1, dtype=np.int64)
         self._species_of[zs] = np.arange(ns)
         if _coupling is None:
@@ -472,7 +471,7 @@ class ACEBasis:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_store_key"] = state["_store_cache"] = state["_spread_key"] = state["_spread_cache"] = None
+        state["_store_key"] = state["_store_cache"] = None
         return state
 
     def evaluate(self, atoms: Atoms) -> BasisValues:
@@ -602,7 +601,8 @@ class ACEBasis:
         periodic = bool(atoms.pbc.any())
         Eat, F, V = np.zeros((1, N)), np.zeros((2, N, 3)), np.zeros((2, 6 if periodic else 0))
         AAsum, Ep = np.zeros(len(self._node_keys)), np.zeros(self.n_pair)
-        m, dev = self._spread_args(mean, deviations)
+        m = (mean.energy_functions.reshape(-1), mean.energy_pairs.reshape(-1))
+        dev = (deviations.energy_functions, deviations.energy_pairs, deviations.pcoef.reshape(-1, K))
         store = self._store(species, first) if N else None
         if store is not None:
             nt = kernels.threads_for(N, threads)
@@ -625,18 +625,6 @@ class ACEBasis:
                 self._folded_kernel(species, first, jnb, D, ctil, pcoef, Eat, F, V, AAsum, Ep, threads)
         res = FastResult(energies=E[:1], forces=F, virial=V if periodic else None, atom_energies=Eat)
         return E, res
-
-    def _spread_args(self, mean: FoldedCoefficients, deviations: FoldedCoefficients) -> tuple:
-        """The kernel's views of c̄ and of the deviations, kept for the pair last seen (HAL: every step)."""
-        key = self._spread_key  # the objects themselves (held, so never a recycled id)
-        if key is None or key[0] is not mean or key[1] is not deviations:
-            K = deviations.energy_functions.shape[1]
-            self._spread_cache = (
-                (mean.energy_functions.reshape(-1), mean.energy_pairs.reshape(-1)),
-                (deviations.energy_functions, deviations.energy_pairs, deviations.pcoef.reshape(-1, K)),
-            )
-            self._spread_key = (mean, deviations)
-        return self._spread_cache
 
     def evaluate_coefficients(self, atoms: Atoms, coefficients: np.ndarray, threads: int | None = None) -> FastResult:
         """Fast path without a prior ``fold`` (folds on every call: prefer ``fold`` in loops)."""
