@@ -59,6 +59,8 @@ FIT = {
     "committee_size": Field(int, 32, check=at_least(2)),
     "weights": Field(list, [30.0, 1.0, 1.0], item=float, check=non_negative),
     "f_max": Field(float, 20.0, check=positive),
+    "dimers": Field(int, 0, check=non_negative),  # oracle-labelled dimers per species pair, r_in … r0 (hal.fit.dimers)
+    "dimer_force_weight": Field(float, 0.1, check=positive),
 }
 
 SCHEMA = {
@@ -211,12 +213,23 @@ def stage_settings(config: dict, index: int, progress: bool):
                            fit=fit_options(config), progress=progress)  # fmt: skip
 
 
+def with_dimers(config: dict, basis, initial: list[Atoms]) -> list[Atoms]:
+    """The initial data and, after them (earlier runs resume), ``fit.dimers`` unlabelled dimers per species
+    pair (``hal.fit.dimers``: the learner's oracle labels them; they keep the model repulsive below the data)."""
+    from hal.fit.dimers import dimer_curves
+
+    f = config["fit"]
+    dimers = dimer_curves(basis, f["dimers"], force_weight=f["dimer_force_weight"]) if f["dimers"] else []
+    return list(initial) + dimers
+
+
 def run_stages(config: dict, run_dir: Path, basis, oracle, starts, initial, progress: bool):
     """Every ``[[stages]]`` table in turn on one learner; returns (summary per stage, the last learner)."""
     from hal.loop import Learner
     from hal.loop.executors import make_executor
 
     summary, learner = {}, None
+    initial = with_dimers(config, basis, initial)
     with make_executor(config["workers"], config.get("scheduler")) as executor:
         for index, stage in enumerate(config["stages"]):
             settings = stage_settings(config, index, progress)

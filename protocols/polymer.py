@@ -130,6 +130,7 @@ def run_strategy(config: dict, run_dir: Path, tau_rel: float, initial: list[Atom
     oracle = Oracle(functools.partial(oracle_calculator, config), timeout_s=config["oracle"].get("timeout_s"))
     basis = general.basis_of(config["basis"], ["C", "H", "O"])
     starts = initial[: config["system"]["n_walkers"]]
+    initial = general.with_dimers(config, basis, initial)
     return Learner(strategy_dir(run_dir, tau_rel), basis, oracle, starts, initial, settings, executor).run()
 
 

@@ -145,6 +145,7 @@ def run_hal(config: dict, run_dir: Path, data: dict[int, list[Atoms]], executor,
     initial = [a for n in config["chains"]["n"] for a in data[n]] + included(config)
     oracle = Oracle(functools.partial(oracle_calculator, config), timeout_s=config["oracle"].get("timeout_s"))
     basis = general.basis_of(config["basis"], ["C", "H", "O"])
+    initial = general.with_dimers(config, basis, initial)
     out = []
     for index, n in enumerate(h["n"]):
         hal = walker_kwargs(h, n, h["tau_rel"])
@@ -344,15 +345,21 @@ def composition(config: dict, run_dir: Path) -> list[dict]:
                      "oracle_calls": sum(store.count(source="hal", stage=st) for st in stages)})  # fmt: skip
     if c["include"]:
         rows.append({"n": "–", "source": "included", "configurations": len(included(config)), "oracle_calls": 0})
+    dimers = store.count(source="initial", config_type="dimer")
+    if dimers:
+        rows.append({"n": "–", "source": f"dimers r_in … r0 (force weight {config['fit']['dimer_force_weight']:g})",
+                     "configurations": dimers, "oracle_calls": dimers})  # fmt: skip
     return rows
 
 
 def excluded_forces(config: dict, run_dir: Path) -> tuple[int, int, int]:
-    """(atoms, configurations, all atoms) of the database whose |F| exceeds ``fit.f_max``: left out of the fit."""
+    """(atoms, configurations, all atoms) of the database whose |F| exceeds their f_max (``fit.f_max``, none for
+    the dimers): left out of the fit."""
+    from hal.fit.design import Weights
     from hal.loop.store import Store
 
-    data = Store(run_dir / "data.db").labelled()
-    big = [int(np.sum(np.linalg.norm(a.arrays["forces"], axis=1) > config["fit"]["f_max"])) for a in data]
+    data, w = Store(run_dir / "data.db").labelled(), Weights(f_max=config["fit"]["f_max"])
+    big = [int(np.sum(np.linalg.norm(a.arrays["forces"], axis=1) > w.f_max_of(a))) for a in data]
     return sum(big), sum(b > 0 for b in big), sum(len(a) for a in data)
 
 

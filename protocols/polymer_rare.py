@@ -146,7 +146,9 @@ def hal_set(config: dict, run_dir: Path, initial: list[Atoms], executor, progres
     basis = general.basis_of(config["basis"], ["C", "H", "O"])
     step = max(1, len(initial) // h["n_walkers"])
     starts = initial[::step][: h["n_walkers"]]
-    Learner(run_dir / "hal", basis, oracle, starts, initial, settings, executor).run()
+    Learner(
+        run_dir / "hal", basis, oracle, starts, general.with_dimers(config, basis, initial), settings, executor
+    ).run()
     return hal_frames(run_dir)
 
 

@@ -90,6 +90,8 @@ def test_rows_weights_fmax_and_labels(basis_cual, cells):
     b.arrays["forces"][5] = [30.0, 0.0, 0.0]
     Psi, y = config_rows(basis_cual, b, e0, Weights(f_max=20.0))
     assert Psi.shape[0] == 3 * (n - 1)
+    b.info["f_max"] = np.inf  # its own cutoff (the oracle dimers of hal.fit.dimers): every row back
+    assert config_rows(basis_cual, b, e0, Weights(f_max=20.0))[0].shape[0] == 3 * n + 1 + 6
     # labels from an attached SinglePointCalculator, custom keys, and bad labels
     c = cells[2].copy()
     energy, forces = c.info.pop("energy"), c.arrays.pop("forces")
@@ -116,6 +118,9 @@ def test_e0_from_isolated_atoms_or_fitted(cells):
     E = np.array([a.info["energy"] for a in cells])
     resid = E - counts @ np.array([fitted["Cu"], fitted["Al"]])
     assert np.abs(resid).mean() < np.abs(E - E.mean()).mean()
+    unfitted = cells[0].copy()  # an energy the fit does not use (energy weight 0) does not move E0 either
+    unfitted.info.update(energy=1e3, energy_weight=0.0)
+    assert reference_energies(cells + [unfitted], ["Cu", "Al"]) == pytest.approx(fitted, rel=1e-12)
 
 
 def test_fit_reproduces_emt_and_save_load(cells, basis_cual, tmp_path):

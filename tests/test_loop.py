@@ -88,3 +88,13 @@ def test_store_roundtrip_and_provenance(cells, tmp_path):
         assert np.allclose(a.arrays["forces"], b.arrays["forces"])
         assert np.allclose(a.info["stress"], b.info["stress"])
         assert a.info["iteration"] == 0 and a.info["tau"] == 0.1 and a.info["status"] == "ok"
+    tagged = cells[5].copy()  # the fit's per-configuration overrides and config_type survive the store
+    tagged.info.update(config_type="dimer", force_weight=0.1, energy_weight=0.0, f_max=np.inf)
+    store.add(oracle(tagged), uid="init-5", source="initial")
+    back = Store(path).labelled(uid="init-5")[0].info
+    assert (back["config_type"], back["force_weight"], back["energy_weight"], back["f_max"]) == (
+        "dimer",
+        0.1,
+        0.0,
+        np.inf,
+    )

@@ -1,6 +1,6 @@
 """The PEG melt-density protocol end to end with tiny budgets through `hal run` / `hal report`: chain data,
 a HAL stage, stability, a melt relaxed and run NPT by the model, the export for LAMMPS, and the
-20 eV/Å exclusion counted in the report."""
+20 eV/Å exclusion counted in the report, the oracle dimers beside it."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ pair_degree = 6
 pair_r_cut = 4.5
 [fit]
 committee_size = 8
+dimers = 2
 [hal]
 n = [2]
 n_walkers = 1
@@ -76,7 +77,8 @@ def test_tiny_melt_density_run_end_to_end(tmp_path):
     assert "pair_coeff      * * peg.yace C H O" in (run_dir / "npt.in").read_text()
 
     text = (run_dir / "report.md").read_text()
-    assert "left out of the fit: 2 of" in text and "in 1 configurations" in text
+    assert "left out of the fit: 2 of" in text and "in 1 configurations" in text  # not the dimers' (no f_max)
+    assert "| – | dimers r_in … r0 (force weight 0.1) | 12 | 12 |" in text  # 2 distances × 6 species pairs
     assert "| 1 | MD 500 K | 6 | 260 |" in text  # 200 burn-in steps + 6 frames × 10 steps, all oracle calls
     assert "| 2 | HAL |" in text and "| 300 |" in text and "| iter_00" in text
 

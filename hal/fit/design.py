@@ -5,9 +5,9 @@ Rows of one configuration with N atoms (the choice of normalisation, as in ACE1/
   forces  w_F · F_iα                      (every component)
   virial  w_V · V_k / N, V = −stress·vol  (periodic cells only; per atom)
 Defaults w_E = 30, w_F = 1, w_V = 1 (1 meV/atom of energy error weighs like 30 meV/Å of force).
-Per-configuration overrides from ``atoms.info``: ``energy_weight``, ``force_weight``,
-``virial_weight`` and ``weight`` (multiplies all three). Atoms whose force norm exceeds ``f_max``
-(default 20 eV/Å) lose their force rows and the configuration its energy and virial rows.
+Per-configuration overrides from ``atoms.info`` (``OVERRIDES``): ``energy_weight``, ``force_weight``,
+``virial_weight``, ``weight`` (multiplies all three) and ``f_max``. Atoms whose force norm exceeds
+``f_max`` (default 20 eV/Å) lose their force rows and the configuration its energy and virial rows.
 Only ΨᵀΨ, Ψᵀy, yᵀy and the row count are kept, accumulated blockwise, so memory is O(M²).
 """
 
@@ -25,6 +25,7 @@ from tqdm import tqdm
 from hal.ace.basis import ACEBasis
 
 ROW_BLOCK = 4096  # rows buffered before one BLAS update of ΨᵀΨ
+OVERRIDES = ("weight", "energy_weight", "force_weight", "virial_weight", "f_max")  # per configuration, atoms.info
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,14 @@ class Weights:
     forces: float = 1.0
     virial: float = 1.0
     f_max: float = 20.0
+
+    def f_max_of(self, atoms: Atoms) -> float:
+        """The force cutoff of one configuration (eV/Å): its ``info["f_max"]``, else ``f_max``."""
+        return float(atoms.info.get("f_max", self.f_max))
+
+    def energy_of(self, atoms: Atoms) -> float:
+        """The energy weight of one configuration: ``info`` overrides times ``weight``."""
+        return float(atoms.info.get("weight", 1.0)) * float(atoms.info.get("energy_weight", self.energy))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +100,8 @@ def reference_energies(
     configs: Sequence[Atoms], elements: Sequence[str], keys: LabelKeys = LabelKeys()
 ) -> dict[str, float]:
     """E0 per species: from isolated-atom configurations when every species has one, else the
-    least-squares fit of total energies to the species counts (eV)."""
+    least-squares fit of total energies to the species counts (eV), over the configurations whose
+    energies are fitted (an ``energy_weight`` of 0, e.g. a restraint dimer's, leaves one out)."""
     isolated = {}
     for atoms in configs:
         if is_isolated_atom(atoms):
@@ -103,7 +113,7 @@ def reference_energies(
     rows, ys = [], []
     for atoms in configs:
         lab = read_labels(atoms, keys)
-        if lab.energy is not None and not is_isolated_atom(atoms):
+        if lab.energy is not None and not is_isolated_atom(atoms) and Weights().energy_of(atoms) > 0:
             sym = atoms.get_chemical_symbols()
             rows.append([sym.count(el) for el in elements])
             ys.append(lab.energy)
@@ -128,7 +138,7 @@ def exclusions(named: Sequence[tuple[str, Atoms]], weights: Weights = Weights(),
             found.setdefault("isolated", []).append(name)
             continue
         if lab.forces is not None and len(atoms):
-            big = int(np.sum(np.linalg.norm(lab.forces, axis=1) > weights.f_max))
+            big = int(np.sum(np.linalg.norm(lab.forces, axis=1) > weights.f_max_of(atoms)))
             if big:
                 n_atoms += big
                 found.setdefault("f_max", []).append(name)
@@ -167,7 +177,7 @@ def config_rows(
     lab = read_labels(atoms, keys)
     info = atoms.info
     w = float(info.get("weight", 1.0))
-    wE = w * float(info.get("energy_weight", weights.energy))
+    wE = weights.energy_of(atoms)
     wF = w * float(info.get("force_weight", weights.forces))
     wV = w * float(info.get("virial_weight", weights.virial))
     val = basis.evaluate(atoms)
@@ -175,7 +185,7 @@ def config_rows(
     rows, ys = [], []
     keep_global = True
     if lab.forces is not None and n:
-        ok = np.linalg.norm(lab.forces, axis=1) <= weights.f_max
+        ok = np.linalg.norm(lab.forces, axis=1) <= weights.f_max_of(atoms)
         keep_global = bool(ok.all())
         if wF > 0 and ok.any():
             rows.append(wF * val.forces[ok].reshape(-1, basis.size))

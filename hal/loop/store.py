@@ -3,7 +3,8 @@
 One row per oracle call, written in its own transaction the moment the result arrives, so a killed
 run loses nothing that was labelled. Provenance (key-value pairs): ``uid`` (unique per requested
 structure: resuming skips uids already present), ``status``, ``iteration``, ``walker``, ``source``,
-``tau``, ``criterion``, ``oracle_time`` (s), plus anything the caller adds.
+``tau``, ``criterion``, ``oracle_time`` (s), plus anything the caller adds, and what the structure's
+``info`` holds of ``config_type`` and the fit's per-configuration overrides (``hal.fit.design.OVERRIDES``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db import connect
 
+from hal.fit.design import OVERRIDES
 from hal.loop.oracle import NOTES, OracleResult
+
+KEPT = (*NOTES, *OVERRIDES, "config_type")  # atoms.info keys the store keeps
 
 
 class Store:
@@ -38,7 +42,7 @@ class Store:
         atoms.info.pop("stress", None)
         atoms.arrays.pop("forces", None)
         kv = {k: v for k, v in provenance.items() if v is not None}
-        kv.update({k: atoms.info[k] for k in NOTES if k in atoms.info})
+        kv.update({k: atoms.info[k] for k in KEPT if k in atoms.info})
         kv.update(uid=uid, status=result.status, oracle_time=float(result.wall_time))
         data = {"error": result.error} if result.error else {}
         return self.db.write(atoms, key_value_pairs=kv, data=data)
