@@ -1,4 +1,5 @@
-"""Starting structures built from geometry alone (no downloads): linear alkanes, PEG chains."""
+"""Starting structures built from geometry alone (no downloads): linear alkanes, PEG chains and melts, and
+molecule pairs in contact."""
 
 from __future__ import annotations
 
@@ -116,6 +117,37 @@ def peg_melt(n: int, n_chains: int = 1, density_g_cm3: float = 0.3, seed: int = 
         out += Atoms(chain + ["H"] * len(hs), positions=np.vstack([backbone, hs]))
         placed = np.vstack([placed, backbone, hs])
     out.wrap()
+    return out
+
+
+def molecule_contacts(molecule: Atoms, count: int, min_distance: float = 0.8, max_distance: float = 2.5,
+                      seed: int = 0) -> list[Atoms]:  # fmt: skip
+    """``count`` pairs of ``molecule`` in independent random orientations, the second moved along a random
+    direction until the closest distance between the two is a uniform draw from [min_distance,
+    max_distance] (Å, to 1e-6 Å): non-bonded contacts (H···H, C···H, O–H···O) that isolated molecules never
+    show, tagged ``config_type = "contact"``. Not periodic."""
+    from scipy.spatial.distance import cdist
+    from scipy.spatial.transform import Rotation
+
+    if count < 0 or not 0 < min_distance <= max_distance:
+        raise ValueError(f"need count >= 0 and 0 < min_distance <= max_distance, got {count}, {min_distance}, "
+                         f"{max_distance}")  # fmt: skip
+    rng = np.random.default_rng(seed)
+    centred = molecule.positions - molecule.get_center_of_mass()
+    far = 2 * np.ptp(centred, axis=0).max() + max_distance + 1.0  # no contact at this separation
+    out = []
+    for _ in range(count):
+        a, b = (Rotation.random(random_state=rng.integers(2**31)).apply(centred) for _ in range(2))
+        u = rng.normal(size=3)
+        u /= np.linalg.norm(u)
+        target = rng.uniform(min_distance, max_distance)
+        lo, hi = 0.0, far  # closest distance < target at lo, ≥ target at hi: bisect the separation
+        while hi - lo > 1e-7:
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if cdist(a, b + mid * u).min() < target else (lo, mid)
+        pair = Atoms(molecule.numbers.tolist() * 2, positions=np.vstack([a, b + hi * u]))
+        pair.info["config_type"] = "contact"
+        out.append(pair)
     return out
 
 

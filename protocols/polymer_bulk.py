@@ -1,7 +1,8 @@
 """Polymer protocol, part 3 (HAL paper II.C.3, Fig. 8): a model of isolated PEG chains predicts the density of the melt.
 
 Data: labelled 500 K oracle MD frames of isolated H[OCH2CH2]nOH chains of every ``chains.n`` (cached per n,
-``md_n<N>.xyz``), plus any labelled files in ``chains.include``. Then HAL in vacuum on each ``hal.n`` chain
+``md_n<N>.xyz``), plus any labelled files in ``chains.include``, ``contacts.count`` pairs of short chains at
+close contact and ``fit.dimers`` dimers per species pair (both labelled by the oracle). Then HAL in vacuum on each ``hal.n`` chain
 in turn, one stage per chain length on one learner, until every walker stays stable (or the stage's budget
 is spent). Forces above ``fit.f_max`` (20 eV/Å, as the paper) are left out of every fit, and counted. The
 final model's MD stability test on each HAL chain, then a periodic melt the oracle could never label
@@ -43,6 +44,12 @@ SCHEMA = {
         "md_every": Field(int, 100, check=at_least(1)),
         "temperature_K": Field(float, 500.0, check=positive),
         "include": Field(list, [], item=str),
+    },
+    "contacts": {  # oracle-labelled pairs of PEG(n) in random orientations at close contact (hal.structures)
+        "n": Field(int, 2, check=at_least(1)),
+        "count": Field(int, 0, check=non_negative),
+        "min_distance": Field(float, 0.8, check=positive),  # Å, the closest distance between the two molecules
+        "max_distance": Field(float, 2.5, check=positive),
     },
     "oracle": polymer.SCHEMA["oracle"],
     "basis": polymer.SCHEMA["basis"],
@@ -91,6 +98,8 @@ def check(config: dict) -> None:
         raise ConfigError(f"hal.n: chains {missing} need MD frames in chains.n/md_frames (the walkers start there)")
     if config["hal"]["n_walkers"] > min(c["md_frames"][c["n"].index(n)] for n in config["hal"]["n"]):
         raise ConfigError("hal.n_walkers: more walkers than MD frames of a HAL chain")
+    if config["contacts"]["min_distance"] > config["contacts"]["max_distance"]:
+        raise ConfigError("contacts: min_distance is above max_distance")
     m = config["melt"]
     if m["equilibration_ps"] >= m["steps"] * m["timestep_fs"] / 1000:
         raise ConfigError("melt.equilibration_ps: longer than the NPT run; nothing would be averaged")
@@ -135,6 +144,16 @@ def included(config: dict) -> list[Atoms]:
     return [a for _, _, a in general._structures(config["chains"]["include"], "chains.include")]
 
 
+def contacts(config: dict) -> list[Atoms]:
+    """``contacts.count`` unlabelled pairs of PEG(``contacts.n``) at close contact: the non-bonded H···H and
+    C···H a model of isolated chains never sees and a melt is full of (without them the ``--medium`` model
+    bound two hydrogens at 0.7 Å by 3 eV where the oracle repels them by 3 eV)."""
+    from hal.structures import molecule_contacts
+
+    c = config["contacts"]
+    return molecule_contacts(peg(c["n"]), c["count"], c["min_distance"], c["max_distance"], seed=config["seed"])
+
+
 def run_hal(config: dict, run_dir: Path, data: dict[int, list[Atoms]], executor, progress: bool) -> list[dict]:
     """HAL on each ``hal.n`` chain in turn on one learner (shared store, iterations numbered on), in rounds
     until the MD stability test finds the chain stable: a round is a learner stage (``peg<N>``, then
@@ -142,7 +161,7 @@ def run_hal(config: dict, run_dir: Path, data: dict[int, list[Atoms]], executor,
     from hal.loop import Learner, LearnerSettings, Oracle
 
     h = config["hal"]
-    initial = [a for n in config["chains"]["n"] for a in data[n]] + included(config)
+    initial = [a for n in config["chains"]["n"] for a in data[n]] + included(config) + contacts(config)
     oracle = Oracle(functools.partial(oracle_calculator, config), timeout_s=config["oracle"].get("timeout_s"))
     basis = general.basis_of(config["basis"], ["C", "H", "O"])
     initial = general.with_dimers(config, basis, initial)
@@ -345,6 +364,10 @@ def composition(config: dict, run_dir: Path) -> list[dict]:
                      "oracle_calls": sum(store.count(source="hal", stage=st) for st in stages)})  # fmt: skip
     if c["include"]:
         rows.append({"n": "–", "source": "included", "configurations": len(included(config)), "oracle_calls": 0})
+    pairs = store.count(source="initial", config_type="contact")
+    if pairs:
+        rows.append({"n": config["contacts"]["n"], "source": "contacts (molecule pairs)", "configurations": pairs,
+                     "oracle_calls": pairs})  # fmt: skip
     dimers = store.count(source="initial", config_type="dimer")
     if dimers:
         rows.append({"n": "–", "source": f"dimers r_in … r0 (force weight {config['fit']['dimer_force_weight']:g})",

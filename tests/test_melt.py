@@ -1,5 +1,6 @@
 """The PEG melt builder and the NPT density run: composition, density, no overlaps across periodic images,
-PEG's bonded geometry; the barostat drives an ideal gas to PV = NkT; a broken bond stops the run."""
+PEG's bonded geometry; the barostat drives an ideal gas to PV = NkT; a broken bond stops the run; molecule
+pairs in contact at the distance drawn."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import pytest
 from ase import Atoms, units
 from ase.calculators.lj import LennardJones
 from ase.geometry import get_distances
+from scipy.spatial.distance import cdist
 
 from hal.bonds import Topology
 from hal.dynamics.npt import block_average, npt_run
-from hal.structures import BONDS, density, peg, peg_melt
+from hal.structures import BONDS, density, molecule_contacts, peg, peg_melt
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +85,18 @@ def test_block_average_standard_error():
     assert err == pytest.approx(0.05 / 100, rel=0.6)  # independent samples: σ/√N
     with pytest.raises(ValueError):
         block_average(x[:3], 5)
+
+
+def test_molecule_contacts_touch_at_the_drawn_distance_and_keep_each_molecule_rigid():
+    mol = peg(2)
+    pairs = molecule_contacts(mol, 12, 0.8, 2.5, seed=1)
+    n = len(mol)
+    closest = [cdist(p.positions[:n], p.positions[n:]).min() for p in pairs]
+    assert min(closest) >= 0.8 - 1e-6 and max(closest) <= 2.5 + 1e-6 and np.ptp(closest) > 0.5  # spread over the range
+    for p in pairs:
+        assert p.info["config_type"] == "contact" and list(p.numbers) == list(mol.numbers) * 2
+        for half in (p[:n], p[n:]):  # each molecule moved rigidly: its internal distances unchanged
+            assert np.allclose(half.get_all_distances(), mol.get_all_distances(), atol=1e-9)
+    assert np.allclose(molecule_contacts(mol, 2, seed=1)[1].positions, molecule_contacts(mol, 2, seed=1)[1].positions)
+    with pytest.raises(ValueError, match="min_distance"):
+        molecule_contacts(mol, 2, 2.0, 1.0)

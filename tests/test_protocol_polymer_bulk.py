@@ -30,6 +30,9 @@ max_degree = [8, 6]
 r_cut = 4.0
 pair_degree = 6
 pair_r_cut = 4.5
+[contacts]
+n = 1
+count = 3
 [fit]
 committee_size = 8
 dimers = 2
@@ -79,6 +82,7 @@ def test_tiny_melt_density_run_end_to_end(tmp_path):
     text = (run_dir / "report.md").read_text()
     assert "left out of the fit: 2 of" in text and "in 1 configurations" in text  # not the dimers' (no f_max)
     assert "| – | dimers r_in … r0 (force weight 0.1) | 12 | 12 |" in text  # 2 distances × 6 species pairs
+    assert "| 1 | contacts (molecule pairs) | 3 | 3 |" in text
     assert "| 1 | MD 500 K | 6 | 260 |" in text  # 200 burn-in steps + 6 frames × 10 steps, all oracle calls
     assert "| 2 | HAL |" in text and "| 300 |" in text and "| iter_00" in text
 
