@@ -161,10 +161,10 @@ def run_hal(config: dict, run_dir: Path, data: dict[int, list[Atoms]], executor,
     from hal.loop import Learner, LearnerSettings, Oracle
 
     h = config["hal"]
-    initial = [a for n in config["chains"]["n"] for a in data[n]] + included(config) + contacts(config)
+    initial = [a for n in config["chains"]["n"] for a in data[n]] + included(config)
     oracle = Oracle(functools.partial(oracle_calculator, config), timeout_s=config["oracle"].get("timeout_s"))
     basis = general.basis_of(config["basis"], ["C", "H", "O"])
-    initial = general.with_dimers(config, basis, initial)
+    initial = general.with_dimers(config, basis, initial) + contacts(config)  # appended: earlier runs resume
     out = []
     for index, n in enumerate(h["n"]):
         hal = walker_kwargs(h, n, h["tau_rel"])
