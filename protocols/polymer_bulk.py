@@ -2,10 +2,12 @@
 
 Data: labelled 500 K oracle MD frames of isolated H[OCH2CH2]nOH chains of every ``chains.n`` (cached per n,
 ``md_n<N>.xyz``), plus any labelled files in ``chains.include``, ``contacts.count`` pairs of short chains at
-close contact and ``fit.dimers`` dimers per species pair (both labelled by the oracle). Then HAL in vacuum on each ``hal.n`` chain
-in turn, one stage per chain length on one learner, until every walker stays stable (or the stage's budget
-is spent). Forces above ``fit.f_max`` (20 eV/Å, as the paper) are left out of every fit, and counted. The
-final model's MD stability test on each HAL chain, then a periodic melt the oracle could never label
+close contact and ``fit.dimers`` dimers per species pair (both labelled by the oracle). Then HAL in vacuum
+on each ``hal.n`` chain in turn, one stage per chain length on one learner, until every walker stays stable
+(or the stage's budget is spent). With ``boxes.max_oracle_calls`` > 0 (the paper had no such step: its
+oracle had no periodic boundaries; tblite has), HAL goes on in small periodic melts under the
+compression's pressure, labels with stress. Forces above ``fit.f_max`` (20 eV/Å, as the paper) are left
+out of every fit, and counted. The final model's MD stability test on each chain, then a periodic melt
 (``melt.n_chains`` chains of ``melt.n`` monomers, ``hal.structures.peg_melt``, built at a low density),
 relaxed, compressed at ``melt.compress_bar`` and run NPT (``hal.dynamics.npt``: Berendsen, which keeps a
 box far from equilibrium stable) at 1 bar and each temperature, the bond topology checked throughout. The
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from hal.bonds import Topology
+from hal.bonds import BondGuard, Topology
 from hal.config import ConfigError, Field, at_least, non_negative, positive
 from hal.dynamics.sampling import md_frames
 from hal.fit_config import check_basis
@@ -61,6 +63,19 @@ SCHEMA = {
         "tau_rel": Field(float, 0.1, check=non_negative),
         "max_oracle_calls": Field(int, 60, check=non_negative),  # per round
         "max_rounds": Field(int, 3, check=at_least(1)),  # HAL rounds per chain until the stability test holds
+    },
+    "boxes": {  # HAL on small periodic melts labelled by the oracle (tblite handles periodic cells); 0 calls: off
+        **WALKERS,
+        "temperature_K": Field(float, 300.0, check=positive),
+        "n": Field(int, 4, check=at_least(1)),
+        "n_chains": Field(int, 4, check=at_least(1)),
+        "density": Field(float, 0.6, check=positive),  # g/cm³, as built (the barostat compresses)
+        "pressure_bar": Field(float, 5000.0),
+        "n_walkers": Field(int, 4, check=at_least(1)),
+        "tau_rel": Field(float, 0.1, check=non_negative),
+        "max_oracle_calls": Field(int, 0, check=non_negative),  # per round
+        "max_rounds": Field(int, 3, check=at_least(1)),
+        "virial_weight": Field(float, 1.0, check=non_negative),  # their stress labels, fitted
     },
     "stability": {
         "seeds": Field(int, 4, check=at_least(1)),
@@ -176,7 +191,39 @@ def run_hal(config: dict, run_dir: Path, data: dict[int, list[Atoms]], executor,
             if stability_of(config, run_dir, final_model_path(run_dir), n, progress)["all_stable"]:
                 break
         out.append({**summary, "rounds": k + 1})
+    b = config["boxes"]
+    if b["max_oracle_calls"]:
+        starts = boxes(config)
+        hal = {**walker_kwargs(b, b["n"], b["tau_rel"]), "pressure_GPa": b["pressure_bar"] * 1e-4,
+               "guard": BondGuard(Topology(starts[0]), b["max_temperature_K"])}  # fmt: skip
+        for k in range(b["max_rounds"]):
+            settings = LearnerSettings(n_stable=b["n_stable"], max_oracle_calls=b["max_oracle_calls"],
+                                       seed=config["seed"], stage=box_stage(k), stage_index=10_000 + k, hal=hal,
+                                       fit=general.fit_options(config), progress=progress)  # fmt: skip
+            summary = Learner(run_dir, basis, oracle, starts, initial, settings, executor).run()
+            if summary["reason"] == "stable":
+                break
+        out.append({**summary, "rounds": k + 1})
     return out
+
+
+def boxes(config: dict) -> list[Atoms]:
+    """The start boxes of HAL in the melt: ``boxes.n_walkers`` periodic melts of ``boxes.n_chains`` ×
+    PEG(``boxes.n``) at ``boxes.density``, one seed each; their labels carry ``boxes.virial_weight``."""
+    from hal.structures import peg_melt
+
+    b = config["boxes"]
+    out = []
+    for w in range(b["n_walkers"]):
+        box = peg_melt(b["n"], b["n_chains"], b["density"], seed=config["seed"] + w, min_distance=1.8)
+        box.info.update(config_type="melt box", virial_weight=b["virial_weight"])
+        out.append(box)
+    return out
+
+
+def box_stage(k: int) -> str:
+    """The learner stage of round k of HAL in the small periodic melts."""
+    return "boxes" if k == 0 else f"boxes-r{k}"
 
 
 def stage_name(n: int, k: int) -> str:
@@ -231,7 +278,8 @@ def melt_start(config: dict, run_dir: Path, calc) -> tuple[Atoms, str]:
     from hal.structures import peg_melt
 
     m, path, status = config["melt"], run_dir / "melt_start.xyz", run_dir / "melt_start.json"
-    if path.exists() and status.exists():
+    model = final_model_path(run_dir).name
+    if path.exists() and status.exists() and json.loads(status.read_text()).get("model", model) == model:
         return read(path), json.loads(status.read_text())["broken"]
     atoms = peg_melt(m["n"], m["n_chains"], m["start_density"], seed=config["seed"])
     write(run_dir / "melt_built.xyz", atoms)
@@ -247,7 +295,7 @@ def melt_start(config: dict, run_dir: Path, calc) -> tuple[Atoms, str]:
         broken = f"compression: {_broken(trace)}" if trace.broken_step is not None else ""
     atoms.calc = None
     write(path, atoms)
-    status.write_text(json.dumps({"broken": broken}))
+    status.write_text(json.dumps({"broken": broken, "model": model}))
     return atoms, broken
 
 
@@ -280,8 +328,8 @@ def density_runs(config: dict, run_dir: Path, progress: bool) -> list[dict]:
     from hal.model import LinearACE
 
     m = config["melt"]
-    model = LinearACE.load(final_model_path(run_dir))
-    calc = model.calculator(threads=m["threads"])
+    model_path = final_model_path(run_dir)
+    calc = LinearACE.load(model_path).calculator(threads=m["threads"])
     start, broken = melt_start(config, run_dir, calc)
     topology = Topology(read(run_dir / "melt_built.xyz"))
     if broken:  # no melt to run: say where it broke
@@ -291,12 +339,12 @@ def density_runs(config: dict, run_dir: Path, progress: bool) -> list[dict]:
     out = []
     for T in m["temperatures_K"]:
         path = run_dir / f"npt_{T:g}K.npz"
-        if not path.exists():
+        if not path.exists() or str(np.load(path).get("model", model_path.name)) != model_path.name:
             atoms = start.copy()
             trace = npt_run(atoms, calc, m["steps"], T, m["pressure_bar"], m["timestep_fs"],
                             record_every=m["record_every"], topology=topology, seed=config["seed"],
                             progress=progress)  # fmt: skip
-            np.savez(path, **_arrays(trace))
+            np.savez(path, **_arrays(trace), model=model_path.name)
         r = np.load(path)
         keep = r["time_ps"] >= m["equilibration_ps"]
         mean, err = block_average(r["density"][keep]) if keep.sum() >= 5 else (float("nan"), float("nan"))
@@ -362,6 +410,13 @@ def composition(config: dict, run_dir: Path) -> list[dict]:
         rows.append({"n": n, "source": "HAL", "configurations": sum(store.count(source="hal", stage=st, status="ok")
                                                                     for st in stages),
                      "oracle_calls": sum(store.count(source="hal", stage=st) for st in stages)})  # fmt: skip
+    stages = [box_stage(k) for k in range(config["boxes"]["max_rounds"])]
+    calls = sum(store.count(source="hal", stage=st) for st in stages)
+    if calls:
+        b = config["boxes"]
+        rows.append({"n": b["n"], "source": f"HAL in {b['n_chains']}-chain periodic melts",
+                     "configurations": sum(store.count(source="hal", stage=st, status="ok") for st in stages),
+                     "oracle_calls": calls})  # fmt: skip
     if c["include"]:
         rows.append({"n": "–", "source": "included", "configurations": len(included(config)), "oracle_calls": 0})
     pairs = store.count(source="initial", config_type="contact")

@@ -11,6 +11,7 @@ from ase.io import read, write
 
 from hal.cli import main
 from hal.config import ConfigError, validate
+from hal.loop.store import Store
 from hal.protocols import polymer_bulk
 from hal.structures import peg
 
@@ -41,6 +42,14 @@ n = [2]
 n_walkers = 1
 n_stable = 100
 max_oracle_calls = 2
+[boxes]
+n = 1
+n_chains = 2
+density = 0.3
+n_walkers = 1
+n_stable = 20
+max_oracle_calls = 1
+max_rounds = 1
 [stability]
 seeds = 2
 steps = 100
@@ -83,6 +92,9 @@ def test_tiny_melt_density_run_end_to_end(tmp_path):
     assert "left out of the fit: 2 of" in text and "in 1 configurations" in text  # not the dimers' (no f_max)
     assert "| – | dimers r_in … r0 (force weight 0.1) | 12 | 12 |" in text  # 2 distances × 6 species pairs
     assert "| 1 | contacts (molecule pairs) | 3 | 3 |" in text
+    assert "| 1 | HAL in 2-chain periodic melts | 1 | 1 |" in text
+    (box,) = Store(run_dir / "data.db").labelled(stage="boxes")  # periodic tblite: stress labels, fitted
+    assert box.pbc.all() and np.all(np.isfinite(box.info["stress"])) and box.info["virial_weight"] == 1.0
     assert "| 1 | MD 500 K | 6 | 260 |" in text  # 200 burn-in steps + 6 frames × 10 steps, all oracle calls
     assert "| 2 | HAL |" in text and "| 300 |" in text and "| iter_00" in text
 
