@@ -279,7 +279,7 @@ def melt_start(config: dict, run_dir: Path, calc) -> tuple[Atoms, str]:
 
     m, path, status = config["melt"], run_dir / "melt_start.xyz", run_dir / "melt_start.json"
     model = final_model_path(run_dir).name
-    if path.exists() and status.exists() and json.loads(status.read_text()).get("model", model) == model:
+    if path.exists() and status.exists() and json.loads(status.read_text()).get("model") == model:
         return read(path), json.loads(status.read_text())["broken"]
     atoms = peg_melt(m["n"], m["n_chains"], m["start_density"], seed=config["seed"])
     write(run_dir / "melt_built.xyz", atoms)
@@ -339,7 +339,7 @@ def density_runs(config: dict, run_dir: Path, progress: bool) -> list[dict]:
     out = []
     for T in m["temperatures_K"]:
         path = run_dir / f"npt_{T:g}K.npz"
-        if not path.exists() or str(np.load(path).get("model", model_path.name)) != model_path.name:
+        if not path.exists() or str(np.load(path).get("model")) != model_path.name:  # a new model runs anew
             atoms = start.copy()
             trace = npt_run(atoms, calc, m["steps"], T, m["pressure_bar"], m["timestep_fs"],
                             record_every=m["record_every"], topology=topology, seed=config["seed"],

@@ -4,6 +4,8 @@ a HAL stage, stability, a melt relaxed and run NPT by the model, the export for 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
@@ -79,6 +81,9 @@ def test_tiny_melt_density_run_end_to_end(tmp_path):
     assert main(["report", str(run_dir)]) == 0
 
     assert len(read(run_dir / "md_n1.xyz", ":")) == 6 and len(read(run_dir / "md_n2.xyz", ":")) == 4
+    final = sorted((run_dir / "models").glob("iter_*.npz"))[-1].name  # the melt's caches name their model
+    assert json.loads((run_dir / "melt_start.json").read_text())["model"] == final
+    assert str(np.load(run_dir / "npt_300K.npz")["model"]) == final
     melt = read(run_dir / "melt_start.xyz")
     assert len(melt) == 4 * len(peg(3)) and melt.pbc.all()
     r = np.load(run_dir / "npt_300K.npz")
