@@ -76,6 +76,7 @@ SCHEMA = {
         "max_oracle_calls": Field(int, 0, check=non_negative),  # per round
         "max_rounds": Field(int, 3, check=at_least(1)),
         "virial_weight": Field(float, 1.0, check=non_negative),  # their stress labels, fitted
+        "test_steps": Field(int, 0, check=non_negative),  # model NPT steps per box after each round; 0: no test
     },
     "stability": {
         "seeds": Field(int, 4, check=at_least(1)),
@@ -201,10 +202,57 @@ def run_hal(config: dict, run_dir: Path, data: dict[int, list[Atoms]], executor,
                                        seed=config["seed"], stage=box_stage(k), stage_index=10_000 + k, hal=hal,
                                        fit=general.fit_options(config), progress=progress)  # fmt: skip
             summary = Learner(run_dir, basis, oracle, starts, initial, settings, executor).run()
-            if summary["reason"] == "stable":
+            if not b["test_steps"]:
+                if summary["reason"] == "stable":
+                    break
+                continue
+            row, ends = box_stability(config, run_dir, final_model_path(run_dir), executor)
+            if row["all_stable"]:
                 break
+            starts = ends  # the next round's walkers start where the model's own NPT left each box
         out.append({**summary, "rounds": k + 1})
     return out
+
+
+def _box_test_job(job: tuple) -> tuple[int, Atoms]:
+    """One box's model NPT run (relaxed first, as the melt): (steps its topology held, its last intact box)."""
+    from ase.optimize import FIRE
+
+    from hal.dynamics.npt import npt_run
+    from hal.model import LinearACE
+
+    model_path, box, steps, temperature_K, pressure_bar, timestep_fs, seed = job
+    calc = LinearACE.load(model_path).calculator(threads=1)
+    atoms, topology = box.copy(), Topology(box)
+    atoms.calc = calc
+    FIRE(atoms, logfile=None).run(fmax=0.5, steps=300)
+    trace = npt_run(atoms, calc, steps, temperature_K, pressure_bar, timestep_fs, record_every=100,
+                    topology=topology, seed=seed)  # fmt: skip
+    last = trace.last_intact
+    last.info.update(box.info)
+    return (steps if trace.broken_step is None else trace.broken_step), last
+
+
+def box_stability(config: dict, run_dir: Path, model: Path, executor) -> tuple[dict, list[Atoms]]:
+    """The model's Berendsen NPT test on the start boxes (``boxes.test_steps`` steps at the boxes' temperature
+    and pressure, from their bond topology as built), and each box's last intact configuration. Cached by
+    model: a row in ``stability.jsonl`` (system "boxes"), the boxes in ``box_test_<model>.xyz``."""
+    from ase.io import read, write
+
+    from hal.io import append_jsonl, repaired_jsonl
+
+    b, path = config["boxes"], run_dir / f"box_test_{model.stem}.xyz"
+    for row in repaired_jsonl(run_dir / "stability.jsonl"):
+        if (row["model"], row.get("system")) == (model.name, "boxes") and path.exists():
+            return row, read(path, ":")
+    jobs = [(model, box, b["test_steps"], b["temperature_K"], b["pressure_bar"], b["timestep_fs"], config["seed"] + w)
+            for w, box in enumerate(boxes(config))]  # fmt: skip
+    held, ends = zip(*(executor.map if executor is not None else map)(_box_test_job, jobs))
+    write(path, list(ends))
+    row = {"model": model.name, "system": "boxes", "n": b["n"], "min_stable": int(min(held)),
+           "all_stable": min(held) >= b["test_steps"], "steps": b["test_steps"], "seeds": len(jobs)}  # fmt: skip
+    append_jsonl(run_dir / "stability.jsonl", row)
+    return row, list(ends)
 
 
 def boxes(config: dict) -> list[Atoms]:
@@ -247,7 +295,7 @@ def stability_of(config: dict, run_dir: Path, model: Path, n: int, progress: boo
 
     path = run_dir / "stability.jsonl"
     for row in repaired_jsonl(path):
-        if (row["model"], row["n"]) == (model.name, n):
+        if (row["model"], row["n"], row.get("system", "chain")) == (model.name, n, "chain"):
             return row
     st = config["stability"]
     r = stability_test(LinearACE.load(model).calculator, peg(n), st["seeds"], st["steps"], st["temperature_K"],
@@ -500,8 +548,18 @@ def report(run_dir: Path, config: dict) -> Path:
               f"({final_model_path(run_dir).name}):", "", "| model | n | seeds | steps | min stable steps |",
               "|---|---:|---:|---:|---:|"]  # fmt: skip
     stability(config, run_dir, progress=False)
+    rows = read_jsonl(run_dir / "stability.jsonl")
     lines += [f"| {r['model']} | {r['n']} | {r['seeds']} | {r['steps']} | {r['min_stable']} |"
-              for r in read_jsonl(run_dir / "stability.jsonl")]  # fmt: skip
+              for r in rows if r.get("system", "chain") == "chain"]  # fmt: skip
+    b = config["boxes"]
+    tests = [r for r in rows if r.get("system") == "boxes"]
+    if tests:
+        lines += ["", f"NPT tests of the {b['n_chains']} × PEG({b['n']}) boxes after each box round ("
+                  f"{tests[0]['seeds']} boxes, {b['temperature_K']:g} K, {b['pressure_bar']:g} bar from "
+                  f"{b['density']:g} g/cm³; minimum over boxes of the steps before a bond leaves its window; a box "
+                  "that broke starts the next round's walker at its last intact frame):", "",
+                  "| model | boxes | steps | min stable steps |", "|---|---:|---:|---:|"]  # fmt: skip
+        lines += [f"| {r['model']} | {r['seeds']} | {r['steps']} | {r['min_stable']} |" for r in tests]
     lines += ["", "![density against time](density.png)", "",
               f"Melt: {m['n_chains']} × PEG({m['n']}), built at {m['start_density']:g} g/cm³, Berendsen NPT "
               f"(ASE), {m['timestep_fs']:g} fs steps; block average (5 blocks) after {m['equilibration_ps']:g} ps.",

@@ -52,6 +52,7 @@ n_walkers = 1
 n_stable = 20
 max_oracle_calls = 1
 max_rounds = 1
+test_steps = 20
 [stability]
 seeds = 2
 steps = 100
@@ -100,6 +101,13 @@ def test_tiny_melt_density_run_end_to_end(tmp_path):
     assert "| 1 | HAL in 2-chain periodic melts | 1 | 1 |" in text
     (box,) = Store(run_dir / "data.db").labelled(stage="boxes")  # periodic tblite: stress labels, fitted
     assert box.pbc.all() and np.all(np.isfinite(box.info["stress"])) and box.info["virial_weight"] == 1.0
+    (test,) = [r for r in map(json.loads, (run_dir / "stability.jsonl").read_text().splitlines())
+               if r.get("system") == "boxes"]  # fmt: skip
+    assert (test["model"], test["n"], test["seeds"], test["steps"]) == (final, 1, 1, 20)
+    (end,) = read(run_dir / f"box_test_{final[:-4]}.xyz", ":")  # the box where the model's NPT left it
+    assert end.pbc.all() and len(end) == 2 * len(peg(1)) and end.info["config_type"] == "melt box"
+    assert f"| {final} | 1 | 20 | {test['min_stable']} |" in text
+    assert f"| {final} | 1 | 2 | 100 |" in text  # PEG(1)'s chain test is not the box test of the same n
     assert "| 1 | MD 500 K | 6 | 260 |" in text  # 200 burn-in steps + 6 frames × 10 steps, all oracle calls
     assert "| 2 | HAL |" in text and "| 300 |" in text and "| iter_00" in text
 

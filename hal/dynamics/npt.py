@@ -23,7 +23,8 @@ from hal.structures import density
 class DensityTrace:
     """A recorded NPT run: time (ps), density (g/cm³), temperature (K) and pressure (bar) every
     ``record_every`` steps; ``broken``: the first bond out of its window (None: topology intact), at
-    ``broken_step``; ``wall_s`` the run's wall time."""
+    ``broken_step``; ``wall_s`` the run's wall time; ``last_intact`` the last recorded box whose topology
+    held (with momenta, no calculator): where to look, or restart, when it broke."""
 
     time_ps: np.ndarray
     density: np.ndarray
@@ -34,6 +35,7 @@ class DensityTrace:
     wall_s: float
     broken: BrokenBond | None = None
     broken_step: int | None = None
+    last_intact: Atoms | None = None
 
     @property
     def us_per_atom_step(self) -> float:
@@ -68,7 +70,7 @@ def npt_run(
                        taut=taut_fs * units.fs, taup=taup_fs * units.fs,
                        compressibility_au=compressibility_per_bar / units.bar)  # fmt: skip
     rows: list[tuple[float, float, float, float]] = []
-    broken, broken_step = None, None
+    broken, broken_step, last = None, None, atoms.copy()
     t0 = time.perf_counter()
 
     def record() -> None:
@@ -86,9 +88,12 @@ def npt_run(
             if bad or not np.all(np.isfinite(atoms.positions)):
                 broken, broken_step = (bad[0] if bad else None), dyn.nsteps
                 break
+            last = atoms.copy()
             bar.set_postfix(density=f"{rows[-1][1]:.3f}", T=f"{rows[-1][2]:.0f}")
     t, rho, temp, p = (np.array(c) for c in zip(*rows))
-    return DensityTrace(t, rho, temp, p, dyn.nsteps, len(atoms), time.perf_counter() - t0, broken, broken_step)
+    last.calc = None
+    wall = time.perf_counter() - t0
+    return DensityTrace(t, rho, temp, p, dyn.nsteps, len(atoms), wall, broken, broken_step, last)
 
 
 def block_average(x: np.ndarray, n_blocks: int = 5) -> tuple[float, float]:
