@@ -77,16 +77,18 @@ def test_npt_run_stops_at_a_broken_bond():
     assert trace.broken is not None and trace.broken_step == 10 and trace.steps == 10
 
 
-def test_npt_run_keeps_the_last_intact_box_before_a_break():
+def test_npt_run_keeps_an_intact_box_lookback_records_before_a_break():
     atoms = Atoms("CO", positions=[[0, 0, 0], [1.13, 0, 0]], cell=[10.0] * 3, pbc=True)
     topo = Topology(atoms)
     atoms.set_velocities([[-0.01, 0, 0], [0.01, 0, 0]])  # Å/fs: the bond stretches by ≈ 0.1 Å every 10 steps
-    trace = npt_run(atoms, LennardJones(epsilon=0.0), steps=1000, record_every=10, topology=topo)
-    assert trace.broken is not None and trace.broken_step > 30
-    last = trace.last_intact
-    assert last.calc is None and not topo.broken(last) and topo.broken(atoms)
-    assert 0 < trace.broken.length - last.get_distance(0, 1, mic=True) < 0.5  # one record before the break
-    assert np.any(last.get_momenta())  # a restart carries on from its velocities
+    runs = [npt_run(atoms.copy(), LennardJones(epsilon=0.0), steps=1000, record_every=10, topology=topo,
+                    lookback=k) for k in (1, 3)]  # fmt: skip
+    assert all(r.broken is not None and r.broken_step > 50 for r in runs)
+    stretch = [r.broken.length - r.intact.get_distance(0, 1, mic=True) for r in runs]
+    assert 0 < stretch[0] < 0.5 and stretch[1] == pytest.approx(3 * stretch[0], rel=0.2)  # k records back
+    for r in runs:
+        assert r.intact.calc is None and not topo.broken(r.intact)
+        assert np.any(r.intact.get_momenta())  # a restart carries on from its velocities
 
 
 def test_block_average_standard_error():

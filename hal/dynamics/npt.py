@@ -5,6 +5,7 @@ checked throughout, and the block average of the equilibrated part."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import time
 
@@ -23,8 +24,8 @@ from hal.structures import density
 class DensityTrace:
     """A recorded NPT run: time (ps), density (g/cm³), temperature (K) and pressure (bar) every
     ``record_every`` steps; ``broken``: the first bond out of its window (None: topology intact), at
-    ``broken_step``; ``wall_s`` the run's wall time; ``last_intact`` the last recorded box whose topology
-    held (with momenta, no calculator): where to look, or restart, when it broke."""
+    ``broken_step``; ``wall_s`` the run's wall time; ``intact`` an intact recorded box (with momenta,
+    no calculator) ``lookback`` records before the end: where to restart, short of a break."""
 
     time_ps: np.ndarray
     density: np.ndarray
@@ -35,7 +36,7 @@ class DensityTrace:
     wall_s: float
     broken: BrokenBond | None = None
     broken_step: int | None = None
-    last_intact: Atoms | None = None
+    intact: Atoms | None = None
 
     @property
     def us_per_atom_step(self) -> float:
@@ -57,6 +58,7 @@ def npt_run(
     topology: Topology | None = None,
     seed: int = 0,
     progress: bool = False,
+    lookback: int = 1,
 ) -> DensityTrace:
     """Run ``steps`` Berendsen NPT steps on ``atoms`` (changed in place; velocities drawn at
     ``temperature_K`` unless it has momenta), recording every ``record_every`` steps, and stop at the
@@ -70,7 +72,7 @@ def npt_run(
                        taut=taut_fs * units.fs, taup=taup_fs * units.fs,
                        compressibility_au=compressibility_per_bar / units.bar)  # fmt: skip
     rows: list[tuple[float, float, float, float]] = []
-    broken, broken_step, last = None, None, atoms.copy()
+    broken, broken_step, intact = None, None, collections.deque([atoms.copy()], maxlen=max(lookback, 1))
     t0 = time.perf_counter()
 
     def record() -> None:
@@ -88,12 +90,11 @@ def npt_run(
             if bad or not np.all(np.isfinite(atoms.positions)):
                 broken, broken_step = (bad[0] if bad else None), dyn.nsteps
                 break
-            last = atoms.copy()
+            intact.append(atoms.copy())
             bar.set_postfix(density=f"{rows[-1][1]:.3f}", T=f"{rows[-1][2]:.0f}")
     t, rho, temp, p = (np.array(c) for c in zip(*rows))
-    last.calc = None
     wall = time.perf_counter() - t0
-    return DensityTrace(t, rho, temp, p, dyn.nsteps, len(atoms), wall, broken, broken_step, last)
+    return DensityTrace(t, rho, temp, p, dyn.nsteps, len(atoms), wall, broken, broken_step, intact[0])
 
 
 def block_average(x: np.ndarray, n_blocks: int = 5) -> tuple[float, float]:
