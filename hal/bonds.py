@@ -10,7 +10,9 @@ from ase import Atoms
 from ase.geometry import find_mic
 from ase.neighborlist import natural_cutoffs, neighbor_list
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import shortest_path
+from scipy.sparse.csgraph import breadth_first_order, connected_components, shortest_path
+
+from hal.structures import density
 
 # SPEC §7: C–C and C–O within 1.0–2.0 Å, C–H and O–H within 0.8–2.0 Å (Å); other pairs 0.6–2.5 Å
 WINDOWS = {("C", "C"): (1.0, 2.0), ("C", "O"): (1.0, 2.0), ("C", "H"): (0.8, 2.0), ("H", "O"): (0.8, 2.0)}
@@ -48,11 +50,40 @@ class Topology:
         keep = i < j
         self.bonds = np.stack([i[keep], j[keep]], axis=1)
         self.symbols = np.array(reference.get_chemical_symbols())
-        n = len(reference)
-        adj = csr_matrix((np.ones(len(self.bonds)), (self.bonds[:, 0], self.bonds[:, 1])), shape=(n, n))
-        self.hops = shortest_path(adj, directed=False, unweighted=True)  # bonds between atoms (inf: none)
+        self.hops = shortest_path(self._adjacency(), directed=False, unweighted=True)  # bonds apart (inf: never)
         self.windows = np.array([WINDOWS.get(tuple(sorted(self.symbols[[a, b]])), DEFAULT_WINDOW)
                                  for a, b in self.bonds]).reshape(-1, 2)  # fmt: skip
+
+    @property
+    def molecules(self) -> np.ndarray:
+        """The molecule of each atom (0, 1, …): the connected parts of the bond graph."""
+        return connected_components(self._adjacency(), directed=False)[1]
+
+    def _adjacency(self) -> csr_matrix:
+        n = len(self.symbols)
+        return csr_matrix((np.ones(len(self.bonds)), (self.bonds[:, 0], self.bonds[:, 1])), shape=(n, n))
+
+    def molecules_scaled(self, atoms: Atoms, density_g_cm3: float) -> Atoms:
+        """A copy of the periodic box ``atoms`` at ``density_g_cm3`` (cell scaled) with each of the reference's
+        molecules moved rigidly: unwrapped across the boundary along its bonds, its centre scaled with the
+        cell. The same packing at another density, for an equation of state."""
+        if not atoms.pbc.all() or density_g_cm3 <= 0:
+            raise ValueError("molecules_scaled needs a periodic box and a positive density")
+        adjacency, positions = self._adjacency(), atoms.positions.copy()
+        scale = (density(atoms) / density_g_cm3) ** (1 / 3)
+        label = self.molecules
+        for m in range(label.max() + 1):
+            members = np.flatnonzero(label == m)
+            order, parent = breadth_first_order(adjacency, members[0], directed=False)
+            for k in order[1:]:  # each atom placed from its parent by their minimum-image bond vector
+                positions[k] = positions[parent[k]] + find_mic(atoms.positions[k] - atoms.positions[parent[k]],
+                                                               atoms.cell)[0]  # fmt: skip
+            positions[members] += (scale - 1) * positions[members].mean(axis=0)
+        out = atoms.copy()
+        out.set_cell(atoms.cell * scale)
+        out.positions = positions
+        out.wrap()
+        return out
 
     def lengths(self, atoms: Atoms) -> np.ndarray:
         """Lengths (Å) of the reference's bonds in ``atoms`` (minimum image where periodic)."""

@@ -2,16 +2,17 @@
 
 Data: labelled 500 K oracle MD frames of isolated H[OCH2CH2]nOH chains of every ``chains.n`` (cached per n,
 ``md_n<N>.xyz``), plus any labelled files in ``chains.include``, ``contacts.count`` pairs of short chains at
-close contact and ``fit.dimers`` dimers per species pair (both labelled by the oracle). Then HAL in vacuum
-on each ``hal.n`` chain in turn, one stage per chain length on one learner, until every walker stays stable
-(or the stage's budget is spent). With ``boxes.max_oracle_calls`` > 0 (the paper had no such step: its
-oracle had no periodic boundaries; tblite has), HAL goes on in small periodic melts under the
-compression's pressure, labels with stress. Forces above ``fit.f_max`` (20 eV/Å, as the paper) are left
-out of every fit, and counted. The final model's MD stability test on each chain, then a periodic melt
-(``melt.n_chains`` chains of ``melt.n`` monomers, ``hal.structures.peg_melt``, built at a low density),
-relaxed, compressed at ``melt.compress_bar`` and run NPT (``hal.dynamics.npt``: Berendsen, which keeps a
-box far from equilibrium stable) at 1 bar and each temperature, the bond topology checked throughout. The
-model is exported (``peg.yace``) with a LAMMPS input for the same run (``npt.in``, ``melt.data``).
+close contact and ``fit.dimers`` dimers per species pair (both labelled by the oracle). Then HAL in vacuum on
+each ``hal.n`` chain in turn, one stage per chain length on one learner, until every walker stays stable (or
+the stage's budget is spent). With ``boxes.max_oracle_calls`` > 0 (the paper had no such step: its oracle had
+no periodic boundaries; tblite has), HAL goes on in small periodic melts under the compression's pressure,
+labels with stress, in rounds until the model's own NPT run holds every box for ``boxes.test_steps`` (a box
+that broke starts the next round's walker short of its break). Forces above ``fit.f_max`` (20 eV/Å, as the
+paper) are left out of every fit, and counted. The final model's MD stability test on each chain, then a
+periodic melt (``melt.n_chains`` chains of ``melt.n`` monomers, ``hal.structures.peg_melt``, built at a low
+density), relaxed, compressed at ``melt.compress_bar`` and run NPT (``hal.dynamics.npt``: Berendsen, which
+keeps a box far from equilibrium stable) at 1 bar and each temperature, the bond topology checked throughout.
+The model is exported (``peg.yace``) with a LAMMPS input for the same run (``npt.in``, ``melt.data``).
 """
 
 from __future__ import annotations

@@ -114,3 +114,22 @@ def test_molecule_contacts_touch_at_the_drawn_distance_and_keep_each_molecule_ri
     assert np.allclose(molecule_contacts(mol, 2, seed=1)[1].positions, molecule_contacts(mol, 2, seed=1)[1].positions)
     with pytest.raises(ValueError, match="min_distance"):
         molecule_contacts(mol, 2, 2.0, 1.0)
+
+
+def test_molecules_scaled_moves_whole_molecules_across_the_boundary(melt):
+    topo = Topology(melt)
+    assert sorted(np.bincount(topo.molecules)) == [len(peg(12))] * 3
+    dense = topo.molecules_scaled(melt, 0.8)
+    assert density(dense) == pytest.approx(0.8, rel=1e-12) and dense.pbc.all()
+    assert topo.lengths(dense) == pytest.approx(topo.lengths(melt), abs=1e-9)  # across the boundary too
+    near = topo.hops <= 4  # within four bonds: a chain's own shape (a chain meeting its image changes, rightly)
+    before, after = melt.get_all_distances(mic=True), dense.get_all_distances(mic=True)
+    assert after[near] == pytest.approx(before[near], abs=1e-9)
+    back = topo.molecules_scaled(dense, 0.5)  # centres scaled back: every atom where it was, up to a lattice vector
+    assert np.allclose(back.cell, melt.cell)
+    _, moved = get_distances(back.positions, melt.positions, cell=melt.cell, pbc=True)
+    assert np.diag(moved).max() < 1e-9
+    _, d = get_distances(dense.positions, cell=dense.cell, pbc=True)
+    assert d[topo.hops > 2].min() < 2.0 - 0.1  # the packing came closer: a denser box of the same molecules
+    with pytest.raises(ValueError):
+        Topology(peg(2)).molecules_scaled(peg(2), 1.0)
