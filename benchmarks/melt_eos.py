@@ -1,7 +1,7 @@
 """The PEG melt's equation of state, model against oracle: why the model's melt density comes out where it does.
 
 The potential pressure (virial only, no kinetic term; the same for both) of small periodic PEG boxes whose
-molecules are moved rigidly to densities 0.8 … 1.3 g/cm³ (``hal.bonds.Topology.molecules_scaled``), by a
+molecules are moved rigidly to densities 0.6 … 1.3 g/cm³ (``hal.bonds.Topology.molecules_scaled``), by a
 ``polymer_bulk`` run's final model and by periodic tblite (GFN2-xTB, with D4 dispersion). The boxes are the
 ones the run's box test left (``box_test_<model>.xyz``: 4 × PEG(4), 124 atoms, after 10 ps of the model's
 own NPT at 5000 bar), so the packing is the model's and only the density changes. A model more repulsive
@@ -9,7 +9,7 @@ than the oracle at a density cannot reach it at 1 bar: the sign and size of the 
 how far, its melt density goes. Beside it, the same comparison on the run's labelled periodic boxes
 (its training data: how well the fit holds the stress it was given).
 
-    python benchmarks/melt_eos.py [RUN_DIR] [--densities 0.8 1.0 1.1 1.2 1.3] [--quick]
+    python benchmarks/melt_eos.py [RUN_DIR] [--densities 0.6 0.8 1.0 1.2 1.3] [--quick]
 
 Default run: ``benchmarks/results/peg_density_run``. Writes ``benchmarks/results/melt_eos.md`` and ``.png``.
 Last line: ``melt_pressure_error_1.2_kbar: <mean over boxes of model − oracle at 1.2 g/cm³>`` (≈ 0: the model
@@ -54,7 +54,7 @@ def label_pressure_kbar(atoms) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", nargs="?", default=str(RESULTS / "peg_density_run"))
-    ap.add_argument("--densities", type=float, nargs="+", default=[0.8, 1.0, 1.1, 1.2, 1.3], help="g/cm³")
+    ap.add_argument("--densities", type=float, nargs="+", default=[0.6, 0.8, 1.0, 1.2, 1.3], help="g/cm³")
     ap.add_argument("--quick", action="store_true", help="2 boxes at 1.0 and 1.2 g/cm³")
     args = ap.parse_args()
     run = Path(args.run)
