@@ -10,6 +10,12 @@ how far, its melt density goes. Beside it, the same comparison on the run's labe
 (its training data: how well the fit holds the stress it was given).
 
     python benchmarks/melt_eos.py [RUN_DIR] [--densities 0.6 0.8 1.0 1.2 1.3] [--quick]
+                                  [--dense [--steps N]] [--thermal FRAMES]
+
+``--dense``: refit the run's data with the oracle's labels of these boxes at 1.1–1.3 g/cm³, and compare both
+models' pressure error at 1.2 g/cm³ on held-out boxes and their 1 bar NPT density of the boxes.
+``--thermal``: model and oracle total pressure at 300 K on the same thermal states at 1.0, 1.1, 1.2 g/cm³,
+and where the oracle's crosses zero (line ``oracle_zero_pressure_density_g_cm3``).
 
 Default run: ``benchmarks/results/peg_density_run``. Writes ``benchmarks/results/melt_eos.md`` and ``.png``.
 Last line: ``melt_pressure_error_1.2_kbar: <mean over boxes of model − oracle at 1.2 g/cm³>`` (≈ 0: the model
@@ -51,11 +57,113 @@ def label_pressure_kbar(atoms) -> float:
     return float(-(s[:3].sum() if s.size == 6 else s[[0, 4, 8]].sum()) / 3 / KBAR)
 
 
+def thermal_eos(model: hal.LinearACE, boxes: list, densities: list[float], frames: int) -> tuple[list[str], float]:
+    """The total pressure at 300 K (virial + kinetic) by the model and by the oracle on the same thermal states:
+    each box moved to each density, then Langevin NVT with the model (1 ps, then ``frames`` frames 0.25 ps
+    apart). The density where the oracle's pressure crosses zero is, to first order, its own 1 bar density."""
+    from ase.md.langevin import Langevin
+
+    from hal.dynamics.hal import thermalize
+
+    oracle, rows = TBLiteRetry(), []
+    for rho in densities:
+        pm, po = [], []
+        for w, box in enumerate(boxes):
+            atoms = Topology(box).molecules_scaled(box, rho)
+            atoms.calc = model.calculator(threads=2)
+            thermalize(atoms, 300.0, np.random.default_rng(w))
+            dyn = Langevin(
+                atoms, 0.5 * units.fs, temperature_K=300.0, friction=0.01, fixcm=False, rng=np.random.default_rng(w)
+            )
+            dyn.run(2000)
+            for _ in range(frames):
+                dyn.run(500)
+                kinetic = len(atoms) * units.kB * atoms.get_temperature() / atoms.get_volume() / KBAR
+                pm.append(pressure_kbar(atoms, atoms.calc) + kinetic)
+                try:
+                    po.append(pressure_kbar(atoms, oracle) + kinetic)
+                except Exception as e:
+                    print(f"oracle failed at {rho} g/cm³ ({type(e).__name__})")
+        rows.append((rho, np.mean(pm), np.std(pm) / np.sqrt(len(pm)), np.mean(po), np.std(po) / np.sqrt(len(po))))
+        print(f"{rho:.2f} g/cm³ at 300 K: model {rows[-1][1]:+.1f}, oracle {rows[-1][3]:+.1f} kbar", flush=True)
+    rho, p_oracle = np.array([r[0] for r in rows]), np.array([r[3] for r in rows])
+    slope, intercept = np.polyfit(rho, p_oracle, 1)
+    zero = -intercept / slope
+    lines = ["", f"**Thermal states** (`--thermal`): each box moved to each density, 1 ps of Langevin NVT at 300 K "
+             f"with the model, then {frames} frames 0.25 ps apart ({len(boxes) * frames} per density); total "
+             "pressure (virial + N k T / V), kbar, mean ± standard error, by the model and by tblite on the same "
+             "frames:", "", "| density (g/cm³) | model | tblite |", "|---:|---:|---:|"]  # fmt: skip
+    lines += [f"| {r[0]:.2f} | {r[1]:+.2f} ± {r[2]:.2f} | {r[3]:+.2f} ± {r[4]:.2f} |" for r in rows]
+    lines += ["", f"A line through tblite's pressures crosses zero at **{zero:.3f} g/cm³**: to first order (on the "
+              "model's states) the oracle's own 300 K, 1 bar density of these boxes."]  # fmt: skip
+    return lines, zero
+
+
+def dense_ablation(run: Path, model: hal.LinearACE, boxes: list, held_out: list, steps: int) -> list[str]:
+    """Refit the run's data (the protocol's default fit options) plus the oracle's labels of ``boxes`` moved to
+    1.1, 1.2 and 1.3 g/cm³, and compare with the run's model: the pressure error at 1.2 g/cm³ on ``held_out``
+    boxes, and each model's 1 bar, 300 K Berendsen NPT of ``boxes`` (``steps`` of 0.5 fs, mean density of
+    the second half)."""
+    from hal.config import load
+    from hal.dynamics.npt import npt_run
+    from hal.fit import fit
+    from hal.protocols import default_config, polymer_bulk
+    from hal.protocols import hal as general
+
+    oracle, dense = TBLiteRetry(), []
+    for box in boxes:
+        topology = Topology(box)
+        for rho in (1.1, 1.2, 1.3):
+            a = topology.molecules_scaled(box, rho)
+            a.calc = oracle
+            try:
+                a.info.update(energy=a.get_potential_energy(), stress=a.get_stress(), virial_weight=1.0)
+                a.arrays["forces"] = a.get_forces()
+            except Exception as e:
+                print(f"a dense box failed ({type(e).__name__})")
+                continue
+            a.calc = None
+            dense.append(a)
+    config = load(default_config("polymer_bulk"), polymer_bulk.SCHEMA)
+    data = Store(run / "data.db").labelled()
+    refit = fit(data + dense, model.basis, seed=0, progress=False, **general.fit_options(config))
+    models = {"run's model": model, f"+ {len(dense)} dense boxes": refit}
+    lines = ["", f"**Dense boxes** (`--dense`): the oracle labels these boxes moved to 1.1, 1.2 and 1.3 g/cm³ "
+             f"({len(dense)} labels, stress weight 1) and the run's data are refitted with them. Model − tblite "
+             f"potential pressure at 1.2 g/cm³ on {len(held_out)} held-out boxes (the previous box test's), kbar; "
+             f"then 1 bar, 300 K NPT of the boxes for {steps * 0.5e-3:g} ps from their 5000-bar density, mean "
+             "density of the second half:", "", "| model | pressure error at 1.2 | 1 bar density (g/cm³) |",
+             "|---|---:|---:|"]  # fmt: skip
+    scaled = [Topology(b).molecules_scaled(b, 1.2) for b in held_out]
+    reference = [pressure_kbar(b, oracle) for b in scaled]
+    for name, m in models.items():
+        calc = m.calculator(threads=2)
+        error = [pressure_kbar(b, calc) - r for b, r in zip(scaled, reference)]
+        rho = []
+        for w, box in enumerate(boxes):
+            trace = npt_run(box.copy(), calc, steps, 300.0, 1.0, 0.5, record_every=100, topology=Topology(box), seed=w)
+            rho.append(trace.density[trace.time_ps >= trace.time_ps[-1] / 2].mean())
+        lines.append(
+            f"| {name} | {np.mean(error):+.1f} ± {np.std(error):.1f} | {np.mean(rho):.3f} ± {np.std(rho):.3f} |"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", nargs="?", default=str(RESULTS / "peg_density_run"))
     ap.add_argument("--densities", type=float, nargs="+", default=[0.6, 0.8, 1.0, 1.2, 1.3], help="g/cm³")
     ap.add_argument("--quick", action="store_true", help="2 boxes at 1.0 and 1.2 g/cm³")
+    ap.add_argument("--dense", action="store_true", help="+ a refit with dense labelled boxes, and 1 bar box NPT")
+    ap.add_argument("--steps", type=int, default=10000, help="steps of each 1 bar box NPT (--dense)")
+    ap.add_argument(
+        "--thermal",
+        type=int,
+        default=0,
+        metavar="FRAMES",
+        help="+ model and oracle pressure on FRAMES thermal frames per box at 1.0, 1.1, 1.2 g/cm³",
+    )
     args = ap.parse_args()
     run = Path(args.run)
     model_path = final_model_path(run)
@@ -104,7 +212,9 @@ def main() -> None:
     plt.close(fig)
 
     diff = model_p - oracle_p
-    cmd = f"python benchmarks/melt_eos.py {os.path.relpath(run, RESULTS.parents[1])}{' --quick' if args.quick else ''}"
+    flags = [f for f, on in (("--quick", args.quick), ("--dense", args.dense)) if on]
+    flags += [f"--thermal {args.thermal}"] if args.thermal else []
+    cmd = " ".join(["python benchmarks/melt_eos.py", os.path.relpath(run, RESULTS.parents[1]), *flags])
     lines = [f"# Melt equation of state: {run.name}, model {model_path.name} against periodic tblite", "",
              f"`{cmd}`: {wall:.0f} s. {len(boxes)} boxes of {len(boxes[0])} atoms from `{boxes_path.name}` "
              f"(sampled at {', '.join(f'{density(b):.2f}' for b in boxes)} g/cm³), molecules moved rigidly to each "
@@ -120,8 +230,18 @@ def main() -> None:
                   f"g/cm³): model − label pressure {fit_error.mean():+.2f} kbar on average, RMSE "
                   f"{np.sqrt(np.mean(fit_error**2)):.2f} kbar."]  # fmt: skip
     lines += ["", "![pressure against density](melt_eos.png)"]
+    if args.dense:
+        tests = sorted(run.glob("box_test_*.xyz"), key=lambda p: p.stat().st_mtime)
+        held_out = read(tests[-2], ":") if len(tests) > 1 else []
+        lines += dense_ablation(run, hal.LinearACE.load(model_path), boxes, held_out, args.steps)
+    zero = None
+    if args.thermal:
+        more, zero = thermal_eos(hal.LinearACE.load(model_path), boxes, [1.0, 1.1, 1.2], args.thermal)
+        lines += more
     (RESULTS / "melt_eos.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if zero is not None:
+        print(f"oracle_zero_pressure_density_g_cm3: {zero:.3f}")
     print(f"melt_pressure_error_1.2_kbar: {np.nanmean(diff[:, densities.index(1.2)]):+.1f}")
 
 
