@@ -203,14 +203,12 @@ def run_hal(config: dict, run_dir: Path, data: dict[int, list[Atoms]], executor,
                                        seed=config["seed"], stage=box_stage(k), stage_index=10_000 + k, hal=hal,
                                        fit=general.fit_options(config), progress=progress)  # fmt: skip
             summary = Learner(run_dir, basis, oracle, starts, initial, settings, executor).run()
-            if not b["test_steps"]:
-                if summary["reason"] == "stable":
-                    break
-                continue
-            row, ends = box_stability(config, run_dir, final_model_path(run_dir), executor)
-            if row["all_stable"]:
+            stable = summary["reason"] == "stable"
+            if b["test_steps"]:  # the next round's walkers start short of where the model's own NPT broke each box
+                row, starts = box_stability(config, run_dir, final_model_path(run_dir), executor)
+                stable = row["all_stable"]
+            if stable:
                 break
-            starts = ends  # the next round's walkers start short of where the model's own NPT broke each box
         out.append({**summary, "rounds": k + 1})
     return out
 
@@ -230,7 +228,7 @@ def _box_test_job(job: tuple) -> tuple[int, Atoms]:
     FIRE(atoms, logfile=None).run(fmax=0.5, steps=300)
     trace = npt_run(atoms, calc, steps, temperature_K, pressure_bar, timestep_fs, record_every=100,
                     topology=topology, seed=seed, lookback=5)  # fmt: skip
-    trace.intact.info.update(box.info)  # 500 steps short of a break: the oracle labels the last records' boxes badly
+    trace.intact.info.update(box.info)  # 500 steps short: the oracle often cannot converge the last record
     return (steps if trace.broken_step is None else trace.broken_step), trace.intact
 
 
