@@ -44,11 +44,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 KBAR = 1e3 * units.bar
 
 
-def pressure_kbar(atoms, calc) -> float:
-    """The potential (virial) pressure of a periodic box, kbar."""
+def pressure_kbar(atoms, calc, kinetic: bool = False) -> float:
+    """The potential (virial) pressure of a periodic box, kbar; with ``kinetic`` the total (+ N k T / V from its
+    momenta)."""
     atoms = atoms.copy()
     atoms.calc = calc
-    return float(-np.trace(atoms.get_stress(voigt=False)) / 3 / KBAR)
+    return float(-np.trace(atoms.get_stress(voigt=False, include_ideal_gas=kinetic)) / 3 / KBAR)
 
 
 def label_pressure_kbar(atoms) -> float:
@@ -78,10 +79,9 @@ def thermal_eos(model: hal.LinearACE, boxes: list, densities: list[float], frame
             dyn.run(2000)
             for _ in range(frames):
                 dyn.run(500)
-                kinetic = len(atoms) * units.kB * atoms.get_temperature() / atoms.get_volume() / KBAR
-                pm.append(pressure_kbar(atoms, atoms.calc) + kinetic)
+                pm.append(pressure_kbar(atoms, atoms.calc, kinetic=True))
                 try:
-                    po.append(pressure_kbar(atoms, oracle) + kinetic)
+                    po.append(pressure_kbar(atoms, oracle, kinetic=True))
                 except Exception as e:
                     print(f"oracle failed at {rho} g/cm³ ({type(e).__name__})")
         rows.append((rho, np.mean(pm), np.std(pm) / np.sqrt(len(pm)), np.mean(po), np.std(po) / np.sqrt(len(po))))
@@ -107,23 +107,16 @@ def dense_ablation(run: Path, model: hal.LinearACE, boxes: list, held_out: list,
     from hal.config import load
     from hal.dynamics.npt import npt_run
     from hal.fit import fit
+    from hal.loop import Oracle
     from hal.protocols import default_config, polymer_bulk
     from hal.protocols import hal as general
 
-    oracle, dense = TBLiteRetry(), []
-    for box in boxes:
-        topology = Topology(box)
-        for rho in (1.1, 1.2, 1.3):
-            a = topology.molecules_scaled(box, rho)
-            a.calc = oracle
-            try:
-                a.info.update(energy=a.get_potential_energy(), stress=a.get_stress(), virial_weight=1.0)
-                a.arrays["forces"] = a.get_forces()
-            except Exception as e:
-                print(f"a dense box failed ({type(e).__name__})")
-                continue
-            a.calc = None
-            dense.append(a)
+    label = Oracle(TBLiteRetry)
+    results = [label(Topology(box).molecules_scaled(box, rho)) for box in boxes for rho in (1.1, 1.2, 1.3)]
+    dense = [r.atoms for r in results if r.ok]
+    for a in dense:
+        a.info["virial_weight"] = 1.0
+    oracle = TBLiteRetry()
     config = load(default_config("polymer_bulk"), polymer_bulk.SCHEMA)
     data = Store(run / "data.db").labelled()
     refit = fit(data + dense, model.basis, seed=0, progress=False, **general.fit_options(config))
@@ -231,7 +224,7 @@ def main() -> None:
                   f"{np.sqrt(np.mean(fit_error**2)):.2f} kbar."]  # fmt: skip
     lines += ["", "![pressure against density](melt_eos.png)"]
     if args.dense:
-        tests = sorted(run.glob("box_test_*.xyz"), key=lambda p: p.stat().st_mtime)
+        tests = sorted(run.glob("box_test_iter_*.xyz"))  # by model: iter_NNN, zero-padded
         held_out = read(tests[-2], ":") if len(tests) > 1 else []
         lines += dense_ablation(run, hal.LinearACE.load(model_path), boxes, held_out, args.steps)
     zero = None

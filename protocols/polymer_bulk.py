@@ -33,6 +33,7 @@ from hal.protocols.polymer import WALKERS, oracle_calculator, walker_kwargs
 from hal.structures import peg
 
 EXPERIMENT_G_CM3 = 1.2  # PEG melt at 300 K (the paper's comparison)
+BOX_RECORD, BOX_LOOKBACK = 100, 5  # box test: records every 100 steps; a restart 5 records short of the end
 BURN_IN = 200  # oracle MD steps before the first frame of a chain
 
 SCHEMA = {
@@ -214,8 +215,8 @@ def run_hal(config: dict, run_dir: Path, data: dict[int, list[Atoms]], executor,
 
 
 def _box_test_job(job: tuple) -> tuple[int, Atoms]:
-    """One box's model NPT run (relaxed first, as the melt): (steps its topology held, the box 500 steps before
-    its end, intact)."""
+    """One box's model NPT run (relaxed first, as the melt): (steps its topology held, the intact box
+    ``BOX_LOOKBACK`` records before its end)."""
     from ase.optimize import FIRE
 
     from hal.dynamics.npt import npt_run
@@ -226,15 +227,15 @@ def _box_test_job(job: tuple) -> tuple[int, Atoms]:
     atoms, topology = box.copy(), Topology(box)
     atoms.calc = calc
     FIRE(atoms, logfile=None).run(fmax=0.5, steps=300)
-    trace = npt_run(atoms, calc, steps, temperature_K, pressure_bar, timestep_fs, record_every=100,
-                    topology=topology, seed=seed, lookback=5)  # fmt: skip
-    trace.intact.info.update(box.info)  # 500 steps short: the oracle often cannot converge the last record
+    trace = npt_run(atoms, calc, steps, temperature_K, pressure_bar, timestep_fs, record_every=BOX_RECORD,
+                    topology=topology, seed=seed, lookback=BOX_LOOKBACK)  # fmt: skip
+    trace.intact.info.update(box.info)  # not the last record: the oracle often cannot converge it
     return (steps if trace.broken_step is None else trace.broken_step), trace.intact
 
 
 def box_stability(config: dict, run_dir: Path, model: Path, executor) -> tuple[dict, list[Atoms]]:
     """The model's Berendsen NPT test on the start boxes (``boxes.test_steps`` steps at the boxes' temperature
-    and pressure, from their bond topology as built), and each box 500 steps before its end. Cached by
+    and pressure, from their bond topology as built), and each box short of its end. Cached by
     model: a row in ``stability.jsonl`` (system "boxes"), the boxes in ``box_test_<model>.xyz``."""
     from ase.io import read, write
 
@@ -556,7 +557,8 @@ def report(run_dir: Path, config: dict) -> Path:
         lines += ["", f"NPT tests of the {b['n_chains']} × PEG({b['n']}) boxes after each box round ("
                   f"{tests[0]['seeds']} boxes, {b['temperature_K']:g} K, {b['pressure_bar']:g} bar from "
                   f"{b['density']:g} g/cm³; minimum over boxes of the steps before a bond leaves its window; a box "
-                  "that broke starts the next round's walker 500 steps before its break):", "",
+                  f"that broke starts the next round's walker {BOX_RECORD * BOX_LOOKBACK} steps before its break):",
+                  "",
                   "| model | boxes | steps | min stable steps |", "|---|---:|---:|---:|"]  # fmt: skip
         lines += [f"| {r['model']} | {r['seeds']} | {r['steps']} | {r['min_stable']} |" for r in tests]
     lines += ["", "![density against time](density.png)", "",
