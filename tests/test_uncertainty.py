@@ -49,6 +49,20 @@ def test_committee_calculator_results(model, cell):
     assert cell.calc.get_property("energy", cell) == pytest.approx(plain.get_potential_energy(cell), rel=1e-12)
 
 
+def test_relative_force_uncertainty_is_the_mean_deviation_over_the_force_norm():
+    """f_i from its definition, written independently (per atom and member), and a clear error for
+    member forces that do not match the mean forces."""
+    rng = np.random.default_rng(3)
+    members, mean = rng.normal(size=(7, 5, 3)), rng.normal(size=(5, 3))
+    expected = [
+        np.mean([np.linalg.norm(members[k, i] - mean[i]) for k in range(7)]) / (np.linalg.norm(mean[i]) + 0.3)
+        for i in range(5)
+    ]
+    assert np.allclose(relative_force_uncertainty(members, mean, 0.3), expected, rtol=1e-13, atol=0)
+    with pytest.raises(ValueError, match="do not match"):
+        relative_force_uncertainty(members, mean[:4], 0.3)
+
+
 @pytest.mark.parametrize("members", [True, False])
 @pytest.mark.parametrize("relative", [False, True])
 def test_biased_forces_and_stress_are_derivatives_of_biased_energy(model, cell, members, relative):

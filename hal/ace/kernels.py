@@ -22,10 +22,10 @@ from hal.ace.radial import ace_radial, pair_radial
 from hal.ace.ylm import real_ylm
 
 # K > 2 gradient columns (a committee's members) run "wide": adjoint buffers padded to a multiple of
-# WIDTH columns so that every inner loop has a literal trip count (LLVM unrolls and vectorises it,
-# with no per-row loop set-up), and the pull-back to the neighbours is one small matrix product
-# per block of neighbours (BLAS). Blocks keep m·n·k ≤ BLAS_SERIAL_MNK, below which OpenBLAS
-# runs a product on the calling thread (its own threads would oversubscribe ours).
+# WIDTH columns (whole vectors in the DAG walk: 33 columns padded to 36 ran 15 % faster than 33),
+# and the pull-back to the neighbours is one small matrix product per block of neighbours (BLAS).
+# Blocks keep m·n·k ≤ BLAS_SERIAL_MNK, below which OpenBLAS runs a product on the calling thread
+# (its own threads would oversubscribe ours).
 WIDTH = 4
 BLAS_SERIAL_MNK = 262144
 
@@ -169,7 +169,7 @@ def _monomials(n0, nb, parent, aidx, A, AA):
 
 @njit(cache=True, fastmath=True)
 def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
-    """Site energies Σ_k c̃_k AA_k of atom i and the adjoint ∂E/∂A (K columns; K = 1 is scalar)."""
+    """Site energies Σ_k c̃_k AA_k of atom i and the adjoint ∂E/∂A (K ≤ 2 columns; K = 1 is scalar)."""
     K = ctil.shape[1]
     adjA[:, :] = 0.0
     if K == 1:  # contiguous 1-D views: no column stride in the hot loop
@@ -232,20 +232,27 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
                 fA[2 * a] += w0
                 fA[2 * a + 1] += w1
         return
-    # K > 2 columns: adj and adjA rows padded to a multiple of WIDTH (see ``wide``); site energies
-    # of the first Eat.shape[0] columns only (a committee's members need none: 5 % of the pass)
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _energy_and_adjoint_wide(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
+    """``_energy_and_adjoint`` for K > 2 columns (a committee's members): adj and adjA rows padded to
+    a multiple of WIDTH (see ``wide``), site energies of the first Eat.shape[0] columns only (members
+    need none). Inlined into the loop that made the buffers: called with them as arguments, the row
+    loop ran 1.5× slower (measured; LLVM no longer vectorises it cleanly)."""
+    K = ctil.shape[1]
+    adjA[:, :] = 0.0
     ne = Eat.shape[0]
-    e = np.zeros(ne)
+    kw = adj.shape[1]
+    for c in range(ne):
+        e = 0.0
+        for kk in range(nb):
+            e += ctil[n0 + kk, c] * AA[kk]
+        Eat[c, i] += e
     for kk in range(nb):
-        v = AA[kk]
-        for c in range(ne):
-            e[c] += ctil[n0 + kk, c] * v
         for c in range(K):
             adj[kk, c] = ctil[n0 + kk, c]
-    for c in range(ne):
-        Eat[c, i] += e[c]
-    nch = adj.shape[1] // WIDTH
-    for kk in range(nb - 1, -1, -1):
+    for kk in range(nb - 1, -1, -1):  # all columns of a row in one loop, 2-D indexing (no row views)
         k = n0 + kk
         pa = parent[k]
         a = aidx[k]
@@ -253,14 +260,12 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
             p = pa - n0
             w = AA[p]
             av = A[a]
-            for ch in range(nch):
-                o = ch * WIDTH
-                for c in range(WIDTH):  # literal width: unrolled into one vector operation
-                    x = adj[kk, o + c]
-                    adjA[a, o + c] += x * w
-                    adj[p, o + c] += x * av
+            for c in range(kw):
+                x = adj[kk, c]
+                adjA[a, c] += x * w
+                adj[p, c] += x * av
         else:
-            for c in range(adj.shape[1]):
+            for c in range(kw):
                 adjA[a, c] += adj[kk, c]
 
 
@@ -478,7 +483,10 @@ def _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef
                 g = pg[c, q]
                 _scatter(F, V, c, i, jnb[f0 + q], g * DT[0, q], g * DT[1, q], g * DT[2, q], DT, q)
         return
-    _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA)
+    if K > 2:
+        _energy_and_adjoint_wide(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA)
+    else:
+        _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA)
     if K == 1:
         _pullback_one(lmax, nl, aoff, astride, seg, Rb, dRb, YbT, dYbT, DT, rinv, adjA.reshape(adjA.shape[0]), grad)
         for q in range(nq):
