@@ -244,14 +244,15 @@ def _energy_and_adjoint_wide(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adj
     adjA[:, :] = 0.0
     ne = Eat.shape[0]
     kw = adj.shape[1]
-    for c in range(ne):
-        e = 0.0
-        for kk in range(nb):
-            e += ctil[n0 + kk, c] * AA[kk]
-        Eat[c, i] += e
-    for kk in range(nb):
+    e = np.zeros(ne)
+    for kk in range(nb):  # row by row: ctil is read once, contiguously
+        v = AA[kk]
+        for c in range(ne):
+            e[c] += ctil[n0 + kk, c] * v
         for c in range(K):
             adj[kk, c] = ctil[n0 + kk, c]
+    for c in range(ne):
+        Eat[c, i] += e[c]
     for kk in range(nb - 1, -1, -1):  # all columns of a row in one loop, 2-D indexing (no row views)
         k = n0 + kk
         pa = parent[k]
