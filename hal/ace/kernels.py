@@ -238,8 +238,8 @@ def _energy_and_adjoint(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
 def _energy_and_adjoint_wide(i, n0, nb, parent, aidx, A, AA, ctil, Eat, adj, adjA):
     """``_energy_and_adjoint`` for K > 2 columns (a committee's members): adj and adjA rows padded to
     a multiple of WIDTH (see ``wide``), site energies of the first Eat.shape[0] columns only (members
-    need none). Inlined into the loop that made the buffers: called with them as arguments, the row
-    loop ran 1.5× slower (measured; LLVM no longer vectorises it cleanly)."""
+    need none). Inlined into the loop that made the buffers: called with them as arguments, the same
+    walk took 1.4× as long (703 against 496 µs of a 33-column hexane pass)."""
     K = ctil.shape[1]
     adjA[:, :] = 0.0
     ne = Eat.shape[0]
