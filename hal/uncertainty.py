@@ -64,6 +64,8 @@ def relative_force_uncertainty(
     mean_forces = np.asarray(mean_forces, dtype=float)
     if member_forces.ndim != 3 or member_forces.shape[1:] != mean_forces.shape or mean_forces.shape[-1:] != (3,):
         raise ValueError(f"member forces {member_forces.shape} do not match mean forces {mean_forces.shape} (K, N, 3)")
+    if not len(member_forces):
+        raise ValueError("f_i needs at least one committee member")
     return _relative_force_uncertainty(member_forces, mean_forces, float(eps))
 
 

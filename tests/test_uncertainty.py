@@ -61,6 +61,8 @@ def test_relative_force_uncertainty_is_the_mean_deviation_over_the_force_norm():
     assert np.allclose(relative_force_uncertainty(members, mean, 0.3), expected, rtol=1e-13, atol=0)
     with pytest.raises(ValueError, match="do not match"):
         relative_force_uncertainty(members, mean[:4], 0.3)
+    with pytest.raises(ValueError, match="at least one"):
+        relative_force_uncertainty(members[:0], mean, 0.3)
 
 
 @pytest.mark.parametrize("members", [True, False])
