@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from ase import units
 from ase.io import read
+from datasets import labels_to_info
 
 import hal
 from hal.bonds import Topology
@@ -69,11 +70,7 @@ class LabelCache:
         from hal.loop import Oracle
 
         self.path, self.fields, self.oracle = path, fields, Oracle(TBLiteRetry)
-        kept = read(path, ":") if path.exists() else []
-        for a in kept:  # ASE's reader moves the labels to a calculator: back where the Oracle puts them
-            r, a.calc = a.calc.results, None
-            a.info.update(energy=r["energy"], stress=r["stress"])
-            a.arrays["forces"] = r["forces"]
+        kept = labels_to_info(read(path, ":") if path.exists() else [])  # where the Oracle puts them
         self.done = {tuple(a.info[k] for k in fields): a for a in kept}
 
     def __call__(self, atoms, key: tuple, **info):
@@ -125,11 +122,11 @@ def model_eos(model: hal.LinearACE, boxes: list, densities: list[float], frames:
 
 def thermal_eos(
     run: Path, model_path: Path, boxes: list, densities: list[float], frames: int
-) -> tuple[list[str], float, list]:
+) -> tuple[list[str], float, float, list]:
     """The total pressure at 300 K (virial + kinetic) by the model and by the oracle on the same thermal states
-    (``thermal_states``). The density where the oracle's pressure crosses zero is, to first order, its own 1 bar
-    density. The oracle's labelled frames are kept in RUN/thermal_labels_<model>.xyz and reused on a rerun; they
-    are returned too (for ``--thermal-refit``)."""
+    (``thermal_states``), and the top of each one's zero-pressure range (``zero_edge``: oracle's, model's). The
+    oracle's labelled frames are kept in RUN/thermal_labels_<model>.xyz and reused on a rerun; they are returned
+    too (for ``--thermal-refit``)."""
     model = hal.LinearACE.load(model_path)
     label = LabelCache(
         run / f"thermal_labels_{model_path.stem}.xyz", ("thermal_density", "thermal_box", "thermal_frame")
@@ -158,15 +155,23 @@ def thermal_eos(
               f"**{zero_model:.2f} g/cm³**, and positive beyond (`zero_edge`): below that edge these states have no "
               "pressure that would hold a box at one density (a 1 bar NPT drifts), so the edge, not a zero crossing, "
               "is what locates each one's 300 K, 1 bar density here, to the grid's spacing."]  # fmt: skip
-    return lines, zero, labelled
+    return lines, zero, zero_model, labelled
 
 
 def thermal_refit(
-    run: Path, model: hal.LinearACE, boxes: list, labelled: list, densities: list[float], frames: int, steps: int
+    run: Path,
+    model: hal.LinearACE,
+    boxes: list,
+    labelled: list,
+    densities: list[float],
+    frames: int,
+    steps: int,
+    known: tuple[float, list[float] | None],
 ) -> list[str]:
     """Refit the run's data plus the oracle's thermal frames (``thermal_eos``), and compare both models: the edge
     of the zero-pressure range of their own 300 K pressure (``model_eos`` on each one's own thermal states,
-    ``zero_edge``) and their 1 bar, 300 K NPT density of ``boxes`` (``npt_density``)."""
+    ``zero_edge``) and their 1 bar, 300 K NPT density of ``boxes`` (``npt_density``). ``known``: the run's
+    model's edge (from ``thermal_eos``) and its NPT densities (from ``dense_ablation``, or None), not run twice."""
     extra = [a.copy() for a in labelled]
     for a in extra:
         a.info["virial_weight"] = 1.0
@@ -179,8 +184,10 @@ def thermal_refit(
              "second half):", "",
              "| model | zero-pressure edge (g/cm³) | 1 bar NPT density (g/cm³) |", "|---|---:|---:|"]  # fmt: skip
     for name, m in (("run's model", model), (f"+ {len(extra)} thermal frames", refit)):
-        zero = zero_edge(np.array(densities), *model_eos(m, boxes, densities, frames))
-        rho = npt_density(m, boxes, steps)
+        zero, rho = (
+            known if m is model else (zero_edge(np.array(densities), *model_eos(m, boxes, densities, frames)), None)
+        )
+        rho = npt_density(m, boxes, steps) if rho is None else rho
         lines.append(f"| {name} | {zero:.2f} | {np.mean(rho):.3f} ± {np.std(rho):.3f} |")
         print(lines[-1], flush=True)
     return lines
@@ -222,11 +229,11 @@ def zero_edge(rho: np.ndarray, pressure: np.ndarray, se: np.ndarray) -> float:
 
 def dense_ablation(
     run: Path, model: hal.LinearACE, boxes: list, held_out: list, steps: int, label: LabelCache, held_label: LabelCache
-) -> list[str]:
+) -> tuple[list[str], list[float]]:
     """Refit the run's data (the protocol's default fit options) plus the oracle's labels of ``boxes`` moved to
     1.1, 1.2 and 1.3 g/cm³, and compare with the run's model: the pressure error at 1.2 g/cm³ on ``held_out``
     boxes, and each model's 1 bar, 300 K Berendsen NPT of ``boxes`` (``steps`` of 0.5 fs, mean density of
-    the second half)."""
+    the second half). Returns the table's lines and the run's model's NPT densities."""
     dense = [
         label(Topology(box).molecules_scaled(box, rho), (b, rho))
         for b, box in enumerate(boxes)
@@ -237,6 +244,7 @@ def dense_ablation(
         a.info["virial_weight"] = 1.0
     refit = refit_with(run, model, dense)
     models = {"run's model": model, f"+ {len(dense)} dense boxes": refit}
+    rhos = []
     lines = ["", f"**Dense boxes** (`--dense`): the oracle labels these boxes moved to 1.1, 1.2 and 1.3 g/cm³ "
              f"({len(dense)} labels, stress weight 1) and the run's data are refitted with them. Model − tblite "
              f"potential pressure at 1.2 g/cm³ on {len(held_out)} held-out boxes (the previous box test's), kbar; "
@@ -249,11 +257,12 @@ def dense_ablation(
         calc = m.calculator(threads=2)
         error = [pressure_kbar(a, calc) - label_pressure_kbar(r) for a, r in zip(scaled, reference) if r is not None]
         rho = npt_density(m, boxes, steps)
+        rhos.append(rho)
         lines.append(
             f"| {name} | {np.mean(error):+.1f} ± {np.std(error):.1f} | {np.mean(rho):.3f} ± {np.std(rho):.3f} |"
         )
         print(lines[-1], flush=True)
-    return lines
+    return lines, rhos[0]  # the run's model's
 
 
 def main() -> None:
@@ -339,19 +348,24 @@ def main() -> None:
                   f"g/cm³): model − label pressure {fit_error.mean():+.2f} kbar on average, RMSE "
                   f"{np.sqrt(np.mean(fit_error**2)):.2f} kbar."]  # fmt: skip
     lines += ["", "![pressure against density](melt_eos.png)"]
+    run_rho = None  # the run's model's 1 bar NPT densities, once measured
     if args.dense:
         tests = sorted(run.glob("box_test_iter_*.xyz"))  # by model: iter_NNN, zero-padded
         held_out = read(tests[-2], ":") if len(tests) > 1 else []
         held_label = scan_labels(run, tests[-2]) if len(tests) > 1 else None
-        lines += dense_ablation(run, hal.LinearACE.load(model_path), boxes, held_out, args.steps, label, held_label)
+        more, run_rho = dense_ablation(
+            run, hal.LinearACE.load(model_path), boxes, held_out, args.steps, label, held_label
+        )
+        lines += more
     zero = None
     if args.thermal:
         densities_t = sorted(args.thermal_densities)
-        more, zero, labelled_t = thermal_eos(run, model_path, boxes, densities_t, args.thermal)
+        more, zero, zero_model, labelled_t = thermal_eos(run, model_path, boxes, densities_t, args.thermal)
         lines += more
         if args.thermal_refit:
             model = hal.LinearACE.load(model_path)
-            lines += thermal_refit(run, model, boxes, labelled_t, densities_t, args.thermal, args.steps)
+            known = (zero_model, run_rho)
+            lines += thermal_refit(run, model, boxes, labelled_t, densities_t, args.thermal, args.steps, known)
     (RESULTS / "melt_eos.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if zero is not None:
