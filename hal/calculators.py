@@ -132,8 +132,9 @@ class HALCalculator(FastStateCalculator):
     """Biased calculator: energy E − τσ, forces F̄ + τ∇σ, stress of the biased energy.
 
     Extra results: ``sigma`` (eV), ``tau``, ``mean_energy``, ``mean_forces``, ``bias_forces``
-    (= ∇σ, the force per unit τ, as needed for the adaptive τ) and, when ``force_uncertainty`` is
-    True, ``force_uncertainty`` f_i (this needs every member's forces; without it a linear model
+    (= ∇σ, the force per unit τ, as needed for the adaptive τ), ``min_distance`` when the committee
+    reports it (see ``CommitteeResult``) and, when ``force_uncertainty`` is True,
+    ``force_uncertainty`` f_i (this needs every member's forces; without it a linear model
     gets ∇σ from the same pass, with one extra adjoint column). ``tau`` may be changed between calls.
     With a ``reference`` structure R₀, σ is the committee spread of the energy *difference*
     E(R) − E(R₀) (each member's deviation at R₀ subtracted): the uncertainty of a reaction or
@@ -143,7 +144,7 @@ class HALCalculator(FastStateCalculator):
 
     implemented_properties = [
         "energy", "free_energy", "forces", "stress", "sigma", "tau",
-        "mean_energy", "mean_forces", "bias_forces", "force_uncertainty",
+        "mean_energy", "mean_forces", "bias_forces", "force_uncertainty", "min_distance",
     ]  # fmt: skip
 
     def __init__(
@@ -193,5 +194,7 @@ class HALCalculator(FastStateCalculator):
         }
         if members:
             self.results["force_uncertainty"] = relative_force_uncertainty(res.member_forces, res.forces, self.eps)
+        if res.min_distance is not None:
+            self.results["min_distance"] = res.min_distance
         virial = None if res.virial is None else res.virial + tau * dvir  # −d(E − τσ)/dstrain
         self.results.update(_stress(self.atoms, virial, properties))

@@ -84,6 +84,11 @@ class LinearACE:
 
         return CommitteeCalculator(self, **kwargs)
 
+    @property
+    def cutoff(self) -> float:
+        """Largest cutoff of the basis (Å): results report ``min_distance`` below it."""
+        return self.basis.cutoff
+
     # ------------------------------------------------------------------ committee interface
     @property
     def committee_size(self) -> int:
@@ -119,6 +124,7 @@ class LinearACE:
             member_forces=res.forces[1:] if member_forces else None,
             member_virials=None if (vir is None or not member_forces) else vir[1:],
             atom_energies=res.atom_energies[0] + ref,
+            min_distance=res.min_distance,
         )
 
     def evaluate_bias(
@@ -141,6 +147,7 @@ class LinearACE:
             member_forces=None,
             member_virials=None,
             atom_energies=res.atom_energies[0] + ref,
+            min_distance=res.min_distance,
         )
         return mean, -res.forces[1], None if vir is None else -vir[1]
 

@@ -32,6 +32,8 @@ class CommitteeResult:
     member_forces: np.ndarray | None  # (K, N, 3); None when not computed
     member_virials: np.ndarray | None  # (K, 6)
     atom_energies: np.ndarray | None = None  # (N,)
+    min_distance: float | None = None  # smallest pair distance (Å) if below the model's ``cutoff``, else
+    #                                    inf; None when the committee does not report it
 
 
 def committee_sigma(member_energies: np.ndarray, mean_energy: float) -> float:

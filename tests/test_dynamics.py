@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ase import units
+from ase import Atoms, units
 from ase.io import read
 from ase.md.langevinbaoab import LangevinBAOAB
 
@@ -90,6 +90,41 @@ def test_stopping_rules_and_trajectory(model, start, tmp_path):
     assert np.isnan(sparse.trace["criterion"][1:5]).all() and not np.isnan(sparse.trace["criterion"][5])
     with pytest.raises(ValueError):
         run_hal(start, model, steps=-1)
+
+
+class _Unlisted:
+    """The model as an opaque committee (no ``cutoff``, no ``min_distance`` result), like an NN ensemble."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def evaluate_committee(self, *args, **kwargs):
+        return self.model.evaluate_committee(*args, **kwargs)
+
+    def evaluate_bias(self, *args, **kwargs):
+        return self.model.evaluate_bias(*args, **kwargs)
+
+
+def test_min_distance_reported_by_the_model_is_the_closest_pair(model, start):
+    from hal.calculators import HALCalculator
+
+    calc = HALCalculator(model, tau=0.1, force_uncertainty=False)
+    atoms = start.copy()
+    atoms.calc = calc
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # a fresh list, then moves within the Verlet skin (the list reused)
+        atoms.get_forces()
+        brute = atoms.get_all_distances(mic=True)[np.triu_indices(len(atoms), 1)].min()
+        assert calc.results["min_distance"] == pytest.approx(brute, rel=1e-12)
+        atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
+    lone = Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 6.0]])  # beyond the 4.5 Å cutoff
+    lone.calc = HALCalculator(model, tau=0.1, force_uncertainty=False)
+    lone.get_forces()
+    assert lone.calc.results["min_distance"] == np.inf
+    # run_hal stops at the same step from the model's value as from its own Verlet list
+    kw = dict(steps=300, temperature_K=1200, timestep_fs=2.0, tau=0.0, check_every=10**6, seed=0, min_distance=2.2)
+    reported, listed = run_hal(start, model, **kw), run_hal(start, _Unlisted(model), **kw)
+    assert reported.reason == listed.reason == "min_distance" and 0 < reported.steps == listed.steps < 300
 
 
 def test_barostat_reaches_the_target_pressure(model, start):

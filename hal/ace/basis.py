@@ -67,6 +67,7 @@ class FastResult:
     forces: np.ndarray  # (Kg, N, 3)
     virial: np.ndarray | None  # (Kg, 6) or None for a non-periodic structure
     atom_energies: np.ndarray  # (Kg, N)
+    min_distance: float = float("inf")  # smallest pair distance (Å) if below ``cutoff``, else inf
 
 
 def _pair_table(value: PairValue, default: Mapping[tuple[int, int], float], zs: list[int], name: str):
@@ -544,7 +545,13 @@ class ACEBasis:
             forces=F,
             virial=V if periodic else None,
             atom_energies=Eat,
+            min_distance=self._closest(N),
         )
+
+    def _closest(self, n_atoms: int) -> float:
+        """The smallest pair distance (Å) of the structure ``neighbours`` last saw (inf: none within
+        ``cutoff``), found while the pairs were listed."""
+        return self._nlist.last_closest if n_atoms else float("inf")
 
     def _folded_kernel(self, species, first, jnb, D, ctil, pcoef, Eat, F, V, AAsum, Ep, threads) -> None:
         nt = kernels.threads_for(len(species), threads)
@@ -623,7 +630,8 @@ class ACEBasis:
             if N:
                 AAsum, Ep = np.zeros_like(AAsum), np.zeros_like(Ep)
                 self._folded_kernel(species, first, jnb, D, ctil, pcoef, Eat, F, V, AAsum, Ep, threads)
-        res = FastResult(energies=E[:1], forces=F, virial=V if periodic else None, atom_energies=Eat)
+        res = FastResult(energies=E[:1], forces=F, virial=V if periodic else None, atom_energies=Eat,
+                         min_distance=self._closest(N))  # fmt: skip
         return E, res
 
     def evaluate_coefficients(self, atoms: Atoms, coefficients: np.ndarray, threads: int | None = None) -> FastResult:

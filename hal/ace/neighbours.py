@@ -9,6 +9,8 @@ then the same, to the bit, whether the list was just built or reused.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from ase import Atoms
 from matscipy.neighbours import neighbour_list as matscipy_neighbour_list
@@ -69,8 +71,8 @@ def _vector(pos, cell, a, b, shift):
 
 @njit(cache=True)
 def _within(first, j, S, pos, cell, cutoff):
-    """The pairs of a sorted list closer than ``cutoff``: (first, j, D, and the first pair (i, j) of
-    coincident atoms or (-1, -1))."""
+    """The pairs of a sorted list closer than ``cutoff``: (first, j, D, the first pair (i, j) of
+    coincident atoms or (-1, -1), and the smallest distance² of those pairs (Å², inf: none))."""
     N = first.shape[0] - 1
     npairs = j.shape[0]
     c2 = cutoff * cutoff
@@ -78,6 +80,7 @@ def _within(first, j, S, pos, cell, cutoff):
     jo = np.empty(npairs, dtype=np.int64)
     D = np.empty((npairs, 3))
     bad_i, bad_j = -1, -1
+    best = np.inf
     n = 0
     for a in range(N):
         for p in range(first[a], first[a + 1]):
@@ -88,13 +91,14 @@ def _within(first, j, S, pos, cell, cutoff):
                 continue
             if r2 < 1e-16 and bad_i < 0:
                 bad_i, bad_j = a, b
+            best = min(best, r2)
             jo[n] = b
             D[n, 0] = d0
             D[n, 1] = d1
             D[n, 2] = d2
             n += 1
         fo[a + 1] = n
-    return fo, jo[:n], D[:n], bad_i, bad_j
+    return fo, jo[:n], D[:n], bad_i, bad_j, best
 
 
 @njit(cache=True)
@@ -137,7 +141,8 @@ class NeighbourList:
     """Full neighbour list within ``cutoff`` (Å) of one structure at a time, rebuilt with radius
     ``cutoff + skin`` when the atoms, cell or pbc change or an atom has moved more than skin/2
     (Å) since the last build; ``skin = 0`` rebuilds on every new configuration. ``builds`` counts
-    the rebuilds."""
+    the rebuilds; ``last_closest`` is the smallest pair distance (Å) seen by the last ``pairs``
+    call, inf when no pair lies within ``cutoff`` (a minimum-distance check for free)."""
 
     def __init__(self, cutoff: float, skin: float = 1.0) -> None:
         if cutoff <= 0 or skin < 0:
@@ -145,6 +150,7 @@ class NeighbourList:
         self.cutoff = float(cutoff)
         self.skin = float(skin)
         self.builds = 0
+        self.last_closest = float("inf")
         self._list = None  # (numbers, cell, pbc, reference positions, first, j, S)
         self._vesin = None
 
@@ -157,9 +163,10 @@ class NeighbourList:
         if not self._valid(atoms):
             self._build(atoms, species)
         first, j, S = self._list[4:]
-        first, j, D, bad_i, bad_j = _within(first, j, S, pos, atoms.cell.array, self.cutoff)
+        first, j, D, bad_i, bad_j, best = _within(first, j, S, pos, atoms.cell.array, self.cutoff)
         if bad_i >= 0:
             raise ValueError(f"atoms {bad_i} and {bad_j} coincide")
+        self.last_closest = math.sqrt(best)
         return first, j, D
 
     def closest(self, atoms: Atoms) -> float:

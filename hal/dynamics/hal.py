@@ -228,6 +228,10 @@ def run_hal(
 
     bar = tqdm(total=steps, desc="HAL MD", unit="step", disable=not progress, leave=False)
     work.get_forces()  # step 0: forces, σ and f_i at the start
+    # a linear ACE committee reports the closest pair, found while listing its neighbours: exact for the
+    # structure it evaluated (not after a barostat's rescaling or a Monte Carlo move)
+    closest_known = ("min_distance" in calc.results and getattr(committee, "cutoff", 0.0) >= (min_distance or 0.0)
+                     and pressure_GPa is None and not mc_every)  # fmt: skip
     T_now = _value(temperature_K, 0)
     for step in range(steps + 1):
         if step > 0:
@@ -262,7 +266,7 @@ def run_hal(
         stop = f is not None and score > tol
         if stop:
             reason = "criterion"
-        elif close is not None and close.closest(work) < min_distance:
+        elif close is not None and (res["min_distance"] if closest_known else close.closest(work)) < min_distance:
             stop, reason = True, "min_distance"
         elif guard is not None and step % check_every == 0 and guard(work):
             stop, reason = True, "guard"
