@@ -7,7 +7,9 @@ variants (min_distance 0.6 Å as in the protocols): f_i on every step, on every 
 enough for the biased trajectories to stay physical over ``steps`` from each of three starts (the
 highest temperature reached is printed): a step's cost does not depend on τ's value, but a
 trajectory that blows apart has fewer neighbours per atom and cheaper steps. Times are per step
-actually run. The plain step is also timed on the landed code (``--against``, a git revision, run from
+actually run; the variants run one trajectory each in turn (start by start), and each ratio is the
+median over the repeats of (the variant's time per step / the plain one's, over the same starts),
+with its quartiles printed. The plain step is also timed on the landed code (``--against``, a git revision, run from
 ``git archive`` in a subprocess, in alternation with this one). The evaluations alone (plain, σ
 and ∇σ, all 32 members' forces for f_i) are timed on one structure: the f_i step's extra cost,
 spread over ``check_every`` steps, bounds what a cadence can reach. Results must not change with the
@@ -149,7 +151,7 @@ def main() -> None:
     ap.add_argument("--trace-against", default=TRACE_REV, help="git revision whose HAL trajectory must agree with "
                     "this tree's to round-off ('' to skip)")  # fmt: skip
     args = ap.parse_args()
-    steps, repeats = (300, 3) if args.quick else (1000, 5)  # runs of user length: the per-run set-up (an f_i
+    steps, repeats = (300, 3) if args.quick else (1000, 7)  # runs of user length: the per-run set-up (an f_i
     # evaluation at the start, the calculator and integrator) is spread as in practice
     kernels.set_threads(1)
     data = labels_to_info(hexane_md(1800))
@@ -157,33 +159,30 @@ def main() -> None:
     model = hal.fit(data[:300], basis, committee_size=32, progress=False, n_workers=2)
     starts = [data[0], data[600], data[1200]]
     t_max = [0.0]
-    done = [0]  # steps run by the last call of a variant
 
-    def plain() -> None:
-        for start in starts:
-            atoms = start.copy()
-            atoms.calc = model.calculator()
-            dyn = LangevinBAOAB(atoms, 0.5 * units.fs, temperature_K=500, T_tau=100 * units.fs,
-                                rng=np.random.default_rng(0), hydrostatic=True)  # fmt: skip
-            for _ in range(steps):
-                dyn.step()
-        done[0] = steps * len(starts)
+    def plain(start) -> int:
+        atoms = start.copy()
+        atoms.calc = model.calculator()
+        dyn = LangevinBAOAB(atoms, 0.5 * units.fs, temperature_K=500, T_tau=100 * units.fs,
+                            rng=np.random.default_rng(0), hydrostatic=True)  # fmt: skip
+        for _ in range(steps):
+            dyn.step()
+        return steps
 
     def hal_run(check_every: int):
-        def run() -> None:
-            done[0] = 0
-            for start in starts:
-                r = run_hal(start, model, steps=steps, temperature_K=500, timestep_fs=0.5, n_hist=50,
-                            tau_rel=args.tau_rel, check_every=check_every, s_tol=2.0, min_distance=0.6,
-                            seed=0)  # fmt: skip
-                t_max[0] = max(t_max[0], float(r.trace["temperature"].max()))
-                done[0] += r.steps
+        def run(start) -> int:
+            r = run_hal(start, model, steps=steps, temperature_K=500, timestep_fs=0.5, n_hist=50,
+                        tau_rel=args.tau_rel, check_every=check_every, s_tol=2.0, min_distance=0.6, seed=0)  # fmt: skip
+            t_max[0] = max(t_max[0], float(r.trace["temperature"].max()))
+            return r.steps
 
         return run
 
     variants = {"plain": plain, "hal_fi_every_step": hal_run(1), "hal_fi_every_10": hal_run(10),
                 "hal_fi_every_20": hal_run(20), "hal_no_fi": hal_run(10**9)}  # fmt: skip
-    times: dict[str, list[float]] = {k: [] for k in variants}
+    # one trajectory of each variant in turn (≈ 0.5 s each), so that every ratio to the plain step compares
+    # runs seconds apart: the machine's load drifts on longer scales (whole-run medians moved by ±0.05)
+    times: dict[str, list[float]] = {k: [] for k in variants}  # s per step, one entry per repeat (all starts)
     landed: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -191,12 +190,16 @@ def main() -> None:
             model.save(tmp / "model.npz")
             write(tmp / "starts.xyz", starts)
         for fn in variants.values():
-            fn()  # compile and warm
+            fn(starts[0])  # compile and warm
         for _ in range(repeats):
-            for name, fn in variants.items():
-                t0 = time.perf_counter()
-                fn()
-                times[name].append((time.perf_counter() - t0) / done[0])
+            spent, run = dict.fromkeys(variants, 0.0), dict.fromkeys(variants, 0)
+            for start in starts:
+                for name, fn in variants.items():
+                    t0 = time.perf_counter()
+                    run[name] += fn(start)
+                    spent[name] += time.perf_counter() - t0
+            for name in variants:
+                times[name].append(spent[name] / run[name])
             if args.against:
                 landed += landed_plain(args.against, tmp / "model.npz", tmp / "starts.xyz", steps, 1, tmp)
         if args.trace_against:
@@ -205,6 +208,7 @@ def main() -> None:
                 write(tmp / "starts.xyz", starts)
             agree = trace_agreement(args.trace_against, tmp / "model.npz", tmp / "starts.xyz", model, starts[0], tmp)
     t = {k: float(np.median(v)) for k, v in times.items()}
+    ratios = {k: np.array(v) / np.array(times["plain"]) for k, v in times.items()}  # paired, repeat by repeat
     ev = evaluation_times(model, starts[0], 0.5 if args.quick else 2.0)
     print("evaluation alone, µs: " + ", ".join(f"{k} {v * 1e6:.0f}" for k, v in ev.items()))
     print(f"evaluation bias/plain: {ev['bias'] / ev['plain']:.2f} (the floor of hal_no_fi_over_plain with the "
@@ -222,9 +226,13 @@ def main() -> None:
     if args.trace_against:
         print(f"HAL run (200 steps, f_i every 10th) against {args.trace_against}: largest relative difference of σ "
               f"{agree[0]:.1e}, of the final positions {agree[1]:.1e} (round-off grown over 200 steps)")  # fmt: skip
+    for k in ("hal_fi_every_step", "hal_fi_every_20", "hal_no_fi", "hal_fi_every_10"):
+        q = np.percentile(ratios[k], [25, 75])
+        print(f"{k} / plain over {len(ratios[k])} paired repeats: median {np.median(ratios[k]):.3f}, "
+              f"quartiles {q[0]:.3f}–{q[1]:.3f}")  # fmt: skip
     for k in ("hal_fi_every_step", "hal_fi_every_20", "hal_no_fi"):
-        print(f"{k}_over_plain: {t[k] / t['plain']:.2f}")
-    print(f"hal_step_overhead_fi_every_10: {t['hal_fi_every_10'] / t['plain']:.2f}")
+        print(f"{k}_over_plain: {np.median(ratios[k]):.2f}")
+    print(f"hal_step_overhead_fi_every_10: {np.median(ratios['hal_fi_every_10']):.2f}")
 
 
 if __name__ == "__main__":

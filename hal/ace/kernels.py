@@ -87,6 +87,7 @@ def _buffers(maxnb, rad, maxblock, K, npair):
         np.zeros((nJ, Kw if K > 2 else 1)),  # 19 G: their gradients, J @ adjA
         np.zeros((3, maxnb if K == 2 else 1)),  # 20 grad2: the second adjoint column (K = 2)
         np.zeros((max(K, 1), maxnb)),  # 21 pg: pair-potential dE_c/dr / r per neighbour
+        np.zeros(K if K > 2 else 1),  # 22 gq: one neighbour's pair dE_c/dr (wide path)
     )
 
 
@@ -467,6 +468,21 @@ def _atom_gradients(i, nq, species, first, jnb, rad, dag, pair, buf, ctil, pcoef
                 pg[c, q] = 0.0
             continue
         z = species[jnb[f0 + q]]
+        if K > 2:  # columns innermost, contiguous in pcoef (72 → 34 µs of a 33-column hexane pass)
+            gq = buf[22]
+            gq[:] = 0.0
+            for n in range(npair):
+                d = dPb[q, n]
+                for c in range(K):
+                    gq[c] += pcoef[s, z, n, c] * d
+            for c in range(K):
+                pg[c, q] = gq[c] * rinv[q]
+            for c in range(Eat.shape[0]):
+                e = 0.0
+                for n in range(npair):
+                    e += pcoef[s, z, n, c] * Pb[q, n]
+                Eat[c, i] += e
+            continue
         for c in range(K):
             e = 0.0
             g = 0.0
@@ -585,7 +601,7 @@ def _atom_view(store, b, i):
     """The buffers of atom i: its stored forward pass, and the scratch ``b`` of the running thread."""
     return (b[0], b[1], b[2], store[0][i], store[1][i], store[2][i], store[3][i], store[4][i], store[5][i],
             store[6][i], store[7][i], store[8][i], b[12], store[9][i], b[14], b[15], store[10][i],
-            store[11][i], b[18], b[19], b[20], b[21])  # fmt: skip
+            store[11][i], b[18], b[19], b[20], b[21], b[22])  # fmt: skip
 
 
 @njit(cache=True, fastmath=True)
