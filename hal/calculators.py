@@ -174,12 +174,12 @@ class HALCalculator(FastStateCalculator):
         shift = 0.0 if self.offsets is None else self.offsets
         if members:
             res = self.committee.evaluate_committee(self.atoms, member_forces=True, **self._kw)
-            sigma = committee_sigma(res.member_energies - shift, res.energy)
-            grad, dvir = sigma_gradient_from_members(res, sigma_weights(res.member_energies - shift, res.energy, sigma))
         else:  # a linear committee: ∇σ from one extra adjoint column, no member forces
             res, grad, dvir = self.committee.evaluate_bias(self.atoms, self.offsets, **self._kw)
-            d = res.member_energies - (shift + res.energy)
-            sigma = math.sqrt(float(np.dot(d, d)) / d.size)  # committee_sigma without its checks
+        d = res.member_energies - (shift + res.energy)  # E^k − Ē, less the reference's
+        sigma = math.sqrt(float(np.dot(d, d)) / d.size) if d.size else 0.0  # committee_sigma without its checks
+        if members:
+            grad, dvir = sigma_gradient_from_members(res, sigma_weights(d, 0.0, sigma))
         tau = self.tau
         energy = res.energy - tau * sigma
         self.results = {

@@ -50,12 +50,23 @@ def sigma_weights(member_energies: np.ndarray, mean_energy: float, sigma: float)
 
 def sigma_gradient_from_members(res: CommitteeResult, w: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(∇_r σ (N, 3), dσ/dstrain (6,) or None) from member forces and virials."""
-    K = len(w)
-    grad = float(np.sum(w)) * res.forces - (w @ res.member_forces.reshape(K, -1)).reshape(res.forces.shape)
+    grad = _weighted_deviation(np.asarray(w, dtype=float), res.forces, res.member_forces)
     dvir = None
     if res.member_virials is not None and res.virial is not None:
         dvir = -w @ (res.member_virials - res.virial[None])
     return grad, dvir
+
+
+@njit(cache=True)
+def _weighted_deviation(w: np.ndarray, forces: np.ndarray, member_forces: np.ndarray) -> np.ndarray:
+    """Σ_k w_k (F̄ − F^k) (N, 3) in one pass (numpy's product and temporaries: 5 µs of a HAL check step)."""
+    out = np.zeros(forces.shape)
+    for k in range(w.shape[0]):
+        wk = w[k]
+        for i in range(forces.shape[0]):
+            for x in range(3):
+                out[i, x] += wk * (forces[i, x] - member_forces[k, i, x])
+    return out
 
 
 def relative_force_uncertainty(
@@ -94,8 +105,7 @@ def softmax_criterion(f: np.ndarray) -> float:
     f = np.asarray(f, dtype=float)
     if f.size == 0:
         return 0.0
-    e = np.exp(f - f.max())
-    return float(e.max() / e.sum())
+    return float(1.0 / np.exp(f - f.max()).sum())  # the largest term is exp(0) = 1
 
 
 def max_criterion(f: np.ndarray) -> float:
