@@ -12,7 +12,8 @@ Per model: the mean E_a with its 95 % confidence interval, the paired difference
 starts) and the unpaired (Welch) one with theirs, a two-sample Kolmogorov–Smirnov test, and which bond broke
 where. Writes ``benchmarks/results/hexane_ea_distribution[_quick].md`` and ``….png``.
 
-    python benchmarks/hexane_ea_distribution.py [--quick] [--seeds N] [--study runs/hexane_smd] [--post-break N ...]
+    python benchmarks/hexane_ea_distribution.py [--quick] [--seeds N] [--study runs/hexane_smd]
+        [--models NAME ...] [--post-break N ...]
 
 ``--post-break N`` also trains HAL-SMD with up to N labels per pull after the bond has broken (the main job's
 strategy otherwise, ``runs/hexane_smd_pb<N>``, ≈ 6 min) and pulls it: the main job labels nothing after the
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -50,9 +53,9 @@ MODELS = ("hal-smd-0025", "hal-smd-0050", "hal-smd", "hal-smd-multi", "baseline-
 KCAL = 0.0433641  # eV per kcal/mol
 
 
-def _record(who: str, seed: int, pull, n_carbon: int) -> dict:
+def _record(who: str, seed: int, pull, n_carbon: int, **model) -> dict:
     return {"who": who, "seed": seed, "ea": pull.activation_energy, "break_d0": pull.break_d0,
-            "bond": bond_name(pull.broken_bond, n_carbon)}  # fmt: skip
+            "bond": bond_name(pull.broken_bond, n_carbon), **model}  # fmt: skip
 
 
 def reference_job(study: Path, n_carbon: int, seed: int, settings: PullSettings) -> dict:
@@ -60,12 +63,18 @@ def reference_job(study: Path, n_carbon: int, seed: int, settings: PullSettings)
     return _record("oracle", seed, reference_pull(study, n_carbon, seed, settings), n_carbon)
 
 
-def model_job(who: str, path: Path, study: Path, n_carbon: int, seed: int, settings: PullSettings) -> dict:
-    """A model's pull from the oracle's start state of a seed."""
+def model_job(who: str, path: Path, study: Path, n_carbon: int, seed: int, settings: PullSettings,
+              model: dict) -> dict:  # fmt: skip
+    """A model's pull from the oracle's start state of a seed (``model``: its hash and oracle calls, recorded)."""
     from hal.model import LinearACE
 
     pull, _ = model_pull(LinearACE.load(path).calculator(threads=1), study, n_carbon, seed, settings)
-    return _record(who, seed, pull, n_carbon)
+    return _record(who, seed, pull, n_carbon, **model)
+
+
+def model_hash(path: Path) -> str:
+    """The first 12 hex digits of the model file's SHA-256: which model a recorded pull came from."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
 def oracle_calls(study: Path, name: str) -> int | str:
@@ -77,11 +86,15 @@ def oracle_calls(study: Path, name: str) -> int | str:
     return max((e["oracle_calls"] for e in scores), default="?")
 
 
-def post_break_model(config: dict, n: int) -> tuple[str, Path]:
+def post_break_model(config: dict, n: int, main: Path) -> tuple[str, Path]:
     """HAL-SMD with up to ``n`` labels per pull after the bond has broken (``post_break = n``), otherwise the main
-    job's strategy, trained (once, resumable) in its own run directory ``runs/hexane_smd_pb<n>``."""
+    job's strategy, trained (once, resumable) in its own run directory ``runs/hexane_smd_pb<n>`` from the main
+    job's reference data (``reference/`` linked to ``main``'s: the same MD frames and start states)."""
     name, study = f"hal-smd-pb{n}", ROOT / "runs" / f"hexane_smd_pb{n}"
     if model_path(study, name) is None:
+        study.mkdir(parents=True, exist_ok=True)
+        if not (study / "reference").exists():
+            (study / "reference").symlink_to((main / "reference").resolve(), target_is_directory=True)
         hal_smd = next(s for s in config["strategies"] if s["name"] == "hal-smd")
         H.run({**config, "strategies": [{**hal_smd, "name": name, "post_break": n}]}, study, progress=True)
     return name, study
@@ -99,12 +112,24 @@ def pulls(study: Path, config: dict, seeds: list[int], workers: int, homes: dict
     only the missing ones. Every model pulls from the oracle's start states in ``study``."""
     settings, n = PullSettings(**config["pull"]), config["n_carbon"]
     path = RUN / "pulls.jsonl"
-    done = {(r["who"], r["seed"]) for r in read_jsonl(path)} if path.exists() else set()
+    records = read_jsonl(path) if path.exists() else []
+    done = {(r["who"], r["seed"]) for r in records}
     models = {m: p for m, home in homes.items() if (p := model_path(home, m)) is not None}
+    info = {m: {"model": model_hash(p), "oracle_calls": oracle_calls(homes[m], m)} for m, p in models.items()}
+    for m, p in models.items():  # never mix two models' pulls under one name (a retrained main job, say)
+        other = {r.get("model") for r in records if r["who"] == m} - {info[m]["model"]}
+        if other:
+            raise SystemExit(
+                f"{path} holds {m} pulls of another model ({', '.join(map(str, other))}) than {p} "
+                f"({info[m]['model']}): rename those rows' who (e.g. {m}-run1) or remove them"
+            )
+        (RUN / "models").mkdir(parents=True, exist_ok=True)
+        if not (RUN / "models" / f"{m}.npz").exists():  # the pulled models are kept beside their pulls
+            shutil.copyfile(p, RUN / "models" / f"{m}.npz")
     with ProcessPoolExecutor(workers) as pool:
         for who in ("oracle", *models):  # the model pulls start from the states the oracle's prepared
             futures = [pool.submit(reference_job, study, n, s, settings) if who == "oracle" else
-                       pool.submit(model_job, who, models[who], study, n, s, settings)
+                       pool.submit(model_job, who, models[who], study, n, s, settings, info[who])
                        for s in seeds if (who, s) not in done]  # fmt: skip
             for k, future in enumerate(as_completed(futures)):
                 append_jsonl(path, future.result())
@@ -134,10 +159,12 @@ def report(records: list[dict], seeds: list[int], tag: str, wall: float, args: a
              "95 % CI | KS statistic | KS p |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     mean, half = mean_ci(list(ref.values()))
     lines.append(f"| oracle | – | {len(ref)} | {mean:.3f} | ± {half:.3f} | – | – | – | – | – | – |")
-    comparisons = {}
-    for who in (m for m in homes if m in by):
+    comparisons, calls = {}, {}
+    earlier = sorted(set(by) - set(homes) - {"oracle"})  # pulls of models no longer in a run directory
+    for who in [m for m in homes if m in by] + earlier:
         c = comparisons[who] = compare(by[who], ref)
-        lines.append(f"| {who} | {oracle_calls(homes[who], who)} | {c.n_model} | {c.model_mean:.3f} | "
+        calls[who] = rec[who][-1].get("oracle_calls") or (oracle_calls(homes[who], who) if who in homes else "?")
+        lines.append(f"| {who} | {calls[who]} | {c.n_model} | {c.model_mean:.3f} | "
                      f"± {c.model_ci:.3f} | {c.paired:+.3f} | ± {c.paired_ci:.3f} | {c.unpaired:+.3f} | "
                      f"± {c.unpaired_ci:.3f} | {c.ks_statistic:.2f} | {c.ks_pvalue:.2g} |")  # fmt: skip
     lines += [
@@ -164,13 +191,13 @@ def report(records: list[dict], seeds: list[int], tag: str, wall: float, args: a
     fig.tight_layout()
     fig.savefig(RESULTS / f"{tag}.png", dpi=120)
     plt.close(fig)
-    for who in (m for m in comparisons if m == "hal-smd" or m.startswith("hal-smd-pb")):
+    for who in (m for m in comparisons if m.startswith("hal-smd") and not m[-4:].isdigit() and "multi" not in m):
         c = comparisons[who]
         verdict = ("meets" if abs(c.paired) + c.paired_ci <= KCAL else
                    "is resolved but misses" if c.paired_ci <= KCAL else "does not yet resolve")  # fmt: skip
         lines += ["", f"{who} against the oracle: {c.paired:+.3f} ± {c.paired_ci:.3f} eV paired "
                   f"({c.paired / KCAL:+.2f} ± {c.paired_ci / KCAL:.2f} kcal/mol) over {c.n_paired} seeds after "
-                  f"{oracle_calls(homes[who], who)} oracle calls; this {verdict} the goal (|ΔE_a| within 1 kcal/mol "
+                  f"{calls[who]} oracle calls; this {verdict} the goal (|ΔE_a| within 1 kcal/mol "
                   "with a half-width ≤ 1 kcal/mol)."]  # fmt: skip
     c = comparisons.get("hal-smd")
     lines += ["", f"![E_a and break d0 distributions]({tag}.png)"]
@@ -184,6 +211,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, help="number of seeds (default 200; 20 with --quick)")
     ap.add_argument("--study", default=str(ROOT / "runs" / "hexane_smd"), help="the main job's run directory")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--models", nargs="+", choices=MODELS, default=MODELS, help="the main job's models to pull")
     ap.add_argument(
         "--post-break",
         type=int,
@@ -200,8 +228,10 @@ def main() -> None:
     t0 = time.perf_counter()
     if model_path(study, "hal-smd") is None:  # the main job (resumable), whose models are compared
         H.run(config, study, progress=True)
-    homes = dict.fromkeys(MODELS[:3], study) | dict(post_break_model(config, n) for n in args.post_break)
-    homes |= dict.fromkeys(MODELS[3:], study)
+    main_models = [m for m in MODELS if m in args.models]
+    homes = dict.fromkeys(main_models[: main_models.index("hal-smd") + 1] if "hal-smd" in main_models else [], study)
+    homes |= dict(post_break_model(config, n, study) for n in args.post_break)
+    homes |= dict.fromkeys([m for m in main_models if m not in homes], study)
     RUN.mkdir(parents=True, exist_ok=True)
     records = pulls(study, config, list(range(n_seeds)), args.workers, homes)
     c = report(records, list(range(n_seeds)), tag, time.perf_counter() - t0, args, homes)
