@@ -152,7 +152,13 @@ def report(records: list[dict], seeds: list[int], tag: str, wall: float, args: a
             by[r["who"]][r["seed"]] = r["ea"]
             rec[r["who"]].append(r)
     ref = by["oracle"]
-    lines = [f"`python benchmarks/hexane_ea_distribution.py{' --quick' if args.quick else ''} --seeds {len(seeds)}`: "
+    command = " ".join(
+        ["--quick"] * args.quick
+        + ["--seeds", str(len(seeds))]
+        + ["--models", *args.models] * (tuple(args.models) != MODELS)
+        + ["--post-break", *map(str, args.post_break)] * bool(args.post_break)
+    )
+    lines = [f"`python benchmarks/hexane_ea_distribution.py {command}`: "
              f"{wall:.0f} s this run (pulls already in `pulls.jsonl` are not redone); tblite GFN2-xTB reference, "
              "k = 10 eV/Å², 1 Å/ps, 10 K starts; 95 % intervals (Student t).", "",
              "| pulls | oracle calls | seeds | mean E_a (eV) | 95 % CI | paired ΔE_a (eV) | 95 % CI | unpaired ΔE_a | "
@@ -191,14 +197,24 @@ def report(records: list[dict], seeds: list[int], tag: str, wall: float, args: a
     fig.tight_layout()
     fig.savefig(RESULTS / f"{tag}.png", dpi=120)
     plt.close(fig)
-    for who in (m for m in comparisons if m.startswith("hal-smd") and not m[-4:].isdigit() and "multi" not in m):
+    trainings = [m for m in comparisons if m.startswith("hal-smd") and not m[-4:].isdigit() and "multi" not in m]
+    for who in trainings:
         c = comparisons[who]
-        verdict = ("meets" if abs(c.paired) + c.paired_ci <= KCAL else
-                   "is resolved but misses" if c.paired_ci <= KCAL else "does not yet resolve")  # fmt: skip
+        goal = "the goal (|ΔE_a| within 1 kcal/mol with a half-width ≤ 1 kcal/mol)"
+        verdict = (f"meets {goal}, its whole interval inside ± 1 kcal/mol" if abs(c.paired) + c.paired_ci <= KCAL else
+                   f"meets {goal} as worded, but its interval reaches past ± 1 kcal/mol"
+                   if abs(c.paired) <= KCAL and c.paired_ci <= KCAL else
+                   f"is resolved but misses {goal}" if c.paired_ci <= KCAL else
+                   f"does not yet resolve {goal}")  # fmt: skip
         lines += ["", f"{who} against the oracle: {c.paired:+.3f} ± {c.paired_ci:.3f} eV paired "
                   f"({c.paired / KCAL:+.2f} ± {c.paired_ci / KCAL:.2f} kcal/mol) over {c.n_paired} seeds after "
-                  f"{calls[who]} oracle calls; this {verdict} the goal (|ΔE_a| within 1 kcal/mol "
-                  "with a half-width ≤ 1 kcal/mol)."]  # fmt: skip
+                  f"{calls[who]} oracle calls; this {verdict}."]  # fmt: skip
+    if len(trainings) > 1:  # one training's offset is one draw: how far apart do trainings land?
+        offsets = np.array([comparisons[m].paired for m in trainings])
+        lines += ["", f"Between the {len(trainings)} HAL-SMD trainings above ({', '.join(trainings)}): paired offsets "
+                  f"from {offsets.min():+.3f} to {offsets.max():+.3f} eV, standard deviation {offsets.std(ddof=1):.3f} "
+                  f"eV, against 95 % half-widths of at most {max(comparisons[m].paired_ci for m in trainings):.3f} eV "
+                  "within each."]  # fmt: skip
     c = comparisons.get("hal-smd")
     lines += ["", f"![E_a and break d0 distributions]({tag}.png)"]
     (RESULTS / f"{tag}.md").write_text("\n".join(lines) + "\n")

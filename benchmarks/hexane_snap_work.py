@@ -2,11 +2,12 @@
 
 E_a = max W over the pull. The oracle's work peaks ≈ 0.05 Å after the bond breaks and then stays flat (the
 fragments fly apart); a model that keeps the fragments bound goes on doing work to the end of the pull. This
-pulls the main job's models from the oracle's start states (seeds 0 … N−1, as ``hexane_ea_distribution.py``,
+pulls the main job's models (those ``hexane_ea_distribution.py`` pulled and kept, by its names, else the study's
+``models/<name>.npz``) from the oracle's start states (seeds 0 … N−1, as ``hexane_ea_distribution.py``,
 whose reference pulls it reuses from the study directory) and compares, per seed, W at the snap (max W up to
 0.05 Å past the break) and max W. Cached in ``benchmarks/results/hexane_snap_work.jsonl``.
 
-    python benchmarks/hexane_snap_work.py [--quick] [--seeds N] [--models hal-smd-final ...]
+    python benchmarks/hexane_snap_work.py [--quick] [--seeds N] [--models hal-smd hal-smd-run1 ...]
 
 Last line: ``snap_work_difference_ev: <paired mean> ± <95 % half-width>`` of the first model.
 """
@@ -29,6 +30,7 @@ from hal.protocols.hexane_reference import PullSettings, reference_pull
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(__file__).resolve().parent / "results" / "hexane_snap_work.jsonl"
+KEPT = CACHE.parent / "hexane_ea_distribution_run" / "models"  # the models hexane_ea_distribution.py pulled
 PAST = 0.05  # Å past the break: where the oracle's work peaks
 
 
@@ -46,8 +48,8 @@ def job(args: tuple) -> dict:
     else:
         from hal.model import LinearACE
 
-        pull, _ = model_pull(LinearACE.load(study / "models" / f"{who}.npz").calculator(threads=1), study, 6, seed,
-                             settings)  # fmt: skip
+        path = KEPT / f"{who}.npz" if (KEPT / f"{who}.npz").exists() else study / "models" / f"{who}.npz"
+        pull, _ = model_pull(LinearACE.load(path).calculator(threads=1), study, 6, seed, settings)
     w_snap, w_max = snap_and_max(pull)
     return {"who": who, "seed": seed, "w_snap": w_snap, "w_max": w_max}
 
@@ -56,7 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="20 seeds")
     ap.add_argument("--seeds", type=int, help="number of seeds (default 200; 20 with --quick)")
-    ap.add_argument("--models", nargs="+", default=["hal-smd-final", "hal-smd-multi-final"])
+    ap.add_argument("--models", nargs="+", default=["hal-smd", "hal-smd-run1", "hal-smd-multi-final"])
     ap.add_argument("--study", default=str(ROOT / "runs" / "hexane_smd"), help="the main job's run directory")
     args = ap.parse_args()
     seeds = list(range(args.seeds or (20 if args.quick else 200)))
@@ -69,7 +71,8 @@ def main() -> None:
     by: dict = {}
     for r in read_jsonl(CACHE):
         by.setdefault(r["who"], {})[r["seed"]] = r
-    lines = [f"`python benchmarks/hexane_snap_work.py{' --quick' if args.quick else ''} --seeds {len(seeds)}`: paired "
+    lines = [f"`python benchmarks/hexane_snap_work.py{' --quick' if args.quick else ''} --seeds {len(seeds)} "
+             f"--models {' '.join(args.models)}`: paired "
              f"with the oracle over the seeds each model has; W at the snap = max W up to {PAST} Å past the break; "
              "95 % intervals (Student t).", "", "| model | seeds | Δ W at the snap (eV) | Δ max W = ΔE_a (eV) |",
              "|---|---:|---:|---:|"]  # fmt: skip
