@@ -40,6 +40,11 @@ def snap_and_max(pull) -> tuple[float, float]:
     return float(w[d0 <= pull.break_d0 + PAST].max()), float(w.max())
 
 
+def model_file(who: str, study: Path) -> Path:
+    """The model ``hexane_ea_distribution.py`` kept under that name, else the study's ``models/<who>.npz``."""
+    return KEPT / f"{who}.npz" if (KEPT / f"{who}.npz").exists() else study / "models" / f"{who}.npz"
+
+
 def job(args: tuple) -> dict:
     who, seed, study = args
     settings = PullSettings(**load(default_config("hexane_smd"), H.SCHEMA)["pull"])
@@ -48,8 +53,7 @@ def job(args: tuple) -> dict:
     else:
         from hal.model import LinearACE
 
-        path = KEPT / f"{who}.npz" if (KEPT / f"{who}.npz").exists() else study / "models" / f"{who}.npz"
-        pull, _ = model_pull(LinearACE.load(path).calculator(threads=1), study, 6, seed, settings)
+        pull, _ = model_pull(LinearACE.load(model_file(who, study)).calculator(threads=1), study, 6, seed, settings)
     w_snap, w_max = snap_and_max(pull)
     return {"who": who, "seed": seed, "w_snap": w_snap, "w_max": w_max}
 
@@ -64,7 +68,8 @@ def main() -> None:
     seeds = list(range(args.seeds or (20 if args.quick else 200)))
     study = Path(args.study)
     done = {(r["who"], r["seed"]) for r in read_jsonl(CACHE)} if CACHE.exists() else set()
-    todo = [(who, s, study) for who in ("oracle", *args.models) for s in seeds if (who, s) not in done]
+    present = [who for who in args.models if model_file(who, study).exists()]  # the others: their cached seeds
+    todo = [(who, s, study) for who in ("oracle", *present) for s in seeds if (who, s) not in done]
     with ProcessPoolExecutor(2) as pool:
         for r in pool.map(job, todo):
             append_jsonl(CACHE, r)
