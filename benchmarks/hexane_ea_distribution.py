@@ -17,7 +17,11 @@ where. Writes ``benchmarks/results/hexane_ea_distribution[_quick].md`` and ``…
 
 ``--post-break N`` also trains HAL-SMD with up to N labels per pull after the bond has broken (the main job's
 strategy otherwise, ``runs/hexane_smd_pb<N>``, ≈ 6 min) and pulls it: the main job labels nothing after the
-break, and its model's E_a offset is work done after it (``hexane_snap_work.py``).
+break, and an earlier run's model's E_a offset was work done after it (``hexane_snap_work.py``).
+
+The models are kept beside their pulls (``hexane_ea_distribution_run/models/``, each pull records its model's
+hash and oracle calls) and pulled from there, so a rerun reports the models on record; a model is trained only
+when none is kept under its name.
 
 Goal: the HAL-SMD model's mean E_a within 1 kcal/mol (0.043 eV) of the oracle's, with a 95 % half-width
 ≤ 1 kcal/mol. Last line: ``ea_mean_difference_ev: <paired mean difference> ± <95 % half-width>``.
@@ -91,13 +95,31 @@ def post_break_model(config: dict, n: int, main: Path) -> tuple[str, Path]:
     job's strategy, trained (once, resumable) in its own run directory ``runs/hexane_smd_pb<n>`` from the main
     job's reference data (``reference/`` linked to ``main``'s: the same MD frames and start states)."""
     name, study = f"hal-smd-pb{n}", ROOT / "runs" / f"hexane_smd_pb{n}"
-    if model_path(study, name) is None:
+    if not trained(name, study):
         study.mkdir(parents=True, exist_ok=True)
         if not (study / "reference").exists():
             (study / "reference").symlink_to((main / "reference").resolve(), target_is_directory=True)
         hal_smd = next(s for s in config["strategies"] if s["name"] == "hal-smd")
         H.run({**config, "strategies": [{**hal_smd, "name": name, "post_break": n}]}, study, progress=True)
     return name, study
+
+
+def trained(name: str, home: Path) -> bool:
+    """Whether a model of that name is kept or in ``home``'s run directory."""
+    return (RUN / "models" / f"{name}.npz").exists() or model_path(home, name) is not None
+
+
+def kept_model(name: str, home: Path) -> Path | None:
+    """The model whose pulls are on record (``RUN/models/<name>.npz``), kept there from ``home``'s run directory
+    the first time it is pulled. A newer training in ``home`` is reported, not pulled: compare it under a new
+    name (rename the kept file and its rows)."""
+    kept, fresh = RUN / "models" / f"{name}.npz", model_path(home, name)
+    if not kept.exists() and fresh is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(fresh, kept)
+    if kept.exists() and fresh is not None and model_hash(fresh) != model_hash(kept):
+        print(f"{name}: pulling the kept {kept.name}; {fresh} is another training of it (not pulled)")
+    return kept if kept.exists() else None
 
 
 def model_path(study: Path, name: str) -> Path | None:
@@ -114,18 +136,17 @@ def pulls(study: Path, config: dict, seeds: list[int], workers: int, homes: dict
     path = RUN / "pulls.jsonl"
     records = read_jsonl(path) if path.exists() else []
     done = {(r["who"], r["seed"]) for r in records}
-    models = {m: p for m, home in homes.items() if (p := model_path(home, m)) is not None}
-    info = {m: {"model": model_hash(p), "oracle_calls": oracle_calls(homes[m], m)} for m, p in models.items()}
-    for m, p in models.items():  # never mix two models' pulls under one name (a retrained main job, say)
-        other = {r.get("model") for r in records if r["who"] == m} - {info[m]["model"]}
-        if other:
-            raise SystemExit(
-                f"{path} holds {m} pulls of another model ({', '.join(map(str, other))}) than {p} "
-                f"({info[m]['model']}): rename those rows' who (e.g. {m}-run1) or remove them"
-            )
-        (RUN / "models").mkdir(parents=True, exist_ok=True)
-        if not (RUN / "models" / f"{m}.npz").exists():  # the pulled models are kept beside their pulls
-            shutil.copyfile(p, RUN / "models" / f"{m}.npz")
+    models, info = {}, {}
+    for m, home in homes.items():
+        if (p := kept_model(m, home)) is None:
+            continue
+        h = model_hash(p)
+        recorded = [r for r in records if r["who"] == m]
+        if any(r.get("model") != h for r in recorded):  # never two models' pulls under one name
+            raise SystemExit(f"{path} holds {m} pulls of another model than {p} ({h}): rename those rows' who "
+                             f"(e.g. {m}-run1) or remove them")  # fmt: skip
+        calls = next((r["oracle_calls"] for r in recorded if "oracle_calls" in r), None) or oracle_calls(home, m)
+        models[m], info[m] = p, {"model": h, "oracle_calls": calls}
     with ProcessPoolExecutor(workers) as pool:
         for who in ("oracle", *models):  # the model pulls start from the states the oracle's prepared
             futures = [pool.submit(reference_job, study, n, s, settings) if who == "oracle" else
@@ -242,7 +263,7 @@ def main() -> None:
     config = load(default_config("hexane_smd"), H.SCHEMA)
     study = Path(args.study)
     t0 = time.perf_counter()
-    if model_path(study, "hal-smd") is None:  # the main job (resumable), whose models are compared
+    if not trained("hal-smd", study):  # the main job (resumable), whose models are compared
         H.run(config, study, progress=True)
     main_models = [m for m in MODELS if m in args.models]
     homes = dict.fromkeys(main_models[: main_models.index("hal-smd") + 1] if "hal-smd" in main_models else [], study)
