@@ -16,7 +16,7 @@ where. Writes ``benchmarks/results/hexane_ea_distribution[_quick].md`` and ``…
         [--models NAME ...] [--post-break N ...]
 
 ``--post-break N`` also trains HAL-SMD with up to N labels per pull after the bond has broken (the main job's
-strategy otherwise, ``runs/hexane_smd_pb<N>``, ≈ 6 min) and pulls it: the main job labels nothing after the
+strategy otherwise, ``runs/hexane_smd_pb<N>``, ≈ 7 min) and pulls it: the main job labels nothing after the
 break, and an earlier run's model's E_a offset was work done after it (``hexane_snap_work.py``).
 
 The models are kept beside their pulls (``hexane_ea_distribution_run/models/``, each pull records its model's
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import filecmp
 import hashlib
 import shutil
 import time
@@ -117,7 +118,7 @@ def kept_model(name: str, home: Path) -> Path | None:
     if not kept.exists() and fresh is not None:
         kept.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(fresh, kept)
-    if kept.exists() and fresh is not None and model_hash(fresh) != model_hash(kept):
+    if kept.exists() and fresh is not None and not filecmp.cmp(fresh, kept, shallow=False):
         print(f"{name}: pulling the kept {kept.name}; {fresh} is another training of it (not pulled)")
     return kept if kept.exists() else None
 

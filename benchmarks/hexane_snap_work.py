@@ -19,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from hexane_ea_distribution import RUN
 from publish import publish
 
 from hal.config import load
@@ -30,7 +31,7 @@ from hal.protocols.hexane_reference import PullSettings, reference_pull
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(__file__).resolve().parent / "results" / "hexane_snap_work.jsonl"
-KEPT = CACHE.parent / "hexane_ea_distribution_run" / "models"  # the models hexane_ea_distribution.py pulled
+KEPT = RUN / "models"  # the models hexane_ea_distribution.py pulled
 PAST = 0.05  # Å past the break: where the oracle's work peaks
 
 
