@@ -298,6 +298,14 @@ class ACEBasis:
                 self._parent[i] = index[(s, k[:-1])]
         self._aidx = np.array([k[-1] for k in self._node_keys], dtype=np.int64)
         self._node_start = np.searchsorted(self._node_species, np.arange(ns + 1)).astype(np.int64)
+        # row of each parent node in the wide adjoint buffer (per species, in node order); −1: a leaf,
+        # whose adjoint is its coefficient row itself (three nodes in four of an order-4 basis)
+        inner = np.zeros(len(self._parent), dtype=bool)
+        inner[self._parent[self._parent >= 0]] = True
+        self._slot = np.full(len(self._parent), -1, dtype=np.int64)
+        for s in range(ns):
+            rows = np.flatnonzero(inner[self._node_start[s] : self._node_start[s + 1]]) + self._node_start[s]
+            self._slot[rows] = np.arange(len(rows))
         self._anorms = ace_norms(max(self.nmax, 1))
         self._pnorms = pair_norms(max(self.pair_degree, 1))
         upairs = [(a, b) for a in range(ns) for b in range(a, ns)]
@@ -311,7 +319,7 @@ class ACEBasis:
             self.nmax, self.lmax, self.transform_p, self.r0, self.r_in, self.r_cut, self._x_in, self._x_cut,
             self._anorms, self._nl, self._aoff, self._astride, self._ynorm,
         )  # fmt: skip
-        self._dag = (self._node_start, self._parent, self._aidx)
+        self._dag = (self._node_start, self._parent, self._aidx, self._slot)
         self._pairk = (
             self.pair_degree, self.pair_transform_p, self.pair_r0, self.pair_r_cut, self._px_in, self._px_cut,
             self.core_strength, self._pnorms, self._pcol,
