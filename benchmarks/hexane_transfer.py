@@ -4,10 +4,13 @@ Two HAL-SMD models of the main job's study (``protocols/hexane_smd.toml``, run o
 ``hal-smd``, trained on hexane pulls only, and ``hal-smd-multi``, one learner pulling ethane, butane and
 hexane in turn (``chains = [2, 4, 6]``) from the same 40 MD frames. Each pulls C2…C11 chains at 1 Å/ps and
 hexane at 0.25, 0.5, 2 and 4 Å/ps, every case paired with its own GFN2-xTB reference pulls from the same
-start states (3 seeds; cached in the run directory). Writes ``benchmarks/results/hexane_transfer[_quick].md``;
+start states (3 seeds; cached in the run directory). ``--post-break N`` trains and compares the
+multi-chain learner with up to N labels per pull after the bond has broken (``hal-smd-multi-pbN``):
+without them its fragments stay bound and max W lands at the end of the pull (results in
+``hexane_transfer_pbN.md``). Writes ``benchmarks/results/hexane_transfer[_quick].md``;
 last line: the multi-chain model's largest |ΔE_a| / E_a over the cases (goal ≤ 0.05).
 
-    python benchmarks/hexane_transfer.py [--quick] [--out runs/hexane_smd]
+    python benchmarks/hexane_transfer.py [--quick] [--out runs/hexane_smd] [--post-break N]
 """
 
 from __future__ import annotations
@@ -31,18 +34,24 @@ MULTI = {"name": "hal-smd-multi", "kind": "hal", "chains": [2, 4, 6], "n_initial
          "sigma_tol": 0.005, "post_break": 0, "score_every": 25}  # fmt: skip
 
 
-def config(quick: bool) -> dict:
+def multi(post_break: int) -> dict:
+    """The multi-chain strategy, with up to ``post_break`` labels per pull after the break."""
+    return {**MULTI, "name": MULTI["name"] + (f"-pb{post_break}" if post_break else ""), "post_break": post_break}
+
+
+def config(quick: bool, post_break: int = 0) -> dict:
     """The main job's configuration, the multi-chain strategy and the transfer cases (quick: a smaller
     study, 60- and 80-call models, C2 and C3, hexane at 4 Å/ps, 1 seed)."""
     cfg = load(protocols.default_config("hexane_smd"), hexane_smd.SCHEMA)
-    models = {"models": ["hal-smd", MULTI["name"]]}
+    strategy = multi(post_break)
+    models = {"models": ["hal-smd", strategy["name"]]}
     if quick:
         cfg.update(seeds=[0], initial={**cfg["initial"], "n_md": 100})
         hal = [{**s, "max_oracle_calls": 60} for s in cfg["strategies"] if s["kind"] == "hal"]
-        cfg["strategies"] = hal + [{**MULTI, "chains": [2, 6], "max_oracle_calls": 80}]
+        cfg["strategies"] = hal + [{**strategy, "chains": [2, 6], "max_oracle_calls": 80}]
         cfg["transfer"] = {**models, "chains": [2, 3], "velocities": [4.0], "seeds": [0]}
     else:
-        cfg["strategies"] = [*cfg["strategies"], MULTI]
+        cfg["strategies"] = [*cfg["strategies"], strategy]
         cfg["transfer"] = {**models, "chains": [2, 3, 4, 5, 7, 8, 9, 10, 11],
                            "velocities": [0.25, 0.5, 2.0, 4.0], "seeds": [0, 1, 2]}  # fmt: skip
     return validate(cfg, hexane_smd.SCHEMA)  # fills the new strategy's defaults
@@ -66,8 +75,11 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="run directory (default: the main job's, runs/hexane_smd)")
     ap.add_argument("--chains", type=int, nargs="*", help="only these chains (default: C2…C11 but C6)")
     ap.add_argument("--velocities", type=float, nargs="*", help="only these loading rates for hexane (Å/ps)")
+    ap.add_argument("--post-break", type=int, default=0, help="labels per pull after the break for the multi-chain "
+                    "learner (default 0; N > 0 trains hal-smd-multi-pbN)")  # fmt: skip
     args = ap.parse_args()
-    cfg = config(args.quick)
+    cfg = config(args.quick, args.post_break)
+    name = cfg["transfer"]["models"][1]
     for key in ("chains", "velocities"):  # a subset of the cases, e.g. those whose references are cached
         if getattr(args, key) is not None:
             cfg["transfer"][key] = getattr(args, key)
@@ -82,11 +94,11 @@ def main() -> None:
     summary = "".join(f"| `{m}` | {calls[m]} | {worst(cases, m):.1%} |\n" for m in cfg["transfer"]["models"])
     out = (f"{cmd}\n\nrun directory {run_dir}, wall {wall:.0f} s (this invocation; cached steps excluded)\n\n"
            f"| model | oracle calls (MD frames + HAL-SMD labels) | worst |ΔE_a| / E_a |\n|---|---:|---:|\n{summary}\n"
-           f"Labels of `{MULTI['name']}` by chain: {labels_by_chain(run_dir, MULTI['name'])}.\n\n"
+           f"Labels of `{name}` by chain: {labels_by_chain(run_dir, name)}.\n\n"
            f"{transfer_table(run_dir)}"
            f"transfer_worst_relative_delta_ea hal-smd: {worst(cases, 'hal-smd'):.3f}\n"
-           f"transfer_worst_relative_delta_ea: {worst(cases, MULTI['name']):.3f}\n")  # fmt: skip
-    publish("hexane_transfer", out, args.quick)
+           f"transfer_worst_relative_delta_ea: {worst(cases, name):.3f}\n")  # fmt: skip
+    publish("hexane_transfer" + (f"_pb{args.post_break}" if args.post_break else ""), out, args.quick)
 
 
 if __name__ == "__main__":
