@@ -52,9 +52,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 RUN = RESULTS / "hexane_ea_distribution_run"
 # the main job's models, in the order of the tables: HAL-SMD after 25 and 50 labels and at its end (do more
-# labels close the gap?), the multi-chain HAL-SMD model of hexane_transfer.py where it has run, the MD baseline;
-# ``--post-break N`` models (``hal-smd-pbN``) come after ``hal-smd``
-MODELS = ("hal-smd-0025", "hal-smd-0050", "hal-smd", "hal-smd-multi", "baseline-md")
+# labels close the gap?), the multi-chain HAL-SMD models of hexane_transfer.py where they have run (without and
+# with labels after the break), the MD baseline; ``--post-break N`` models (``hal-smd-pbN``) come after ``hal-smd``
+MODELS = ("hal-smd-0025", "hal-smd-0050", "hal-smd", "hal-smd-multi", "hal-smd-multi-pb2", "baseline-md")
 KCAL = 0.0433641  # eV per kcal/mol
 
 
