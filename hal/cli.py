@@ -386,8 +386,23 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _redeliver_interrupt(unraisable) -> None:
+    """``sys.unraisablehook`` of the command line: a Ctrl-C that lands in a callback Python cannot raise
+    from (a weakref callback of an import lock, a ``__del__``) is printed and dropped by default, and the
+    run goes on. Send SIGINT again from a timer thread, so that it lands after the callback (raised in the
+    hook itself, it would be dropped the same way)."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        import signal
+        import threading
+
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+    else:
+        sys.__unraisablehook__(unraisable)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    sys.unraisablehook = _redeliver_interrupt
     try:
         return args.func(args)
     except (DataError, ConfigError) as exc:

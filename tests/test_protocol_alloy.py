@@ -132,3 +132,28 @@ def test_traces_plot_names_the_criterion_and_its_threshold(tmp_path):
     assert shown["colorbar"] == "iteration" and shown["fontsize"] >= 10
     molecule = [(s, it, w, {**tr, "pressure_GPa": np.full(len(tr["tau"]), np.nan)}) for s, it, w, tr in items]
     assert "P (GPa)" not in plot_traces(molecule, tmp_path / "m.png", {})["ylabels"]  # no cell, no panel
+
+
+def test_an_interrupt_dropped_in_a_callback_is_raised_again(monkeypatch):
+    """A Ctrl-C inside a weakref callback (the CI failure: an import lock's) must still stop the run."""
+    import sys
+    import time
+    import weakref
+
+    import pytest
+
+    from hal.cli import _redeliver_interrupt
+
+    class Thing:
+        pass
+
+    def callback(_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys, "unraisablehook", _redeliver_interrupt)
+    thing = Thing()
+    ref = weakref.ref(thing, callback)
+    with pytest.raises(KeyboardInterrupt):
+        del thing  # the callback's KeyboardInterrupt is unraisable: printed and dropped without the hook
+        time.sleep(2.0)  # the SIGINT sent again (after 0.05 s) interrupts this
+    assert ref() is None
