@@ -439,7 +439,7 @@ def _maxblock(node_start):
 @njit(cache=True, fastmath=True, inline="always")
 def _atom_forward(i, species, first, jnb, D, rad, dag, pair, buf, P, dP, AAsum, Ep):
     """Atom i: neighbour features, A, pair-basis energies (into Ep) and monomials (into AAsum)."""
-    node_start, parent, aidx, slot = dag
+    node_start, parent, aidx, _ = dag  # slot: the backward walk's
     npair, pcol = pair[0], pair[8]
     s = species[i]
     f0 = first[i]
@@ -758,7 +758,7 @@ def eval_full(species, first, jnb, D, rad, dag, pair, maxblock, amap, AAsum, dAA
     (n_nodes, 6) virials; Ep, dEp (n_pcols, N, 3), Vp the same for the pair functions, whose columns
     start at pcol[s, z] (symmetric in s, z).
     """
-    node_start, parent, aidx, slot = dag
+    node_start, parent, aidx, _ = dag
     a_z, a_n, a_lm = amap
     npair, pcol = pair[0], pair[8]
     N = species.shape[0]
