@@ -7,10 +7,12 @@ hexane at 0.25, 0.5, 2 and 4 Å/ps, every case paired with its own GFN2-xTB refe
 start states (3 seeds; cached in the run directory). ``--post-break N`` trains and compares the
 multi-chain learner with up to N labels per pull after the bond has broken (``hal-smd-multi-pbN``):
 without them its fragments stay bound and max W lands at the end of the pull (results in
-``hexane_transfer_pbN.md``). Writes ``benchmarks/results/hexane_transfer[_quick].md``;
-last line: the multi-chain model's largest |ΔE_a| / E_a over the cases (goal ≤ 0.05).
+``hexane_transfer_pbN.md``); ``--train-chains 2 4 6 10`` trains it on other chains
+(``hal-smd-multi-c2-4-6-10[-pbN]``, results in ``hexane_transfer_c2_4_6_10[_pbN].md``). Writes
+``benchmarks/results/hexane_transfer[_quick].md``; last line: the multi-chain model's largest |ΔE_a| / E_a over
+the cases (goal ≤ 0.05).
 
-    python benchmarks/hexane_transfer.py [--quick] [--out runs/hexane_smd] [--post-break N]
+    python benchmarks/hexane_transfer.py [--quick] [--out runs/hexane_smd] [--post-break N] [--train-chains N ...]
 """
 
 from __future__ import annotations
@@ -34,21 +36,25 @@ MULTI = {"name": "hal-smd-multi", "kind": "hal", "chains": [2, 4, 6], "n_initial
          "sigma_tol": 0.005, "post_break": 0, "score_every": 25}  # fmt: skip
 
 
-def multi(post_break: int) -> dict:
-    """The multi-chain strategy, with up to ``post_break`` labels per pull after the break."""
-    return {**MULTI, "name": MULTI["name"] + (f"-pb{post_break}" if post_break else ""), "post_break": post_break}
+def multi(post_break: int, chains: list[int] | None = None) -> dict:
+    """The multi-chain strategy, with up to ``post_break`` labels per pull after the break, pulling ``chains``
+    (default C2, C4, C6; others are named in the strategy, e.g. ``hal-smd-multi-c2-4-6-10-pb2``)."""
+    chains = chains or MULTI["chains"]
+    name = MULTI["name"] + ("-c" + "-".join(map(str, chains)) if chains != MULTI["chains"] else "")
+    return {**MULTI, "name": name + (f"-pb{post_break}" if post_break else ""), "post_break": post_break,
+            "chains": chains}  # fmt: skip
 
 
-def config(quick: bool, post_break: int = 0) -> dict:
+def config(quick: bool, post_break: int = 0, train_chains: list[int] | None = None) -> dict:
     """The main job's configuration, the multi-chain strategy and the transfer cases (quick: a smaller
     study, 60- and 80-call models, C2 and C3, hexane at 4 Å/ps, 1 seed)."""
     cfg = load(protocols.default_config("hexane_smd"), hexane_smd.SCHEMA)
-    strategy = multi(post_break)
+    strategy = multi(post_break, train_chains)
     models = {"models": ["hal-smd", strategy["name"]]}
     if quick:
         cfg.update(seeds=[0], initial={**cfg["initial"], "n_md": 100})
         hal = [{**s, "max_oracle_calls": 60} for s in cfg["strategies"] if s["kind"] == "hal"]
-        cfg["strategies"] = hal + [{**strategy, "chains": [2, 6], "max_oracle_calls": 80}]
+        cfg["strategies"] = hal + [{**strategy, "chains": train_chains or [2, 6], "max_oracle_calls": 80}]
         cfg["transfer"] = {**models, "chains": [2, 3], "velocities": [4.0], "seeds": [0]}
     else:
         cfg["strategies"] = [*cfg["strategies"], strategy]
@@ -77,8 +83,10 @@ def main() -> None:
     ap.add_argument("--velocities", type=float, nargs="*", help="only these loading rates for hexane (Å/ps)")
     ap.add_argument("--post-break", type=int, default=0, help="labels per pull after the break for the multi-chain "
                     "learner (default 0; N > 0 trains hal-smd-multi-pbN)")  # fmt: skip
+    ap.add_argument("--train-chains", type=int, nargs="+", help="the chains the multi-chain learner pulls "
+                    "(default 2 4 6; others train hal-smd-multi-c<chains>[-pbN])")  # fmt: skip
     args = ap.parse_args()
-    cfg = config(args.quick, args.post_break)
+    cfg = config(args.quick, args.post_break, args.train_chains)
     name = cfg["transfer"]["models"][1]
     for key in ("chains", "velocities"):  # a subset of the cases, e.g. those whose references are cached
         if getattr(args, key) is not None:
@@ -98,7 +106,7 @@ def main() -> None:
            f"{transfer_table(run_dir)}"
            f"transfer_worst_relative_delta_ea hal-smd: {worst(cases, 'hal-smd'):.3f}\n"
            f"transfer_worst_relative_delta_ea: {worst(cases, name):.3f}\n")  # fmt: skip
-    publish("hexane_transfer" + (f"_pb{args.post_break}" if args.post_break else ""), out, args.quick)
+    publish("hexane_transfer" + name.removeprefix(MULTI["name"]).replace("-", "_"), out, args.quick)
 
 
 if __name__ == "__main__":
