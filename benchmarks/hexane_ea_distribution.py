@@ -240,9 +240,12 @@ def report(records: list[dict], seeds: list[int], tag: str, wall: float, args: a
     if len(trainings) > 1:  # one training's offset is one draw: how far apart do trainings land?
         offsets = np.array([comparisons[m].paired for m in trainings])
         widest = max(comparisons[m].paired_ci for m in trainings)
-        lines += ["", f"Between the {len(trainings)} hexane-only HAL-SMD trainings above ({', '.join(trainings)}): "
-                  f"paired offsets from {offsets.min():+.3f} to {offsets.max():+.3f} eV, standard deviation "
-                  f"{offsets.std(ddof=1):.3f} eV, against 95 % half-widths of at most {widest:.3f} eV within each."]  # fmt: skip
+        lines += [
+            "",
+            f"Between the {len(trainings)} hexane-only HAL-SMD trainings above ({', '.join(trainings)}): "
+            f"paired offsets from {offsets.min():+.3f} to {offsets.max():+.3f} eV, standard deviation "
+            f"{offsets.std(ddof=1):.3f} eV, against 95 % half-widths of at most {widest:.3f} eV within each.",
+        ]
     c = comparisons.get("hal-smd")
     lines += ["", f"![E_a and break d0 distributions]({tag}.png)"]
     (RESULTS / f"{tag}.md").write_text("\n".join(lines) + "\n")
