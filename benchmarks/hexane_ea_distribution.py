@@ -53,8 +53,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 RUN = RESULTS / "hexane_ea_distribution_run"
 # the main job's models, in the order of the tables: HAL-SMD after 25 and 50 labels and at its end (do more
 # labels close the gap?), the multi-chain HAL-SMD models of hexane_transfer.py where they have run (without and
-# with labels after the break), the MD baseline; ``--post-break N`` models (``hal-smd-pbN``) come after ``hal-smd``
-MODELS = ("hal-smd-0025", "hal-smd-0050", "hal-smd", "hal-smd-multi", "hal-smd-multi-pb2", "baseline-md")
+# with labels after the break; on C2, C4, C6 and C10), the MD baseline; ``--post-break N`` models
+# (``hal-smd-pbN``) come after ``hal-smd``
+MODELS = ("hal-smd-0025", "hal-smd-0050", "hal-smd", "hal-smd-multi", "hal-smd-multi-pb2",
+          "hal-smd-multi-c2-4-6-10-pb2", "baseline-md")  # fmt: skip
 KCAL = 0.0433641  # eV per kcal/mol
 
 
