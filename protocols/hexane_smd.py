@@ -486,13 +486,16 @@ def stretch_for(n_carbon: int, settings: PullSettings) -> float:
 
 def run_transfer(study: Study) -> list[dict]:
     """The final model of each of ``transfer.models`` pulling other chains and at other loading rates,
-    each case against its own oracle reference (same seeds, paired)."""
+    each case against its own oracle reference (same seeds, paired). A case is logged once per set of seeds:
+    more seeds later (a case near a goal) add a row, and the tables report the row with the most."""
     t = study.config["transfer"]
     cases = [(n, study.settings.velocity) for n in t["chains"]] + [(study.n, v) for v in t["velocities"]]
     if not cases:
         return []
-    done = {(e["strategy"], e["chain"], e["velocity"]) for e in study.events("transfer")}
-    todo = [(name, n, v) for name in t["models"] for n, v in cases if (name, n, v) not in done]
+    # a case is done for these seeds; earlier logs lack "seeds": they pulled seeds 0 … n−1
+    done = {(e["strategy"], e["chain"], e["velocity"], tuple(e.get("seeds", range(len(e["ea_model"])))))
+            for e in study.events("transfer")}  # fmt: skip
+    todo = [(name, n, v) for name in t["models"] for n, v in cases if (name, n, v, tuple(t["seeds"])) not in done]
     models = {name: _final_model(study, name) for name in {name for name, _, _ in todo}}
     for name, n, v in tqdm(todo, desc="transferability", disable=not study.progress):
         settings = chain_settings(study, n, v)
@@ -500,7 +503,7 @@ def run_transfer(study: Study) -> list[dict]:
         reference_pulls(study.dir, n, t["seeds"], settings, study.executor)
         sc = score(LinearACE.load(models[name]).calculator, study.dir, t["seeds"], settings, n,
                    quasi_static=False, executor=study.executor)  # fmt: skip
-        study.log("transfer", strategy=name, model=models[name].name, chain=n, velocity=v,
+        study.log("transfer", strategy=name, model=models[name].name, chain=n, velocity=v, seeds=list(t["seeds"]),
                   wall_s=time.perf_counter() - t0, **sc.row())  # fmt: skip
     return study.events("transfer")
 

@@ -170,13 +170,29 @@ def test_bond_names_are_up_to_the_mirror_symmetry_of_the_chain():
 def test_report_and_rerun_labels_nothing_new(study):
     run_dir, config, _ = study
     report = hexane_smd.report(run_dir, config)
-    assert report.exists() and "| hal |" in report.read_text() and "| C3 | 8 |" in report.read_text()
+    assert report.exists() and "| hal |" in report.read_text() and "| C3 | 8 | 1 |" in report.read_text()
     for name in ("learning.png", "work.png", "snapshots.png"):
         assert (run_dir / name).stat().st_size > 1000
     rows, events = Store(run_dir / "data.db").count(), len(read_events(run_dir))
     hexane_smd.run(config, run_dir, progress=False)
     assert Store(run_dir / "data.db").count() == rows
     assert not [e for e in read_events(run_dir)[events:] if e["event"] == "score"]
+
+
+def test_more_seeds_confirm_a_transfer_case_and_its_row_replaces_the_first(study):
+    from hal.protocols.hexane_report import transfer_cases, transfer_table
+
+    run_dir, config, _ = study
+    more = {**config, "strategies": [], "transfer": {**config["transfer"], "models": ["hal"], "velocities": [],
+                                                     "seeds": [0, 1]}}  # fmt: skip
+    for _ in range(2):  # the second run finds the case done for these seeds
+        hexane_smd.run(more, run_dir, progress=False)
+    rows = [e for e in read_events(run_dir) if e["event"] == "transfer" and (e["strategy"], e["chain"]) == ("hal", 3)]
+    assert [len(e["ea_model"]) for e in rows] == [1, 2] and rows[1]["seeds"] == [0, 1]
+    assert rows[1]["ea_reference"][0] == rows[0]["ea_reference"][0]  # seed 0's reference pull is cached
+    cases = transfer_cases(run_dir)
+    assert len(cases) == 4 and [len(e["ea_model"]) for e in cases] == [2, 1, 1, 1]  # the case keeps its place
+    assert "| C3 | 8 | 2 |" in transfer_table(run_dir) and "| C2 | 16 | 1 |" in transfer_table(run_dir)
 
 
 def test_config_checks():
