@@ -71,9 +71,9 @@ def transfer_cases(run_dir: Path) -> list[dict]:
     """The transferability pulls of a run directory, one event per (model, chain, velocity): the one with the
     most seeds (a case confirmed with more seeds replaces its first estimate), in the order first logged."""
     best = {}
-    for e in read_events(run_dir):
-        key = (e.get("strategy"), e.get("chain"), e.get("velocity"))
-        if e["event"] == "transfer" and len(e["ea_model"]) >= len(best.get(key, {}).get("ea_model", [])):
+    for e in (e for e in read_events(run_dir) if e["event"] == "transfer"):
+        key = (e["strategy"], e["chain"], e["velocity"])
+        if len(e["ea_model"]) >= len(best.get(key, {}).get("ea_model", [])):
             best[key] = e
     return list(best.values())
 

@@ -62,7 +62,7 @@ from hal.protocols.hexane_reference import (
     reference_pulls,
     start_state,
 )
-from hal.protocols.hexane_report import write_report
+from hal.protocols.hexane_report import transfer_cases, write_report
 
 STRATEGY = {
     "name": Field(str, required=True),
@@ -505,7 +505,7 @@ def run_transfer(study: Study) -> list[dict]:
                    quasi_static=False, executor=study.executor)  # fmt: skip
         study.log("transfer", strategy=name, model=models[name].name, chain=n, velocity=v, seeds=list(t["seeds"]),
                   wall_s=time.perf_counter() - t0, **sc.row())  # fmt: skip
-    return study.events("transfer")
+    return transfer_cases(study.dir)
 
 
 def _final_model(study: Study, name: str) -> Path:
