@@ -21,7 +21,6 @@ Last line: ``snap_work_difference_ev: <paired mean> ± <95 % half-width>`` of th
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -57,18 +56,15 @@ def model_file(who: str, study: Path) -> Path:
     return final if final.exists() else study / "models" / f"{who}.npz"
 
 
-def case_settings(n_carbon: int, velocity: float) -> PullSettings:
-    """The study's pull settings for a transfer case (as ``hexane_smd.chain_settings``)."""
-    config = load(default_config("hexane_smd"), H.SCHEMA)
-    settings = dataclasses.replace(PullSettings(**config["pull"]), velocity=velocity)
-    if n_carbon == config["n_carbon"]:
-        return settings
-    return dataclasses.replace(settings, stretch=H.stretch_for(n_carbon, settings))
+def case_key(record: dict) -> tuple:
+    """(who, seed, chain, velocity) of a cached pull; rows from before ``--case`` are hexane at 1 Å/ps."""
+    return record["who"], record["seed"], record.get("chain", 6), record.get("velocity", 1.0)
 
 
 def job(args: tuple) -> dict:
     who, seed, study, n, v = args
-    settings = case_settings(n, v)
+    config = load(default_config("hexane_smd"), H.SCHEMA)
+    settings = H.case_settings(PullSettings(**config["pull"]), config["n_carbon"], n, v)
     if who == "oracle":
         pull = reference_pull(study, n, seed, settings)
     else:
@@ -91,8 +87,7 @@ def main() -> None:
     seeds = list(range(args.seeds or (20 if args.quick else 200)))
     cases = [(int(n), v) for n, v in args.case] if args.case else [(6, 1.0)]
     study = Path(args.study)
-    key = lambda r: (r["who"], r["seed"], r.get("chain", 6), r.get("velocity", 1.0))  # noqa: E731
-    done = {key(r) for r in read_jsonl(CACHE)} if CACHE.exists() else set()
+    done = {case_key(r) for r in read_jsonl(CACHE)} if CACHE.exists() else set()
     present = [who for who in args.models if model_file(who, study).exists()]  # the others: their cached seeds
     todo = [(who, s, study, n, v) for n, v in cases for who in ("oracle", *present) for s in seeds
             if (who, s, n, v) not in done]  # fmt: skip
@@ -101,7 +96,7 @@ def main() -> None:
             append_jsonl(CACHE, r)
     by: dict = {}
     for r in read_jsonl(CACHE):
-        by.setdefault(key(r)[2:], {}).setdefault(r["who"], {})[r["seed"]] = r
+        by.setdefault(case_key(r)[2:], {}).setdefault(r["who"], {})[r["seed"]] = r
     command = " ".join(["python benchmarks/hexane_snap_work.py"] + ["--quick"] * args.quick
                        + ["--seeds", str(len(seeds)), "--models", *args.models]
                        + [f"--case {n} {v:g}" for n, v in cases] * bool(args.case))  # fmt: skip

@@ -429,8 +429,14 @@ def pull_plan(pull_no: int, chains: Sequence[int], seeds: Sequence[int]) -> tupl
 
 def chain_settings(study: Study, n_carbon: int, velocity: float | None = None) -> PullSettings:
     """The study's pull settings for a chain of ``n_carbon`` carbons (at ``velocity``, Å/ps, if given)."""
-    settings = study.settings if velocity is None else dataclasses.replace(study.settings, velocity=velocity)
-    return settings if n_carbon == study.n else dataclasses.replace(settings, stretch=stretch_for(n_carbon, settings))
+    return case_settings(study.settings, study.n, n_carbon, velocity)
+
+
+def case_settings(settings: PullSettings, study_n: int, n_carbon: int, velocity: float | None = None) -> PullSettings:
+    """Pull settings of a study's chain (``study_n`` carbons) adapted to a chain of ``n_carbon`` (stretch scaled)
+    at ``velocity`` (Å/ps, if given)."""
+    settings = settings if velocity is None else dataclasses.replace(settings, velocity=velocity)
+    return settings if n_carbon == study_n else dataclasses.replace(settings, stretch=stretch_for(n_carbon, settings))
 
 
 class Trigger:
