@@ -8,14 +8,14 @@ start states (3 seeds; cached in the run directory). ``--post-break N`` trains a
 multi-chain learner with up to N labels per pull after the bond has broken (``hal-smd-multi-pbN``):
 without them its fragments stay bound and max W lands at the end of the pull (results in
 ``hexane_transfer_pbN.md``); ``--train-chains 2 4 6 10`` trains it on other chains
-(``hal-smd-multi-c2-4-6-10[-pbN]``, results in ``hexane_transfer_c2_4_6_10[_pbN].md``). ``--confirm 10``
-pulls its cases that 3 seeds leave within two standard errors of the goal again with 10 (the oracle's too;
-the tables report each case with its most seeds). Writes
-``benchmarks/results/hexane_transfer[_quick].md``; last line: the multi-chain model's largest |ΔE_a| / E_a over
-the cases (goal ≤ 0.05).
+(``hal-smd-multi-c2-4-6-10[-pbN]``, results in ``hexane_transfer_c2_4_6_10[_pbN].md``); ``--seed S`` trains
+the same setting again with other random draws (``…-sS``). ``--confirm 10`` pulls its cases that 3 seeds
+leave within two standard errors of the goal again with 10 (the oracle's too; the tables report each case
+with its most seeds). Writes ``benchmarks/results/hexane_transfer[_quick].md``; last line: the multi-chain
+model's largest |ΔE_a| / E_a over the cases (goal ≤ 0.05).
 
     python benchmarks/hexane_transfer.py [--quick] [--out runs/hexane_smd] [--post-break N] [--train-chains N ...]
-        [--confirm N]
+        [--seed S] [--confirm N]
 """
 
 from __future__ import annotations
@@ -40,20 +40,21 @@ MULTI = {"name": "hal-smd-multi", "kind": "hal", "chains": [2, 4, 6], "n_initial
 GOAL = 0.05  # |ΔE_a| / E_a on every case
 
 
-def multi(post_break: int, chains: list[int] | None = None) -> dict:
+def multi(post_break: int, chains: list[int] | None = None, seed: int = 0) -> dict:
     """The multi-chain strategy, with up to ``post_break`` labels per pull after the break, pulling ``chains``
-    (default C2, C4, C6; others are named in the strategy, e.g. ``hal-smd-multi-c2-4-6-10-pb2``)."""
+    (default C2, C4, C6; others are named in the strategy, e.g. ``hal-smd-multi-c2-4-6-10-pb2``), with the
+    strategy's own ``seed`` (> 0: another training of the same setting, named ``…-s<seed>``)."""
     chains = chains or MULTI["chains"]
     name = MULTI["name"] + ("-c" + "-".join(map(str, chains)) if chains != MULTI["chains"] else "")
-    return {**MULTI, "name": name + (f"-pb{post_break}" if post_break else ""), "post_break": post_break,
-            "chains": chains}  # fmt: skip
+    name += (f"-pb{post_break}" if post_break else "") + (f"-s{seed}" if seed else "")
+    return {**MULTI, "name": name, "post_break": post_break, "chains": chains, "seed": seed}
 
 
-def config(quick: bool, post_break: int = 0, train_chains: list[int] | None = None) -> dict:
+def config(quick: bool, post_break: int = 0, train_chains: list[int] | None = None, seed: int = 0) -> dict:
     """The main job's configuration, the multi-chain strategy and the transfer cases (quick: a smaller
     study, 60- and 80-call models, C2 and C3, hexane at 4 Å/ps, 1 seed)."""
     cfg = load(protocols.default_config("hexane_smd"), hexane_smd.SCHEMA)
-    strategy = multi(post_break, train_chains)
+    strategy = multi(post_break, train_chains, seed)
     models = {"models": ["hal-smd", strategy["name"]]}
     if quick:
         cfg.update(seeds=[0], initial={**cfg["initial"], "n_md": 100})
@@ -101,10 +102,12 @@ def main() -> None:
                     "learner (default 0; N > 0 trains hal-smd-multi-pbN)")  # fmt: skip
     ap.add_argument("--train-chains", type=int, nargs="+", help="the chains the multi-chain learner pulls "
                     "(default 2 4 6; others train hal-smd-multi-c<chains>[-pbN])")  # fmt: skip
+    ap.add_argument("--seed", type=int, default=0, help="another training of the same multi-chain setting "
+                    "(its initial frames, committee samples and pull noise; named …-s<seed>)")  # fmt: skip
     ap.add_argument("--confirm", type=int, default=0, metavar="N", help="pull the multi-chain model's cases within "
                     "two standard errors of 5 %% again with N seeds (references included)")  # fmt: skip
     args = ap.parse_args()
-    cfg = config(args.quick, args.post_break, args.train_chains)
+    cfg = config(args.quick, args.post_break, args.train_chains, args.seed)
     name = cfg["transfer"]["models"][1]
     for key in ("chains", "velocities"):  # a subset of the cases, e.g. those whose references are cached
         if getattr(args, key) is not None:

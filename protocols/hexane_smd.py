@@ -91,6 +91,8 @@ STRATEGY = {
     "check_every": Field(int, 5, check=at_least(1)),
     "committee_size": Field(int, 32, check=at_least(2)),
     "score_every": Field(int, 25, check=at_least(1)),
+    # another draw of the same setting (initial frames, committee samples, fits, pull noise); 0: the study's
+    "seed": Field(int, 0, check=non_negative),
 }
 
 SCHEMA = {
@@ -238,11 +240,17 @@ def _backend(study: Study, strategy: dict) -> Backend:
                      checkpoint_dir=study.dir / "checkpoints" / strategy["name"])  # fmt: skip
 
 
+def strategy_seed(study: Study, strategy: dict) -> int:
+    """The seed of a strategy's random draws: the study's, offset by the strategy's own ``seed``."""
+    return study.config["seed"] + 100_000 * strategy["seed"]
+
+
 def run_jung(study: Study, strategy: dict) -> list[dict]:
     """The AL loop of Jung et al. on any backend (see the module docstring)."""
     name, sel = strategy["name"], strategy
     backend = _backend(study, strategy)
-    splits = Splits(sel["members"], 0.2, seed=study.config["seed"])
+    seed = strategy_seed(study, strategy)
+    splits = Splits(sel["members"], 0.2, seed=seed)
     t0 = time.perf_counter()
     best = None
     for it in range(sel["iterations"] + 1):
@@ -257,7 +265,7 @@ def run_jung(study: Study, strategy: dict) -> list[dict]:
             ensemble, t_fit = backend.load(path), np.nan
         else:
             with threadpool_limits(2):
-                ensemble = backend.fit(data, splits.train, seed=study.config["seed"] + it)
+                ensemble = backend.fit(data, splits.train, seed=seed + it)
             t_fit = time.perf_counter() - t_fit
             ensemble.save(path)
         best = ensemble.best
@@ -269,7 +277,7 @@ def run_jung(study: Study, strategy: dict) -> list[dict]:
             continue  # labelled before a restart
         res = _sampling_pull(study, MemberCalculator(ensemble, best), study.seeds[it % len(study.seeds)])
         threshold = uq_threshold(res.sigma, sel["uq_first_steps"])
-        rng = np.random.default_rng([study.config["seed"], it])
+        rng = np.random.default_rng([seed, it])
         picked = select_configurations(res, threshold, sel["labels_per_iteration"], rng)
         study.label(picked, name, it, source="jung")
         study.log("iteration", strategy=name, iteration=it, threshold=threshold, labelled=len(picked))
@@ -310,7 +318,7 @@ class HALModel:
 
     def __init__(self, study: Study, strategy: dict, data: list[Atoms]) -> None:
         self.study, self.strategy, self.data = study, strategy, list(data)
-        self.seed = study.config["seed"]
+        self.seed = strategy_seed(study, strategy)
         if strategy["backend"] == "ace":
             self.ne = assemble(study.basis, self.data, study.e0, study.weights, n_workers=1, progress=False)
         else:
@@ -354,7 +362,8 @@ class HALModel:
 def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     """HAL-SMD (see the module docstring); resumes from the store after a kill."""
     name, sel = strategy["name"], strategy
-    rng = np.random.default_rng(study.config["seed"])
+    seed = strategy_seed(study, sel)
+    rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(study.md), size=min(sel["n_initial"], len(study.md)), replace=False))
     initial = [study.md[i] for i in pick]
     labels = study.store.labelled(strategy=name)
@@ -384,9 +393,9 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
         while calls < sel["max_oracle_calls"]:
             calc = HALCalculator(model.committee, tau=0.0, eps=sel["eps"], force_uncertainty=False,
                                  reference=start if sel["sigma_tol"] > 0 else None)  # fmt: skip
+            noise = seed_k + 1000 * pull_no + 10**7 * sel["seed"]
             with threadpool_limits(1):
-                res = smd.run(state, calc, seed=seed_k + 1000 * pull_no, stop=trigger.new_segment(), on_error="stop",
-                              **kwargs)  # fmt: skip
+                res = smd.run(state, calc, seed=noise, stop=trigger.new_segment(), on_error="stop", **kwargs)
             blown = res.error is not None or trigger.blown
             if res.stopped_at is None and not blown:
                 break

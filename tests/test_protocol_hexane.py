@@ -87,6 +87,17 @@ CONFIG = {
             "n_hist": 20,
             "committee_size": 8,
         },
+        {  # the same setting, another draw: other initial frames and committee samples
+            "name": "hal-multi-s1",
+            "kind": "hal",
+            "chains": [2, 3],
+            "n_initial": 10,
+            "n_stable": 1,
+            "sigma_tol": 10.0,
+            "n_hist": 20,
+            "committee_size": 8,
+            "seed": 1,
+        },
     ],
     "transfer": {"models": ["hal", "hal-multi"], "chains": [3], "velocities": [16.0]},
 }
@@ -103,7 +114,8 @@ def study(tmp_path_factory):
 def test_every_strategy_is_scored_against_the_paired_reference(study):
     run_dir, config, summary = study
     transfer = {f"transfer {m} {case}" for m in ("hal", "hal-multi") for case in ("C3 8 Å/ps", "C2 16 Å/ps")}
-    assert set(summary) == {"md", "inherited-2", "ani-2", "schnet-2", "hal-ani", "hal", "hal-multi", *transfer}
+    strategies = {"md", "inherited-2", "ani-2", "schnet-2", "hal-ani", "hal", "hal-multi", "hal-multi-s1"}
+    assert set(summary) == {*strategies, *transfer}
     scores = [e for e in read_events(run_dir) if e["event"] == "score"]
     for e in scores:
         assert len(e["ea_model"]) == len(e["ea_reference"]) == 2
@@ -155,6 +167,10 @@ def test_multi_chain_hal_smd_pulls_each_chain_in_turn_with_one_model(study):
     assert [(e["chain"], e["seed"], e["stable"]) for e in pulls] == [(2, 0, 1), (3, 0, 2)]
     assert (run_dir / "reference" / "C3-s0-start.xyz").exists()  # the oracle's start state of the other chain
     assert (run_dir / "models" / "hal-multi-final.npz").exists()
+    from hal.model import LinearACE
+
+    c0, c1 = (LinearACE.load(run_dir / "models" / f"{m}-final.npz").coefficients for m in ("hal-multi", "hal-multi-s1"))
+    assert not np.allclose(c0, c1)  # its own seed: another training of the same setting
     plan = [hexane_smd.pull_plan(k, [2, 4, 6], [0, 1]) for k in range(7)]
     assert plan == [(2, 0), (4, 0), (6, 0), (2, 1), (4, 1), (6, 1), (2, 0)]
 
