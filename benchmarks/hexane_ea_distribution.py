@@ -13,7 +13,11 @@ starts) and the unpaired (Welch) one with theirs, a two-sample Kolmogorov–Smir
 where. Writes ``benchmarks/results/hexane_ea_distribution[_quick].md`` and ``….png``.
 
     python benchmarks/hexane_ea_distribution.py [--quick] [--seeds N] [--study runs/hexane_smd]
-        [--models NAME ...] [--post-break N ...]
+        [--models NAME ...] [--post-break N ...] [--trainings K [--training-seeds M]]
+
+``--trainings K`` trains the main job's setting K more times, each with its own seed (``hal-smd-s<k>`` in
+``runs/hexane_smd_s<k>``, ≈ 7 min each), pulls each on the first ``--training-seeds`` seeds (50) and reports the
+mean offset over the trainings with its interval: the method's offset rather than one draw's.
 
 ``--post-break N`` also trains HAL-SMD with up to N labels per pull after the bond has broken (the main job's
 strategy otherwise, ``runs/hexane_smd_pb<N>``, ≈ 7 min) and pulls it: the main job labels nothing after the
@@ -33,6 +37,7 @@ import argparse
 import collections
 import filecmp
 import hashlib
+import re
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -58,6 +63,7 @@ RUN = RESULTS / "hexane_ea_distribution_run"
 MODELS = ("hal-smd-0025", "hal-smd-0050", "hal-smd", "hal-smd-multi", "hal-smd-multi-pb2",
           "hal-smd-multi-c2-4-6-10-pb2", "baseline-md")  # fmt: skip
 KCAL = 0.0433641  # eV per kcal/mol
+SEEDED = re.compile(r"hal-smd-s\d+")  # the main job's setting trained again with its own seed (--trainings)
 
 
 def _record(who: str, seed: int, pull, n_carbon: int, **model) -> dict:
@@ -93,17 +99,20 @@ def oracle_calls(study: Path, name: str) -> int | str:
     return max((e["oracle_calls"] for e in scores), default="?")
 
 
-def post_break_model(config: dict, n: int, main: Path) -> tuple[str, Path]:
-    """HAL-SMD with up to ``n`` labels per pull after the bond has broken (``post_break = n``), otherwise the main
-    job's strategy, trained (once, resumable) in its own run directory ``runs/hexane_smd_pb<n>`` from the main
-    job's reference data (``reference/`` linked to ``main``'s: the same MD frames and start states)."""
-    name, study = f"hal-smd-pb{n}", ROOT / "runs" / f"hexane_smd_pb{n}"
+def variant_model(config: dict, main: Path, post_break: int = 0, seed: int = 0) -> tuple[str, Path]:
+    """The main job's HAL-SMD strategy with up to ``post_break`` labels per pull after the bond has broken and its
+    own ``seed`` (another training of the setting), trained (once, resumable) as ``hal-smd[-pbN][-sK]`` in its own
+    run directory ``runs/hexane_smd[_pbN][_sK]`` from the main job's reference data (``reference/`` linked to
+    ``main``'s: the same MD frames and start states)."""
+    name = "hal-smd" + (f"-pb{post_break}" if post_break else "") + (f"-s{seed}" if seed else "")
+    study = ROOT / "runs" / ("hexane_smd" + name.removeprefix("hal-smd").replace("-", "_"))
     if not trained(name, study):
         study.mkdir(parents=True, exist_ok=True)
         if not (study / "reference").exists():
             (study / "reference").symlink_to((main / "reference").resolve(), target_is_directory=True)
         hal_smd = next(s for s in config["strategies"] if s["name"] == "hal-smd")
-        H.run({**config, "strategies": [{**hal_smd, "name": name, "post_break": n}]}, study, progress=True)
+        strategy = {**hal_smd, "name": name, "post_break": post_break, "seed": seed}
+        H.run({**config, "strategies": [strategy]}, study, progress=True)
     return name, study
 
 
@@ -186,6 +195,7 @@ def report(records: list[dict], seeds: list[int], tag: str, wall: float, args: a
         + ["--seeds", str(len(seeds))]
         + ["--models", *args.models] * (tuple(args.models) != MODELS)
         + ["--post-break", *map(str, args.post_break)] * bool(args.post_break)
+        + ["--trainings", str(args.trainings), "--training-seeds", str(args.training_seeds)] * bool(args.trainings)
     )
     lines = [f"`python benchmarks/hexane_ea_distribution.py {command}`: "
              f"{wall:.0f} s this run (pulls already in `pulls.jsonl` are not redone); tblite GFN2-xTB reference, "
@@ -210,7 +220,7 @@ def report(records: list[dict], seeds: list[int], tag: str, wall: float, args: a
         "|---|---|---:|",
     ]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for j, who in enumerate(["oracle", *comparisons]):
+    for j, who in enumerate(["oracle", *(m for m in comparisons if not SEEDED.fullmatch(m))]):
         bonds = collections.Counter(r["bond"] for r in rec[who])
         d0 = np.array([r["break_d0"] for r in rec[who]], float)
         d0 = d0[np.isfinite(d0)]
@@ -248,6 +258,17 @@ def report(records: list[dict], seeds: list[int], tag: str, wall: float, args: a
             f"paired offsets from {offsets.min():+.3f} to {offsets.max():+.3f} eV, standard deviation "
             f"{offsets.std(ddof=1):.3f} eV, against 95 % half-widths of at most {widest:.3f} eV within each.",
         ]
+    method = [m for m in comparisons if m == "hal-smd" or SEEDED.fullmatch(m)]  # one setting, its own seed each
+    if len(method) > 1:
+        offsets = [comparisons[m].paired for m in method]
+        mean, half = mean_ci(offsets)
+        inside = "inside" if abs(mean) + half <= KCAL else "not inside"
+        lines += ["", f"The method rather than one draw: {len(method)} trainings of the main job's setting "
+                  f"({', '.join(method)}; each its own seed for the initial frames, committee samples and pull "
+                  f"noise, all from the same reference data) land at paired offsets "
+                  f"{', '.join(f'{o:+.3f}' for o in offsets)} eV: mean **{mean:+.3f} ± {half:.3f} eV** (95 %, "
+                  f"Student t over the trainings; sd {np.std(offsets, ddof=1):.3f} eV), {inside} "
+                  "± 1 kcal/mol."]  # fmt: skip
     c = comparisons.get("hal-smd")
     lines += ["", f"![E_a and break d0 distributions]({tag}.png)"]
     (RESULTS / f"{tag}.md").write_text("\n".join(lines) + "\n")
@@ -269,6 +290,10 @@ def main() -> None:
         metavar="N",
         help="also train and pull HAL-SMD with up to N labels per pull after the break (hal-smd-pbN)",
     )
+    ap.add_argument("--trainings", type=int, default=0, metavar="K", help="train the main job's HAL-SMD setting K "
+                    "more times, each with its own seed (hal-smd-s1 … -sK); their mean offset")  # fmt: skip
+    ap.add_argument("--training-seeds", type=int, default=50, metavar="M", help="pulls of each extra training "
+                    "(the first M seeds; default 50)")  # fmt: skip
     args = ap.parse_args()
     n_seeds = args.seeds or (20 if args.quick else 200)
     tag = "hexane_ea_distribution_quick" if args.quick else "hexane_ea_distribution"
@@ -279,11 +304,14 @@ def main() -> None:
         H.run(config, study, progress=True)
     main_models = [m for m in MODELS if m in args.models]
     homes = dict.fromkeys(main_models[: main_models.index("hal-smd") + 1] if "hal-smd" in main_models else [], study)
-    homes |= dict(post_break_model(config, n, study) for n in args.post_break)
+    homes |= dict(variant_model(config, study, post_break=n) for n in args.post_break)
     homes |= dict.fromkeys([m for m in main_models if m not in homes], study)
     RUN.mkdir(parents=True, exist_ok=True)
+    trainings = dict(variant_model(config, study, seed=k) for k in range(1, args.trainings + 1))
     records = pulls(study, config, list(range(n_seeds)), args.workers, homes)
-    c = report(records, list(range(n_seeds)), tag, time.perf_counter() - t0, args, homes)
+    if trainings:
+        records = pulls(study, config, list(range(min(args.training_seeds, n_seeds))), args.workers, trainings)
+    c = report(records, list(range(n_seeds)), tag, time.perf_counter() - t0, args, homes | trainings)
     print((RESULTS / f"{tag}.md").read_text())
     print(f"ea_mean_difference_ev: {c.paired:.3f} ± {c.paired_ci:.3f}")
 
