@@ -107,11 +107,25 @@ pair_degree = 6
 pair_r_cut = 4.5
 [fit]
 committee_size = 8
+dimers = 2
 [hal]
-n_hal = 4
+n_hal = 6
 n_walkers = 2
 n_stable = 300
 """
+
+
+def test_hh_contact_flags_two_hydrogens_closer_than_one_angstrom():
+    from hal.protocols.polymer_rare import hh_contact
+    from hal.structures import peg
+
+    chain = peg(1)
+    assert not hh_contact(chain)  # geminal hydrogens sit ≈ 1.8 Å apart
+    h = [i for i, z in enumerate(chain.numbers) if z == 1]
+    far = max(h[1:], key=lambda j: chain.get_distance(h[0], j))
+    squeezed = chain.copy()
+    squeezed.positions[far] = chain.positions[h[0]] + [0.0, 0.0, 0.9]
+    assert hh_contact(squeezed)
 
 
 def test_tiny_rare_event_run_end_to_end_and_resumed(tmp_path, capsys):
@@ -135,10 +149,13 @@ def test_tiny_rare_event_run_end_to_end_and_resumed(tmp_path, capsys):
     topo = Topology(peg(1))
     train, test = polymer_rare.split_hal(frames, topo)
     intact = [a for a in frames if topo.intact(a)]
-    assert 3 <= len(frames) <= 4 and len(test) == len(intact) // 3 and len(train) + len(test) == len(intact)
+    assert 3 <= len(frames) <= 6 and len(test) == len(intact) // 3 and len(train) + len(test) == len(intact)
     table = json.loads((run_dir / "scores.json").read_text())
     sets = {"500K train", "500K test", "800K train", "800K test", "HAL train", "HAL test"}
+    clean = [a for a in test if not polymer_rare.hh_contact(a)]
+    sets |= {polymer_rare.CLEAN} if clean else set()
     assert set(table) == set(polymer_rare.MODELS) and all(set(v) == sets for v in table.values())
+    assert all(v.get(polymer_rare.CLEAN, {"n": 0})["n"] == len(clean) for v in table.values())
     # a model scores its own training data better than one that never saw it
     assert table["500K+HAL"]["HAL train"]["F"] < table["500K"]["HAL train"]["F"]
     census = json.loads((run_dir / "census.json").read_text())
