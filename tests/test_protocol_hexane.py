@@ -13,6 +13,10 @@ from hal.protocols import hexane_smd
 
 pytest.importorskip("tblite")
 
+# ethane and propane in turn, one model; no trigger can fire (σ < 10 eV, f_i off): a stable pull on each chain
+# ends it
+MULTI = {"name": "hal-multi", "kind": "hal", "chains": [2, 3], "n_initial": 10, "n_stable": 1, "sigma_tol": 10.0,
+         "n_hist": 20, "committee_size": 8}  # fmt: skip
 CONFIG = {
     "run_dir": "unused",
     "workers": 1,
@@ -76,28 +80,8 @@ CONFIG = {
             "f_tol": 0.1,
             "committee_size": 8,
         },
-        {  # ethane and propane in turn, one model; no trigger can fire (σ < 10 eV, f_i off): a stable
-            # pull on each chain ends it
-            "name": "hal-multi",
-            "kind": "hal",
-            "chains": [2, 3],
-            "n_initial": 10,
-            "n_stable": 1,
-            "sigma_tol": 10.0,
-            "n_hist": 20,
-            "committee_size": 8,
-        },
-        {  # the same setting, another draw: other initial frames and committee samples
-            "name": "hal-multi-s1",
-            "kind": "hal",
-            "chains": [2, 3],
-            "n_initial": 10,
-            "n_stable": 1,
-            "sigma_tol": 10.0,
-            "n_hist": 20,
-            "committee_size": 8,
-            "seed": 1,
-        },
+        MULTI,
+        {**MULTI, "name": "hal-multi-s1", "seed": 1},  # the same setting, another draw
     ],
     "transfer": {"models": ["hal", "hal-multi"], "chains": [3], "velocities": [16.0]},
 }
