@@ -7,11 +7,13 @@ MD misses.
 2. HAL (τ_r = ``tau_rel``, max f_i criterion with the bond/temperature guard of part 1) from a fit to the
    500 K train set, until ``n_hal`` oracle calls (or stability): the HAL set. Every third HAL frame is held
    out as its test set (the paper kept none).
-3. Three fits, 500 K, 500 K + 800 K and 500 K + HAL (train sets only), each scored on every set (E RMSE
-   meV/atom, F RMSE meV/Å): Table III, and energy parity plots (Fig. 7).
+3. Three fits, 500 K, 500 K + 800 K and 500 K + HAL (train sets only, each with the learner's oracle dimers
+   when ``fit.dimers`` > 0), each scored on every set and on the HAL test frames without an H–H contact
+   (E RMSE meV/atom, F RMSE meV/Å): Table III, and energy parity plots (Fig. 7).
 4. The hydrogen-bond census of each set (``hal.bonds.Topology.hydrogen_bonds``: frames with an end-to-end
-   or an internal O–H···O bond), and the oracle energy of the lowest HAL and MD frames against the relaxed
-   all-trans chain and a ring conformer (the lowest frame with an end-to-end bond, relaxed by the oracle).
+   or an internal O–H···O bond, and with two hydrogens closer than 1 Å), and the oracle energy of the lowest
+   HAL and MD frames against the relaxed all-trans chain and a ring conformer (the lowest frame with an
+   end-to-end bond, relaxed by the oracle).
 
 Everything is cached in the run directory (``md_<T>K_<k>.xyz``, ``hal/``, ``models/``, ``scores.json``,
 ``census.json``), so a rerun resumes. Units: eV, Å, K.
