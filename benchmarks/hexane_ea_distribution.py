@@ -261,9 +261,12 @@ def report(records: list[dict], seeds: list[int], tag: str, wall: float, args: a
             f"paired offsets from {offsets.min():+.3f} to {offsets.max():+.3f} eV, standard deviation "
             f"{offsets.std(ddof=1):.3f} eV, against 95 % half-widths of at most {widest:.3f} eV within each.",
         ]
-    for setting in dict.fromkeys(SEEDED.fullmatch(m)[1] for m in comparisons if SEEDED.fullmatch(m)):
-        method = [setting, *(m for m in comparisons if (x := SEEDED.fullmatch(m)) and x[1] == setting)]
-        method = [m for m in method if m in comparisons]  # one setting, its own seed each
+    draws = collections.defaultdict(list)  # setting → its trainings with their own seeds
+    for m in comparisons:
+        if x := SEEDED.fullmatch(m):
+            draws[x[1]].append(m)
+    for setting, seeded in draws.items():
+        method = [setting] * (setting in comparisons) + seeded  # one setting, its own seed each
         offsets = [comparisons[m].paired for m in method]
         mean, half = mean_ci(offsets)
         inside = "inside" if abs(mean) + half <= KCAL else "not inside"

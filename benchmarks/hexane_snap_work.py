@@ -62,9 +62,7 @@ def case_key(record: dict) -> tuple:
 
 
 def job(args: tuple) -> dict:
-    who, seed, study, n, v = args
-    config = load(default_config("hexane_smd"), H.SCHEMA)
-    settings = H.case_settings(PullSettings(**config["pull"]), config["n_carbon"], n, v)
+    who, seed, study, n, v, settings = args
     if who == "oracle":
         pull = reference_pull(study, n, seed, settings)
     else:
@@ -89,8 +87,10 @@ def main() -> None:
     study = Path(args.study)
     done = {case_key(r) for r in read_jsonl(CACHE)} if CACHE.exists() else set()
     present = [who for who in args.models if model_file(who, study).exists()]  # the others: their cached seeds
-    todo = [(who, s, study, n, v) for n, v in cases for who in ("oracle", *present) for s in seeds
-            if (who, s, n, v) not in done]  # fmt: skip
+    config = load(default_config("hexane_smd"), H.SCHEMA)
+    pull = PullSettings(**config["pull"])
+    todo = [(who, s, study, n, v, H.case_settings(pull, config["n_carbon"], n, v)) for n, v in cases
+            for who in ("oracle", *present) for s in seeds if (who, s, n, v) not in done]  # fmt: skip
     with ProcessPoolExecutor(2) as pool:
         for r in pool.map(job, todo):
             append_jsonl(CACHE, r)
