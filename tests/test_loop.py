@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,6 +67,17 @@ def test_failing_oracle_is_recorded_not_raised(cells, tmp_path):
     assert store.count(status="error") + store.count(status="non_finite") == len(cells) - statuses.count("ok")
     failed = next(store.db.select(status="error"))
     assert "SCF" in failed.data["error"]
+
+
+def test_store_writes_past_a_lock_file_left_by_a_killed_run(cells, tmp_path):
+    # ASE's default lock file, left behind by a kill -9 during a write, made the resumed run wait forever
+    path = tmp_path / "data.db"
+    Path(f"{path}.lock").touch()
+    label = Oracle(EMT)(cells[0])
+    writer = threading.Thread(target=lambda: Store(path).add(label, uid="init-0"), daemon=True)
+    writer.start()
+    writer.join(timeout=10.0)
+    assert not writer.is_alive() and Store(path).has("init-0")
 
 
 def test_oracle_timeout(cells):

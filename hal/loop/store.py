@@ -1,10 +1,11 @@
 """Store: every labelled (or failed) structure in an ASE SQLite database, with its provenance.
 
 One row per oracle call, written in its own transaction the moment the result arrives, so a killed
-run loses nothing that was labelled. Provenance (key-value pairs): ``uid`` (unique per requested
-structure: resuming skips uids already present), ``status``, ``iteration``, ``walker``, ``source``,
-``tau``, ``criterion``, ``oracle_time`` (s), plus anything the caller adds, and what the structure's
-``info`` holds of ``config_type`` and the fit's per-configuration overrides (``hal.fit.design.OVERRIDES``).
+run loses nothing that was labelled and leaves nothing (no lock file) that blocks its resumption.
+Provenance (key-value pairs): ``uid`` (unique per requested structure: resuming skips uids already
+present), ``status``, ``iteration``, ``walker``, ``source``, ``tau``, ``criterion``, ``oracle_time``
+(s), plus anything the caller adds, and what the structure's ``info`` holds of ``config_type`` and the
+fit's per-configuration overrides (``hal.fit.design.OVERRIDES``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ class Store:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = connect(str(self.path), append=True)
+        # no ASE lock file: SQLite locks by itself, and a lock file left by a killed run would make the
+        # resumed run wait for it forever
+        self.db = connect(str(self.path), append=True, use_lock_file=False)
 
     def add(self, result: OracleResult, uid: str, **provenance) -> int:
         """Write one oracle result (ok or failed); returns the row id."""
