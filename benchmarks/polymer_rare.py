@@ -27,6 +27,7 @@ from hal.protocols import default_config
 from hal.protocols import polymer_rare as R
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SCAN = [0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0]  # added weights refitted for the trade-off table
 
 
 def main() -> None:
@@ -45,6 +46,7 @@ def main() -> None:
         shutil.rmtree(run_dir)
     t0 = time.perf_counter()
     summary = R.run(config, run_dir, progress=True)
+    R.weight_scan(config, run_dir, R.scored_sets(config, run_dir), SCAN)
     wall = time.perf_counter() - t0
     report = R.report(run_dir, config)
     s, h = config["system"], config["hal"]

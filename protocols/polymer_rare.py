@@ -8,8 +8,10 @@ MD misses.
    500 K train set, until ``n_hal`` oracle calls (or stability): the HAL set. Every third HAL frame is held
    out as its test set (the paper kept none).
 3. Three fits, 500 K, 500 K + 800 K and 500 K + HAL (train sets only, each with the learner's oracle dimers
-   when ``fit.dimers`` > 0), each scored on every set and on the HAL test frames without an H–H contact
-   (E RMSE meV/atom, F RMSE meV/Å): Table III, and energy parity plots (Fig. 7).
+   when ``fit.dimers`` > 0; the added 800 K or HAL frames weigh ``fit.added_weight`` of a 500 K frame), each
+   scored on every set and on the HAL test frames without an H–H contact (E RMSE meV/atom, F RMSE meV/Å):
+   Table III, and energy parity plots (Fig. 7). ``weight_scan`` refits both mixed models over a range of
+   added weights: the trade-off between the base and the added set.
 4. The hydrogen-bond census of each set (``hal.bonds.Topology.hydrogen_bonds``: frames with an end-to-end
    or an internal O–H···O bond, and with two hydrogens closer than 1 Å), and the oracle energy of the lowest
    HAL and MD frames against the relaxed all-trans chain and a ring conformer (the lowest frame with an
@@ -53,7 +55,7 @@ SCHEMA = {
     },
     "oracle": polymer.SCHEMA["oracle"],
     "basis": polymer.SCHEMA["basis"],
-    "fit": polymer.SCHEMA["fit"],
+    "fit": {**polymer.SCHEMA["fit"], "added_weight": Field(float, 0.5, check=between(1e-3, 1.0))},
     "hal": {
         "tau_rel": Field(float, 0.1, check=positive),
         "n_hal": Field(int, 60, check=at_least(3)),
@@ -170,27 +172,67 @@ def split_hal(frames: list[Atoms], topology: Topology) -> tuple[list[Atoms], lis
     return [a for k, a in enumerate(intact) if k % 3 != 2], [a for k, a in enumerate(intact) if k % 3 == 2]
 
 
-def fits(config: dict, run_dir: Path, sets: dict[str, list[Atoms]], progress: bool) -> dict:
-    """The three models of Table III, fitted once and kept in ``models/``; each also gets the HAL learner's
-    labelled dimers (``fit.dimers``; the same repulsive core in all three)."""
-    import hal
+def _weighted(frames: list[Atoms], weight: float) -> list[Atoms]:
+    """Copies of labelled frames whose fit rows weigh ``weight`` (``info["weight"]``; labels kept)."""
+    out = []
+    for a in frames:
+        b = a.copy()
+        b.calc = a.calc  # extxyz labels live on the calculator read_labels reads
+        b.info["weight"] = weight
+        out.append(b)
+    return out
+
+
+def training_sets(config: dict, run_dir: Path, sets: dict[str, list[Atoms]], added_weight: float) -> dict:
+    """{model: train frames} of Table III's three fits: the 500 K train set, plus the 800 K or HAL train set
+    weighted ``added_weight``, plus the HAL learner's labelled dimers when ``fit.dimers`` > 0."""
     from hal.loop.store import Store
-    from hal.model import LinearACE
 
     base, hot = (_tag(T) for T in config["system"]["temperatures_K"])
-    dimers = Store(run_dir / "hal" / "data.db").labelled(config_type="dimer") if config["fit"]["dimers"] else []
-    data = {MODELS[0]: sets[f"{base} train"], MODELS[1]: sets[f"{base} train"] + sets[f"{hot} train"],
-            MODELS[2]: sets[f"{base} train"] + sets["HAL train"]}  # fmt: skip
-    data = {name: configs + dimers for name, configs in data.items()}
+    dimers = config["fit"]["dimers"] > 0
+    extra = Store(run_dir / "hal" / "data.db").labelled(config_type="dimer") if dimers else []
+    data = {MODELS[0]: sets[f"{base} train"],
+            MODELS[1]: sets[f"{base} train"] + _weighted(sets[f"{hot} train"], added_weight),
+            MODELS[2]: sets[f"{base} train"] + _weighted(sets["HAL train"], added_weight)}  # fmt: skip
+    return {name: configs + extra for name, configs in data.items()}
+
+
+def model_path(run_dir: Path, name: str, added_weight: float) -> Path:
+    """Where a Table III fit is kept: the mixed models' names carry their added weight (unless 1)."""
+    tag = "" if name == MODELS[0] or added_weight == 1 else f"-w{added_weight:g}"
+    return run_dir / "models" / f"{name.replace('+', '_')}{tag}.npz"
+
+
+def fits(config: dict, run_dir: Path, sets: dict[str, list[Atoms]], progress: bool,
+         added_weight: float | None = None) -> dict:  # fmt: skip
+    """The three models of Table III, fitted once and kept in ``models/``; each also gets the HAL learner's
+    labelled dimers (``fit.dimers``; the same repulsive core in all three). ``added_weight`` defaults to
+    ``fit.added_weight``."""
+    import hal
+    from hal.model import LinearACE
+
+    w = config["fit"]["added_weight"] if added_weight is None else added_weight
     out = {}
     (run_dir / "models").mkdir(exist_ok=True)
-    for name, configs in data.items():
-        path = run_dir / "models" / f"{name.replace('+', '_')}.npz"
+    for name, configs in training_sets(config, run_dir, sets, w).items():
+        path = model_path(run_dir, name, w)
         if not path.exists():
             basis = general.basis_of(config["basis"], ["C", "H", "O"])
             hal.fit(configs, basis, progress=progress, **general.fit_options(config)).save(path)
         out[name] = LinearACE.load(path)
     return out
+
+
+def weight_scan(config: dict, run_dir: Path, sets: dict[str, list[Atoms]], weights: list[float]) -> dict:
+    """{added weight: Table III scores} for each weight (fits cached in ``models/``, the table in
+    ``weight_scan.json``): how the added set's weight trades the base set's errors against the added one's."""
+    path = run_dir / "weight_scan.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    for w in weights:
+        if f"{w:g}" not in done:
+            done[f"{w:g}"] = scores(fits(config, run_dir, sets, False, w), sets, config["fit"]["f_max"])
+            path.write_text(json.dumps(done, indent=1))
+    return {w: done[f"{w:g}"] for w in weights}
 
 
 def scores(models: dict, sets: dict[str, list[Atoms]], f_max: float) -> dict:
@@ -257,6 +299,19 @@ def conformers(config: dict, run_dir: Path, sets: dict[str, list[Atoms]]) -> dic
     return out
 
 
+def scored_sets(config: dict, run_dir: Path) -> dict[str, list[Atoms]]:
+    """Every set of Table III from a run's MD and HAL frames: the MD train/test sets, the HAL train/test
+    split and the HAL test frames without an H–H contact (``CLEAN``, when any)."""
+    sets = md_sets(config, run_dir, None)
+    frames = hal_frames(run_dir)
+    sets["HAL train"], sets["HAL test"] = split_hal(frames, Topology(peg(config["system"]["n"])))
+    if not sets["HAL test"]:
+        raise RuntimeError(f"HAL labelled {len(frames)} frames, too few intact for a train/test split (raise n_hal)")
+    if clean := [a for a in sets["HAL test"] if not hh_contact(a)]:
+        sets[CLEAN] = clean
+    return sets
+
+
 def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
     """All four steps, resumable; returns the HAL-set force errors of the three models and the census."""
     from hal.loop.executors import make_executor
@@ -266,14 +321,8 @@ def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     base = _tag(config["system"]["temperatures_K"][0])
     with make_executor(config["workers"], config.get("scheduler")) as executor:
-        sets = md_sets(config, run_dir, executor)
-        frames = hal_set(config, run_dir, sets[f"{base} train"], executor, progress)
-    topo = Topology(peg(config["system"]["n"]))
-    sets["HAL train"], sets["HAL test"] = split_hal(frames, topo)
-    if not sets["HAL test"]:
-        raise RuntimeError(f"HAL labelled {len(frames)} frames, too few intact for a train/test split (raise n_hal)")
-    if clean := [a for a in sets["HAL test"] if not hh_contact(a)]:
-        sets[CLEAN] = clean
+        frames = hal_set(config, run_dir, md_sets(config, run_dir, executor)[f"{base} train"], executor, progress)
+    sets = scored_sets(config, run_dir)
     models = fits(config, run_dir, sets, progress)
     table = scores(models, sets, config["fit"]["f_max"])
     (run_dir / "scores.json").write_text(json.dumps(table, indent=1))
@@ -320,6 +369,20 @@ def report(run_dir: Path, config: dict) -> Path:
     def over(key: str, q: str) -> str:  # the 500K+800K model's error over the 500K+HAL model's
         return f"{table[MODELS[1]][key][q] / table[MODELS[2]][key][q]:.2f}×" if key in table[MODELS[2]] else "–"
 
+    w = config["fit"]["added_weight"]
+    lines += ["", f"The mixed fits weigh each added frame (800 K or HAL) {w:g} of a 500 K frame (`fit.added_weight`)."]
+    if (run_dir / "weight_scan.json").exists():
+        scan = json.loads((run_dir / "weight_scan.json").read_text())
+        lines += ["", "The added weight's trade-off (`weight_scan`; both mixed models refitted at each weight): the "
+                  "HAL test ratios (500K+800K over 500K+HAL) and the 500K+HAL model's 500 K test error over the "
+                  "500K model's:", "",
+                  "| added weight | HAL test E ratio | HAL test F ratio | 500 K test E, 500K+HAL / 500K | F |",
+                  "|---:|---:|---:|---:|---:|"]  # fmt: skip
+        base = f"{_tag(config['system']['temperatures_K'][0])} test"
+        for key, t in sorted(scan.items(), key=lambda kv: float(kv[0])):
+            hal_e, hal_f = (t[MODELS[1]]["HAL test"][q] / t[MODELS[2]]["HAL test"][q] for q in "EF")
+            base_e, base_f = (t[MODELS[2]][base][q] / t[MODELS[0]][base][q] for q in "EF")
+            lines.append(f"| {key} | {hal_e:.2f}× | {hal_f:.2f}× | {base_e:.2f}× | {base_f:.2f}× |")
     labelled = len(hal_frames(run_dir))
     kept = table[MODELS[0]]["HAL train"]["n"] + table[MODELS[0]]["HAL test"]["n"]
     lines += ["", f"HAL test set: the 500K+800K model's force error is {over('HAL test', 'F')} the 500K+HAL model's, "
@@ -353,7 +416,7 @@ def report(run_dir: Path, config: dict) -> Path:
     sets = {"HAL test": test, f"{hot} test": read(run_dir / f"md_{hot}_{last}.xyz", ":")}
     fig, axes = plt.subplots(1, len(MODELS), figsize=(4 * len(MODELS), 3.8), sharey=True)
     for ax, m in zip(axes, MODELS):
-        model = LinearACE.load(run_dir / "models" / f"{m.replace('+', '_')}.npz")
+        model = LinearACE.load(model_path(run_dir, m, config["fit"]["added_weight"]))
         for j, (key, frames) in enumerate(sets.items()):
             ref = np.array([_energy(a) / len(a) for a in frames])
             pred = np.array([model.evaluate(a).energies[0] / len(a) for a in frames])

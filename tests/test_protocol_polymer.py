@@ -11,6 +11,7 @@ import time
 from ase.db import connect
 
 from hal.cli import main
+from hal.config import load
 from hal.io import read_jsonl
 
 CONFIG = """
@@ -168,3 +169,10 @@ def test_tiny_rare_event_run_end_to_end_and_resumed(tmp_path, capsys):
     assert main(["run", "--resume", str(run_dir), "--quiet"]) == 0
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert len(polymer_rare.hal_frames(run_dir)) == len(frames)
+    # the added weight: a set weighted up is fitted better, the base model does not depend on it, and the
+    # scan's cached fits at the configured weight are the run's
+    config = load(path, polymer_rare.SCHEMA)
+    scan = polymer_rare.weight_scan(config, run_dir, polymer_rare.scored_sets(config, run_dir), [0.01, 0.5, 1.0])
+    assert scan[1.0]["500K+HAL"]["HAL train"]["F"] < scan[0.01]["500K+HAL"]["HAL train"]["F"]
+    assert scan[1.0]["500K+800K"]["800K train"]["F"] < scan[0.01]["500K+800K"]["800K train"]["F"]
+    assert scan[1.0]["500K"] == scan[0.01]["500K"] and scan[0.5] == table
