@@ -41,6 +41,7 @@ def main() -> None:
         config["system"].update(frames=[60, 30], trajectories=3, md_every=100)
         config["basis"]["max_degree"] = [10, 8, 6]
         config["hal"]["n_hal"] = 24
+        config["conformers"]["fold_seeds"] = 2
     run_dir = RESULTS / f"{tag}_run"
     if args.fresh and run_dir.exists():
         shutil.rmtree(run_dir)

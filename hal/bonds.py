@@ -121,7 +121,7 @@ class Topology:
         OH donating to the other terminal O; everything else internal."""
         s = self.symbols
         oxygens = np.flatnonzero(s == "O")
-        terminal = {o for o in oxygens if any(s[n] == "H" for n in self._neighbours(o))}
+        terminal = set(self.terminal_oxygens())
         out = []
         pos = atoms.positions
         for a, b in self.bonds:
@@ -141,6 +141,11 @@ class Topology:
                     kind = "end-to-end" if o in terminal and acc in terminal else "internal"
                     out.append(HydrogenBond(int(o), int(h), int(acc), dist, angle, kind))
         return out
+
+    def terminal_oxygens(self) -> list[int]:
+        """The oxygens bonded to a hydrogen (a chain's hydroxyl ends), in index order."""
+        s = self.symbols
+        return [int(o) for o in np.flatnonzero(s == "O") if any(s[n] == "H" for n in self._neighbours(o))]
 
     def _neighbours(self, a: int) -> np.ndarray:
         b = self.bonds

@@ -71,6 +71,7 @@ def test_hydrogen_bonds_end_to_end_internal_and_none():
     t = Topology(a)
     oxygens = np.flatnonzero(a.numbers == 8)
     far_end, middle = oxygens[-1], oxygens[2]
+    assert t.terminal_oxygens() == [1, far_end]  # the hydroxyl ends (backbone H–O–…–O–H first)
     found = t.hydrogen_bonds(_acceptor_at(a, t, far_end, 1.9, 170.0))
     assert [(x.donor, x.hydrogen, x.acceptor, x.kind) for x in found] == [(1, 0, far_end, "end-to-end")]
     assert found[0].distance == pytest.approx(1.9) and found[0].angle == pytest.approx(170.0)

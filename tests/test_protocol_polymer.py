@@ -113,6 +113,9 @@ dimers = 2
 n_hal = 6
 n_walkers = 2
 n_stable = 300
+[conformers]
+fold_seeds = 1
+fold_steps = 20
 """
 
 
@@ -164,6 +167,10 @@ def test_tiny_rare_event_run_end_to_end_and_resumed(tmp_path, capsys):
         any(b.kind == "end-to-end" for b in topo.hydrogen_bonds(a)) for a in test
     )
     assert (run_dir / "report.md").exists() and (run_dir / "parity.png").exists()
+    # no frame of PEG(1) can hold an end-to-end bond (its ends are 3 bonds apart), so the chain was folded,
+    # in vain, once
+    conf = json.loads((run_dir / "conformers.json").read_text())
+    assert conf["ring"] is None and conf["fold_tries"] == 1
     # a rerun resumes: no new MD, labels or fits
     stamps = {p: p.stat().st_mtime_ns for p in [*run_dir.glob("md_*.xyz"), *run_dir.glob("models/*.npz")]}
     assert main(["run", "--resume", str(run_dir), "--quiet"]) == 0
