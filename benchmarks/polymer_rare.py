@@ -5,7 +5,10 @@ Runs the packaged protocol (``protocols/polymer_rare.toml``: 500 K and 800 K MD 
 census and the conformer energies) in ``benchmarks/results/polymer_rare[_quick]_run`` (resumable), and writes
 ``benchmarks/results/polymer_rare[_quick].md``.
 
-    python benchmarks/polymer_rare.py [--quick] [--fresh]
+    python benchmarks/polymer_rare.py [--quick] [--fresh] [--ring-start]
+
+``--ring-start`` (results ``polymer_rare[_quick]_ring``): the last HAL walker starts from the ring conformer
+folded from the chain, not from an MD frame.
 
 Goals: on the HAL test set the 500 K + HAL model's energy and force errors ≤ ⅓ of the 500 K + 800 K model's
 (paper ≈ ⅙), with its 500 K test errors at most 10 % above the 500 K model's. Last lines:
@@ -34,9 +37,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer MD frames and HAL calls, a smaller basis")
     ap.add_argument("--fresh", action="store_true", help="delete an earlier run directory first")
+    ap.add_argument("--ring-start", action="store_true", help="one HAL walker starts from the folded ring (_ring)")
     args = ap.parse_args()
     config = load(default_config("polymer_rare"), R.SCHEMA)
-    tag = "polymer_rare_quick" if args.quick else "polymer_rare"
+    tag = ("polymer_rare_quick" if args.quick else "polymer_rare") + ("_ring" if args.ring_start else "")
+    config["hal"]["ring_start"] = args.ring_start
     if args.quick:
         config["system"].update(frames=[60, 30], trajectories=3, md_every=100)
         config["basis"]["max_degree"] = [10, 8, 6]
@@ -51,7 +56,8 @@ def main() -> None:
     wall = time.perf_counter() - t0
     report = R.report(run_dir, config)
     s, h = config["system"], config["hal"]
-    head = (f"`python benchmarks/polymer_rare.py{' --quick' if args.quick else ''}`: {wall:.0f} s on this machine "
+    flags = " --quick" * args.quick + " --ring-start" * args.ring_start
+    head = (f"`python benchmarks/polymer_rare.py{flags}`: {wall:.0f} s on this machine "
             f"(a rerun resumes). PEG({s['n']}); MD {s['frames']} frames at {s['temperatures_K']} K, "
             f"{s['trajectories']} trajectories each (the last the test set), a frame every {s['md_every']} steps "
             f"of 0.5 fs; HAL τ_r {h['tau_rel']}, {h['n_hal']} oracle calls at most, {h['n_walkers']} walkers; basis "

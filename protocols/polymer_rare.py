@@ -69,6 +69,7 @@ SCHEMA = {
         "check_every": Field(int, 10, check=at_least(1)),
         "n_hist": Field(int, 100, check=at_least(1)),
         "max_temperature_K": Field(float, 2000.0, check=positive),
+        "ring_start": Field(bool, False),  # the last walker starts from the folded ring (fold_ring)
     },
     "conformers": {
         "fmax": Field(float, 0.05, check=between(1e-4, 1.0)),
@@ -97,6 +98,8 @@ def check(config: dict) -> None:
     s = config["system"]
     if len(s["temperatures_K"]) != 2 or len(s["frames"]) != 2:
         raise ConfigError("system: temperatures_K and frames need two entries (the base and the hot MD)")
+    if config["hal"]["ring_start"] and s["n"] < 2:
+        raise ConfigError("hal.ring_start: PEG(1)'s hydroxyl ends are too close for an end-to-end bond (n >= 2)")
     if min(s["frames"]) < s["trajectories"]:
         raise ConfigError("system: every trajectory needs a frame (frames >= trajectories)")
 
@@ -146,8 +149,26 @@ def md_sets(config: dict, run_dir: Path, executor) -> dict[str, list[Atoms]]:
     return out
 
 
+def folded_start(config: dict, run_dir: Path) -> Atoms:
+    """The ring conformer a HAL walker starts from when ``hal.ring_start``: the relaxed all-trans chain folded
+    by ``fold_ring`` (cached in ``fold_start.xyz``)."""
+    path = run_dir / "fold_start.xyz"
+    if path.exists():
+        return read(path)
+    c, n = config["conformers"], config["system"]["n"]
+    trans = peg(n, relax_with=polymer.oracle_calculator(config), fmax=c["fmax"])
+    make = functools.partial(polymer.oracle_calculator, config)
+    ring = fold_ring(trans, make, Topology(peg(n)), c["fold_seeds"], c["fold_steps"], c["fmax"])
+    if ring is None:
+        raise RuntimeError(f"no fold of PEG({n}) held an end-to-end hydrogen bond: raise conformers.fold_seeds")
+    ring.calc = None
+    write(path, ring)
+    return ring
+
+
 def hal_set(config: dict, run_dir: Path, initial: list[Atoms], executor, progress: bool) -> list[Atoms]:
-    """The HAL frames (labelled, in order) of a learner from the base train set."""
+    """The HAL frames (labelled, in order) of a learner from the base train set; its walkers start from
+    frames spread over that set, the last from the folded ring when ``hal.ring_start``."""
     from hal.loop import Learner, LearnerSettings, Oracle
 
     h = config["hal"]
@@ -161,8 +182,9 @@ def hal_set(config: dict, run_dir: Path, initial: list[Atoms], executor, progres
     )  # fmt: skip
     oracle = Oracle(functools.partial(polymer.oracle_calculator, config), timeout_s=config["oracle"].get("timeout_s"))
     basis = general.basis_of(config["basis"], ["C", "H", "O"])
+    extra = [folded_start(config, run_dir)] if h["ring_start"] else []
     step = max(1, len(initial) // h["n_walkers"])
-    starts = initial[::step][: h["n_walkers"]]
+    starts = initial[::step][: h["n_walkers"] - len(extra)] + extra
     Learner(
         run_dir / "hal", basis, oracle, starts, general.with_dimers(config, basis, initial), settings, executor
     ).run()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from ase.db import connect
 
 from hal.cli import main
@@ -130,6 +131,19 @@ def test_hh_contact_flags_two_hydrogens_closer_than_one_angstrom():
     squeezed = chain.copy()
     squeezed.positions[far] = chain.positions[h[0]] + [0.0, 0.0, 0.9]
     assert hh_contact(squeezed)
+
+
+def test_ring_start_needs_a_chain_whose_ends_can_bond(tmp_path):
+    from hal.config import ConfigError
+    from hal.protocols import polymer_rare
+
+    path = tmp_path / "ring.toml"
+    path.write_text(RARE.replace("n_stable = 300\n", "n_stable = 300\nring_start = true\n"))
+    config = load(path, polymer_rare.SCHEMA)
+    with pytest.raises(ConfigError, match="ring_start"):
+        polymer_rare.check(config)
+    config["hal"]["ring_start"] = False
+    polymer_rare.check(config)
 
 
 def test_tiny_rare_event_run_end_to_end_and_resumed(tmp_path, capsys):
