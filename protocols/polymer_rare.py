@@ -149,20 +149,28 @@ def md_sets(config: dict, run_dir: Path, executor) -> dict[str, list[Atoms]]:
     return out
 
 
-def folded_start(config: dict, run_dir: Path) -> Atoms:
-    """The ring conformer a HAL walker starts from when ``hal.ring_start``: the relaxed all-trans chain folded
-    by ``fold_ring`` (cached in ``fold_start.xyz``)."""
-    path = run_dir / "fold_start.xyz"
+def all_trans(config: dict, run_dir: Path) -> Atoms:
+    """The all-trans chain relaxed by the oracle (cached in ``all_trans.xyz``; no calculator attached)."""
+    path = run_dir / "all_trans.xyz"
+    if not path.exists():
+        write(path, peg(config["system"]["n"], relax_with=polymer.oracle_calculator(config),
+                        fmax=config["conformers"]["fmax"]))  # fmt: skip
+    return read(path)
+
+
+def folded(config: dict, run_dir: Path) -> Atoms | None:
+    """The ring conformer ``fold_ring`` folds from ``all_trans`` with the ``conformers`` settings (cached in
+    ``folded.xyz``; no calculator attached), or None when no try holds an end-to-end bond."""
+    path = run_dir / "folded.xyz"
     if path.exists():
         return read(path)
-    c, n = config["conformers"], config["system"]["n"]
-    trans = peg(n, relax_with=polymer.oracle_calculator(config), fmax=c["fmax"])
+    c = config["conformers"]
     make = functools.partial(polymer.oracle_calculator, config)
-    ring = fold_ring(trans, make, Topology(peg(n)), c["fold_seeds"], c["fold_steps"], c["fmax"])
-    if ring is None:
-        raise RuntimeError(f"no fold of PEG({n}) held an end-to-end hydrogen bond: raise conformers.fold_seeds")
-    ring.calc = None
-    write(path, ring)
+    topology = Topology(peg(config["system"]["n"]))
+    ring = fold_ring(all_trans(config, run_dir), make, topology, c["fold_seeds"], c["fold_steps"], c["fmax"])
+    if ring is not None:
+        ring.calc = None
+        write(path, ring)
     return ring
 
 
@@ -182,7 +190,11 @@ def hal_set(config: dict, run_dir: Path, initial: list[Atoms], executor, progres
     )  # fmt: skip
     oracle = Oracle(functools.partial(polymer.oracle_calculator, config), timeout_s=config["oracle"].get("timeout_s"))
     basis = general.basis_of(config["basis"], ["C", "H", "O"])
-    extra = [folded_start(config, run_dir)] if h["ring_start"] else []
+    extra = [folded(config, run_dir)] if h["ring_start"] else []
+    if None in extra:
+        raise RuntimeError(
+            f"no fold of PEG({config['system']['n']}) held an end-to-end bond: raise conformers.fold_seeds"
+        )
     step = max(1, len(initial) // h["n_walkers"])
     starts = initial[::step][: h["n_walkers"] - len(extra)] + extra
     Learner(
@@ -238,15 +250,14 @@ def fits(config: dict, run_dir: Path, sets: dict[str, list[Atoms]], progress: bo
     from hal.model import LinearACE
 
     w = config["fit"]["added_weight"] if added_weight is None else added_weight
-    out = {}
-    (run_dir / "models").mkdir(exist_ok=True)
-    for name, configs in training_sets(config, run_dir, sets, w).items():
-        path = model_path(run_dir, name, w)
-        if not path.exists():
-            basis = general.basis_of(config["basis"], ["C", "H", "O"])
-            hal.fit(configs, basis, progress=progress, **general.fit_options(config)).save(path)
-        out[name] = LinearACE.load(path)
-    return out
+    paths = {name: model_path(run_dir, name, w) for name in MODELS}
+    if not all(p.exists() for p in paths.values()):
+        (run_dir / "models").mkdir(exist_ok=True)
+        basis = general.basis_of(config["basis"], ["C", "H", "O"])
+        for name, configs in training_sets(config, run_dir, sets, w).items():
+            if not paths[name].exists():
+                hal.fit(configs, basis, progress=progress, **general.fit_options(config)).save(paths[name])
+    return {name: LinearACE.load(p) for name, p in paths.items()}
 
 
 def weight_scan(config: dict, run_dir: Path, sets: dict[str, list[Atoms]], weights: list[float]) -> dict:
@@ -332,10 +343,9 @@ def conformers(config: dict, run_dir: Path, sets: dict[str, list[Atoms]]) -> dic
         return cached
     c = config["conformers"]
     n, fmax = config["system"]["n"], c["fmax"]
-    trans = peg(n, relax_with=polymer.oracle_calculator(config), fmax=fmax)
+    trans = all_trans(config, run_dir)
     trans.calc = polymer.oracle_calculator(config)
     e_trans = trans.get_potential_energy()
-    write(run_dir / "all_trans.xyz", trans)
     topo = Topology(peg(n))
     frames = [(key, a) for key, fs in sets.items() for a in fs if topo.intact(a)]
     hal_frames = [a for key, a in frames if key.startswith("HAL")]
@@ -355,8 +365,8 @@ def conformers(config: dict, run_dir: Path, sets: dict[str, list[Atoms]]) -> dic
     else:
         key = f"folded from the all-trans chain: the lowest of {c['fold_seeds']} spring-restrained MD tries"
         out["fold_tries"] = c["fold_seeds"]
-        ring = fold_ring(trans, functools.partial(polymer.oracle_calculator, config), topo, c["fold_seeds"],
-                         c["fold_steps"], fmax)  # fmt: skip
+        if (ring := folded(config, run_dir)) is not None:
+            ring.calc = polymer.oracle_calculator(config)
     if ring is not None:
         bonds = [b.kind for b in topo.hydrogen_bonds(ring)]
         out["ring"] = {"from": key, "relative_eV": ring.get_potential_energy() - e_trans, "hydrogen_bonds": bonds,
@@ -482,12 +492,11 @@ def report(run_dir: Path, config: dict) -> Path:
             f"{ev(ring['relative_eV'])}, hydrogen bonds after relaxation: {ring['hydrogen_bonds'] or 'none'}."
         ),
     ]
+    models = {m: LinearACE.load(model_path(run_dir, m, config["fit"]["added_weight"])) for m in MODELS}
     if ring is not None and (run_dir / "all_trans.xyz").exists():  # each fit's ring − all-trans energy
-        trans, folded = read(run_dir / "all_trans.xyz"), read(run_dir / "ring.xyz")
-        gaps = []
-        for m in MODELS:
-            model = LinearACE.load(model_path(run_dir, m, config["fit"]["added_weight"]))
-            gaps.append(f"{m} {ev(model.evaluate(folded).energies[0] - model.evaluate(trans).energies[0])}")
+        trans, closed = read(run_dir / "all_trans.xyz"), read(run_dir / "ring.xyz")
+        gaps = [f"{m} {ev(model.evaluate(closed).energies[0] - model.evaluate(trans).energies[0])}"
+                for m, model in models.items()]  # fmt: skip
         lines += [
             "",
             "The ring conformer against the all-trans chain, E(ring) − E(all-trans): oracle "
@@ -500,8 +509,7 @@ def report(run_dir: Path, config: dict) -> Path:
     test = split_hal(hal_frames(run_dir), Topology(peg(n)))[1]
     sets = {"HAL test": test, f"{hot} test": read(run_dir / f"md_{hot}_{last}.xyz", ":")}
     fig, axes = plt.subplots(1, len(MODELS), figsize=(4 * len(MODELS), 3.8), sharey=True)
-    for ax, m in zip(axes, MODELS):
-        model = LinearACE.load(model_path(run_dir, m, config["fit"]["added_weight"]))
+    for ax, (m, model) in zip(axes, models.items()):
         for j, (key, frames) in enumerate(sets.items()):
             ref = np.array([_energy(a) / len(a) for a in frames])
             pred = np.array([model.evaluate(a).energies[0] / len(a) for a in frames])
