@@ -101,15 +101,19 @@ class TorchEnsemble:
 
 class TorchBackend:
     """Trains ``TorchEnsemble``s of ``net_class(**net_kwargs)``; subclasses give the network, the loss
-    and the optimiser. ``device``: "cpu" or "cuda"; ``init`` of ``fit``: warm start (HAL refits)."""
+    and the optimiser. ``device``: "cpu" or "cuda"; ``dtype``: float32 trains 3–4× faster than float64
+    on a CPU; ``threads``: torch's CPU threads while training (default: leave torch's setting);
+    ``init`` of ``fit``: warm start (HAL refits)."""
 
     name = "torch"
     net_class: type[torch.nn.Module]
 
     def __init__(self, elements: Sequence[str] = ("C", "H"), epochs: int = 300, batch_size: int = 64,
                  lr: float = 1e-3, patience: int = 50, device: str = "cpu", dtype: torch.dtype = torch.float64,
-                 checkpoint_dir: str | Path | None = None, progress: bool = False) -> None:  # fmt: skip
+                 checkpoint_dir: str | Path | None = None, progress: bool = False,
+                 threads: int | None = None) -> None:  # fmt: skip
         self.elements, self.epochs, self.batch_size, self.lr = tuple(elements), epochs, batch_size, lr
+        self.threads = threads
         self.patience, self.device, self.dtype = patience, device, dtype
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.progress = progress
@@ -214,20 +218,27 @@ class TorchBackend:
         masks = check_masks(data, train_masks)
         if init is not None and init.n_members != len(masks):
             raise ValueError(f"warm start from {init.n_members} members, but {len(masks)} masks given")
-        members = []
-        for m, mask in enumerate(masks):
-            train = [a for a, t in zip(data, mask) if t]
-            val = [a for a, t in zip(data, mask) if not t]
-            val_t = self._tensors(val) if val else {k: v[:0] for k, v in self._tensors(train).items()}
-            start = None if init is None else init.members[m].state_dict()
-            members.append(self._train_member(m, self._tensors(train), val_t, self._self_energies(train),
-                                              seed * 1000 + m, start))  # fmt: skip
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads or threads)
+        try:
+            members = [self._fit_member(data, m, mask, seed, init) for m, mask in enumerate(masks)]
+        finally:
+            torch.set_num_threads(threads)
         if self.checkpoint_dir is not None:  # this fit is done: the next one starts afresh
             for f in self.checkpoint_dir.glob("member_*.pt"):
                 f.unlink()
         ensemble = TorchEnsemble(members, 0, self.device, self.net_kwargs)
         ensemble.best = int(np.argmin(member_errors(ensemble, data)[1]))
         return ensemble
+
+    def _fit_member(self, data: Sequence[Atoms], m: int, mask: np.ndarray, seed: int,
+                    init: TorchEnsemble | None) -> torch.nn.Module:  # fmt: skip
+        """Member m, trained on the True configurations of its mask and validated on the rest."""
+        train = [a for a, t in zip(data, mask) if t]
+        val = [a for a, t in zip(data, mask) if not t]
+        val_t = self._tensors(val) if val else {k: v[:0] for k, v in self._tensors(train).items()}
+        start = None if init is None else init.members[m].state_dict()
+        return self._train_member(m, self._tensors(train), val_t, self._self_energies(train), seed * 1000 + m, start)
 
     def load(self, path: str | Path) -> TorchEnsemble:
         c = torch.load(path, weights_only=False, map_location=self.device)

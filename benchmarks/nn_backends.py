@@ -5,11 +5,14 @@ training epoch of one NN member (batch 64); one HAL MD step (energy, forces, σ 
 the biased energy) and one best-member step, per backend, on CPU and on CUDA when there. Science:
 the study's loop per backend × strategy (Jung et al.'s inherited-3 ensemble; HAL-SMD) with |ΔE_a| vs
 oracle calls, fit time per refit, and the learning, work-curve and snapshot plots of
-``hal report``. NN epochs are REDUCED on CPU (``--epochs``; SPEC: 300) and the tables say so.
-Writes ``benchmarks/results/nn_backends.md``; last line: the HAL step cost of the ANI ensemble over
-that of linear ACE.
+``hal report``. NN epochs are REDUCED on CPU (``--epochs``; SPEC: 300) and every table row says so
+(strategy names end in ``-e<epochs>``); NN weights train in float32 by default (SPEC §6 allows it:
+3–4× faster on a CPU). Every strategy's final model gets the quasi-static pull (work curve, peak
+force). Resumable: a killed run goes on from its run directory. Writes
+``benchmarks/results/nn_backends.md``; last line: the best final work-curve error of an NN strategy
+(eV), beside linear-ACE HAL-SMD's.
 
-    python benchmarks/nn_backends.py [--quick] [--epochs 30] [--iterations 2] [--speed-only]
+    python benchmarks/nn_backends.py [--quick] [--epochs 50] [--iterations 2] [--n-md 2000] [--speed-only]
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from hal.config import validate
 from hal.fit import fit
 from hal.protocols import hexane_smd
 from hal.protocols.hexane_reference import md_dataset
-from hal.protocols.hexane_report import table
+from hal.protocols.hexane_report import scores_by_strategy, table
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -53,7 +56,8 @@ def step_ms(calc, atoms, n: int) -> float:
     return 1e3 * statistics.median(times)
 
 
-def speed(data: list, basis: ACEBasis, devices: list[str], members: int, n_steps: int) -> list[dict]:
+def speed(data: list, basis: ACEBasis, devices: list[str], members: int, n_steps: int,
+          dtype: torch.dtype = torch.float64) -> list[dict]:  # fmt: skip
     """One row per backend and device: fit/epoch time (s), HAL step and member step (ms)."""
     atoms = data[0]
     t = time.perf_counter()
@@ -63,7 +67,7 @@ def speed(data: list, basis: ACEBasis, devices: list[str], members: int, n_steps
              "member_ms": step_ms(model.calculator(), atoms, n_steps)}]  # fmt: skip
     for device in devices:
         for cls in (TorchANIBackend, SchNetBackend):
-            backend = cls(epochs=1, device=device, patience=10**6)
+            backend = cls(epochs=1, device=device, patience=10**6, dtype=dtype)
             train = backend._tensors(data)
             e0 = backend._self_energies(data)
             t = time.perf_counter()
@@ -76,9 +80,9 @@ def speed(data: list, basis: ACEBasis, devices: list[str], members: int, n_steps
     return rows
 
 
-def speed_table(rows: list[dict], n_frames: int, members: int) -> str:
+def speed_table(rows: list[dict], n_frames: int, members: int, dtype: str) -> str:
     ace = rows[0]
-    out = (f"Hexane (20 atoms), {n_frames} frames; NN ensembles of {members} members, float64; "
+    out = (f"Hexane (20 atoms), {n_frames} frames; NN ensembles of {members} members, {dtype}; "
            "ratios over linear ACE in the same run.\n\n"
            "| backend | device | training (s) | what | HAL step (ms) | × ACE | best-member step (ms) | × ACE |\n"
            "|---|---|---:|---|---:|---:|---:|---:|\n")  # fmt: skip
@@ -89,58 +93,106 @@ def speed_table(rows: list[dict], n_frames: int, members: int) -> str:
     return out
 
 
-def study_config(quick: bool, epochs: int, iterations: int, run_dir: Path) -> dict:
-    jung = {"kind": "jung", "members": 3, "split": "inherited", "iterations": iterations,
-            "labels_per_iteration": 60 if quick else 150, "epochs": epochs}  # fmt: skip
-    budget = 60 if quick else 200
-    hal = {"kind": "hal", "f_tol": 0.2, "n_initial": 40, "max_oracle_calls": budget, "score_every": 10 if quick else 25}
-    strategies = [{"name": f"{b}-inherited-3", "backend": b, **jung} for b in ("ace", "torchani", "schnet")]
-    strategies += [{"name": "ace-hal-smd", **hal},
-                   {"name": "torchani-hal-smd", "backend": "torchani", "members": 3, "epochs": epochs,
-                    "refit_epochs": max(epochs // 10, 2), **hal}]  # fmt: skip
-    raw = {"run_dir": str(run_dir), "seeds": [0, 1] if quick else [0, 1, 2],
-           "initial": {"n_md": 200 if quick else 2000}, "strategies": strategies,
-           "quasi_static_backends": ["ace"] if quick else ["ace", "torchani", "schnet"]}  # fmt: skip
+def study_config(args: argparse.Namespace, epochs: int, run_dir: Path) -> dict:
+    """The study's config: inherited-3 (and -7) per backend and HAL-SMD on ACE and TorchANI; NN strategy
+    names carry their epoch count (``-e<epochs>``)."""
+    q = args.quick
+    jung = {"kind": "jung", "split": "inherited", "iterations": 1 if q else args.iterations,
+            "labels_per_iteration": 60 if q else 150, "epochs": epochs, "dtype": args.dtype}  # fmt: skip
+    hal = {"kind": "hal", "f_tol": 0.2, "n_initial": 40, "max_oracle_calls": 60 if q else args.max_calls,
+           "score_every": 10 if q else 25}  # fmt: skip
+    nn_hal = {"backend": "torchani", "members": 3, "epochs": epochs, "refit_epochs": args.refit_epochs or
+              max(epochs // 10, 2), "dtype": args.dtype}  # fmt: skip
+    e = f"-e{epochs}"
+    strategies = [{"name": "ace-inherited-3", "backend": "ace", "members": 3, **jung},
+                  {"name": "ace-hal-smd", **hal},
+                  {"name": f"torchani-hal-smd{e}", **nn_hal, **hal},
+                  {"name": f"torchani-inherited-3{e}", "backend": "torchani", "members": 3, **jung},
+                  {"name": f"schnet-inherited-3{e}", "backend": "schnet", "members": 3, **jung}]  # fmt: skip
+    if args.ani7:
+        strategies.append({"name": f"torchani-inherited-7{e}", "backend": "torchani", "members": 7, **jung})
+    if args.strategies:
+        strategies = [s for s in strategies if any(s["name"].startswith(p) for p in args.strategies)]
+    raw = {"run_dir": str(run_dir), "seeds": [0, 1] if q else args.seeds,
+           "initial": {"n_md": 200 if q else args.n_md}, "strategies": strategies,
+           "quasi_static_backends": ["ace"], "quasi_static_final": True}  # fmt: skip
     return validate(raw, hexane_smd.SCHEMA)
+
+
+def settings_table(cfg: dict, device: str) -> str:
+    """One row per strategy: backend, members, epochs (first fit / refits), precision, device."""
+    out = ("| strategy | backend | members | epochs (first fit / refits) | precision | device |\n"
+           "|---|---|---:|---|---|---|\n")  # fmt: skip
+    for s in cfg["strategies"]:
+        nn = s["backend"] != "ace"
+        epochs = (f"{s['epochs']} / {s['refit_epochs']}" if s["kind"] == "hal" else str(s["epochs"])) if nn else "–"
+        members = s["committee_size"] if s["kind"] == "hal" and not nn else s["members"]
+        precision, where = (s["dtype"], device) if nn else ("float64", "cpu")
+        out += f"| {s['name']} | {s['backend']} | {members} | {epochs} | {precision} | {where} |\n"
+    return out
+
+
+def headline(run_dir: Path) -> str:
+    """The last line: the best final work-curve error of an NN strategy, beside ACE HAL-SMD's (eV)."""
+    last = {name: scores[-1] for name, scores in scores_by_strategy(run_dir).items()}
+    nn = [e.get("work_error", np.nan) for name, e in last.items() if not name.startswith("ace")]
+    nn = [w for w in nn if np.isfinite(w)]
+    ace = last.get("ace-hal-smd", {}).get("work_error", np.nan)
+    best = min(nn) if nn else np.nan
+    return f"best_nn_work_curve_error_ev: {best:.3f} (ace-hal-smd: {ace:.3f})"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="200 MD frames, 2 seeds, 1 iteration, 10 epochs")
-    ap.add_argument("--epochs", type=int, default=None, help="NN epochs per fit (default 30 on CPU, 300 on CUDA)")
-    ap.add_argument("--iterations", type=int, default=2, help="iterations of the inherited-3 loop")
+    ap.add_argument("--epochs", type=int, default=None, help="NN epochs per first fit (default 50 on CPU, 300 on CUDA)")
+    ap.add_argument("--refit-epochs", type=int, default=None, help="HAL-SMD NN refit epochs (default epochs/10)")
+    ap.add_argument("--iterations", type=int, default=2, help="iterations of the inherited loop")
+    ap.add_argument("--n-md", type=int, default=2000, help="initial 500 K MD frames (SPEC: 2000)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="reference seeds scored")
+    ap.add_argument("--max-calls", type=int, default=150, help="HAL-SMD oracle budget")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="NN precision")
+    ap.add_argument("--ani7", action="store_true", help="also the 7-member TorchANI ensemble")
+    ap.add_argument("--strategies", nargs="+", default=None, help="only strategies whose names start so")
     ap.add_argument("--speed-only", action="store_true", help="skip the hexane study")
     ap.add_argument("--out", default=None, help="run directory (default runs/nn_backends[_quick])")
     args = ap.parse_args()
-    torch.set_num_threads(1)  # the study's pool runs 2 workers
+    torch.set_num_threads(1)  # pulls run on the study's 2 workers; NN training takes both cores (``threads``)
     cuda = torch.cuda.is_available()
-    epochs = args.epochs or (10 if args.quick else (300 if cuda else 30))
+    epochs = args.epochs or (10 if args.quick else (300 if cuda else 50))
     run_dir = Path(args.out or ("runs/nn_backends_quick" if args.quick else "runs/nn_backends"))
-    cfg = study_config(args.quick, epochs, 1 if args.quick else args.iterations, run_dir)
+    cfg = study_config(args, epochs, run_dir)
+    tag = "_quick" if args.quick else ""
     cmd = "python benchmarks/nn_backends.py " + " ".join(sys.argv[1:])
+    device = "CUDA" if cuda else "CPU"
     text = ""
     if not args.speed_only:  # first: its oracle pool must fork before this process runs tblite (OpenMP)
         t0 = time.perf_counter()
-        label = f"{epochs} epochs per fit" + ("" if epochs >= 300 else " (REDUCED: SPEC §6 trains 300)")
+        label = f"{epochs} epochs per first fit" + ("" if epochs >= 300 else " (REDUCED: SPEC §6 trains 300)")
         for k in range(len(cfg["strategies"])):  # one at a time, the table written after each
             hexane_smd.run({**cfg, "strategies": cfg["strategies"][: k + 1]}, run_dir, progress=True)
             hexane_smd.report(run_dir, cfg)
             text = (f"## Backend × strategy (hexane, GFN2-xTB)\n\nseeds {cfg['seeds']}, {cfg['initial']['n_md']} MD "
-                    f"frames; NN: {label}, on {'CUDA' if cuda else 'CPU'}; wall {time.perf_counter() - t0:.0f} s "
-                    f"(this invocation; cached steps excluded)\n\n{table(run_dir)}\n")  # fmt: skip
-            (RESULTS / f"nn_backends{'_quick' if args.quick else ''}.md").write_text(f"{cmd}\n\n(running)\n\n{text}")
+                    f"frames; NN: {label}, {args.dtype}, on {device}; wall {time.perf_counter() - t0:.0f} s "
+                    f"(this invocation; cached steps excluded)\n\n{settings_table(cfg, device)}\n{table(run_dir)}\n"
+                    "Quasi-static pull (ΔE_a quasi-static, max |ΔW| before the snap, Δ peak force): every ACE score, "
+                    "the final score of every NN strategy.\n\n")  # fmt: skip
+            (RESULTS / f"nn_backends{tag}.md").write_text(f"{cmd}\n\n(running)\n\n{text}")
         for name in ("learning", "work", "snapshots"):
-            shutil.copy(run_dir / f"{name}.png", RESULTS / f"nn_backends{'_quick' if args.quick else ''}_{name}.png")
-            text += f"![{name}](nn_backends{'_quick' if args.quick else ''}_{name}.png)\n\n"
+            shutil.copy(run_dir / f"{name}.png", RESULTS / f"nn_backends{tag}_{name}.png")
+            text += f"![{name}](nn_backends{tag}_{name}.png)\n\n"
     data = md_dataset(run_dir, cfg["initial"]["n_md"], 6, every=cfg["initial"]["every"])
     basis = ACEBasis(["C", "H"], order=4, max_degree=[15, 11, 9, 6], r_cut=5.0)
     frames = data[:64] if args.quick else data[:256]
-    rows = speed(frames, basis, ["cpu", "cuda"] if cuda else ["cpu"], 3, 20 if args.quick else 100)
-    text = f"{cmd}\n\n## Speed\n\n{speed_table(rows, len(frames), 3)}\n" + text
+    rows = speed(frames, basis, ["cpu", "cuda"] if cuda else ["cpu"], 3, 20 if args.quick else 100,
+                 getattr(torch, args.dtype))  # fmt: skip
+    text = f"{cmd}\n\n## Speed\n\n{speed_table(rows, len(frames), 3, args.dtype)}\n" + text
     ani = next(r for r in rows if r["backend"] == "torchani" and r["device"] == "cpu")
     text += f"hal_step_ratio_torchani_over_ace: {ani['hal_ms'] / rows[0]['hal_ms']:.1f}\n"
+    if not args.speed_only:
+        text += headline(run_dir) + "\n"
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"nn_backends{'_quick' if args.quick else ''}.md").write_text(text)
+    (RESULTS / f"nn_backends{tag}.md").write_text(text)
     print(text)
 
 

@@ -70,6 +70,7 @@ STRATEGY = {
     "backend": Field(str, "ace", choices=("ace", "torchani", "schnet")),
     "epochs": Field(int, 300, check=at_least(1)),
     "refit_epochs": Field(int, 20, check=at_least(1)),
+    "dtype": Field(str, "float32", choices=("float32", "float64")),  # NN weights (SPEC: float32 allowed)
     "members": Field(int, 3, check=at_least(1)),
     "split": Field(str, "inherited", choices=("inherited", "random")),
     "iterations": Field(int, 10, check=at_least(1)),
@@ -128,6 +129,8 @@ SCHEMA = {
     "oracle": {"timeout_s": Field(float, check=positive)},  # none: tblite (OpenMP) can hang in a forked child
     # the quasi-static pull of a score is ~185 minimisations: tens of minutes for an NN model on a CPU
     "quasi_static_backends": Field(list, ["ace", "torchani", "schnet"], item=str),
+    # ... and for every strategy's final model whatever its backend (its work curve and peak force)
+    "quasi_static_final": Field(bool, True),
     "strategies": [STRATEGY],
     "transfer": {
         "models": Field(list, ["hal-smd"], item=str),  # strategies whose final models pull every case
@@ -180,14 +183,18 @@ class Study:
     def events(self, event: str, strategy: str | None = None) -> list[dict]:
         return [e for e in read_events(self.dir) if e["event"] == event and strategy in (None, e.get("strategy"))]
 
+    def quasi_static(self, strategy: dict, final: bool) -> bool:
+        """Whether a score of this strategy's model (its ``final`` one or not) runs the quasi-static pull."""
+        every = strategy["backend"] in self.config["quasi_static_backends"]
+        return every or (final and self.config["quasi_static_final"])
+
     def score(self, make_calculator, strategy: dict, iteration: int, oracle_calls: int, t0: float,
-              **extra: float) -> Score:  # fmt: skip
+              final: bool = False, **extra: float) -> Score:  # fmt: skip
         """Score a strategy's model and log it (the learning curve's point) with ``extra`` fields (e.g.
-        ``fit_s``); the quasi-static pull only for the backends in ``quasi_static_backends``."""
+        ``fit_s``); the quasi-static pull as ``quasi_static`` says."""
         name = strategy["name"]
         sc = score(make_calculator, self.dir, self.seeds, self.settings, self.n, self.test,
-                   quasi_static=strategy["backend"] in self.config["quasi_static_backends"],
-                   executor=self.executor)  # fmt: skip
+                   quasi_static=self.quasi_static(strategy, final), executor=self.executor)  # fmt: skip
         (self.dir / "scores").mkdir(exist_ok=True)
         np.savez(self.dir / "scores" / f"{name}-{oracle_calls:05d}.npz", seeds=self.seeds,
                  curves=np.array(sc.curves), snapshots=sc.snapshots)  # fmt: skip
@@ -236,7 +243,9 @@ def _backend(study: Study, strategy: dict) -> Backend:
     else:
         from hal.backends.schnet import SchNetBackend as NNBackend
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    # training threads: the oracle's workers idle while a model trains
     return NNBackend(("C", "H"), epochs=strategy["epochs"], device=device, progress=study.progress,
+                     dtype=getattr(torch, strategy["dtype"]), threads=study.config["workers"],
                      checkpoint_dir=study.dir / "checkpoints" / strategy["name"])  # fmt: skip
 
 
@@ -270,7 +279,8 @@ def run_jung(study: Study, strategy: dict) -> list[dict]:
             ensemble.save(path)
         best = ensemble.best
         if it not in {e["iteration"] for e in study.events("score", name)}:
-            study.score(partial(MemberCalculator, ensemble, best), sel, it, len(data), t0, fit_s=t_fit)
+            study.score(partial(MemberCalculator, ensemble, best), sel, it, len(data), t0,
+                        final=it == sel["iterations"], fit_s=t_fit)  # fmt: skip
         if it == sel["iterations"]:
             break
         if study.store.count(strategy=name, iteration=it):
@@ -371,8 +381,8 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     model = HALModel(study, sel, initial + labels)
     calls = len(initial) + study.store.count(strategy=name)  # failed oracle calls count too
 
-    def record() -> None:  # a learning-curve point; fit_s: mean time of the refits since the last one
-        study.score(model.predictor(), sel, len(labels), calls, t0,
+    def record(final: bool = False) -> None:  # a learning-curve point; fit_s: mean time of the refits since the last
+        study.score(model.predictor(), sel, len(labels), calls, t0, final=final,
                     fit_s=float(np.mean(model.fit_s[-sel["score_every"] :])))  # fmt: skip
 
     scored = {e["oracle_calls"] for e in study.events("score", name)}
@@ -426,8 +436,9 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
         pull_no += 1
     bar.close()
     model.save("final")
-    if calls not in {e["oracle_calls"] for e in study.events("score", name)}:
-        record()
+    last = study.events("score", name)[-1]
+    if last["oracle_calls"] != calls or (np.isnan(last["delta_ea_quasi_static"]) and study.quasi_static(sel, True)):
+        record(final=True)
     return study.events("score", name)
 
 

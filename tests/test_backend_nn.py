@@ -114,3 +114,21 @@ def test_warm_start_continues_from_the_given_members(data, trained):
     assert max(backend.loss(m, batch)[0].item() for m in again.members) < backend.loss(cold.eval(), batch)[0].item()
     with pytest.raises(ValueError, match="warm start"):
         backend.fit(data, splits.train[:2], init=ens)
+
+
+def test_float32_trains_on_the_given_threads_and_keeps_its_precision(data, tmp_path, monkeypatch):
+    backend = _backend("torchani", epochs=2, batch_size=8, dtype=torch.float32, threads=2)
+    seen = []
+    train = type(backend)._train_member
+    monkeypatch.setattr(backend, "_train_member", lambda *a: seen.append(torch.get_num_threads()) or train(backend, *a))
+    torch.set_num_threads(1)
+    ens = backend.fit(data, Splits(2, seed=0).random(len(data), 0).train, seed=1)
+    assert seen == [2, 2] and torch.get_num_threads() == 1  # the training threads, then the caller's again
+    assert ens.dtype == torch.float32 and backend.load(ens.save(tmp_path / "e.pt")).dtype == torch.float32
+    wide = _backend("torchani", dtype=torch.float64).load(tmp_path / "e.pt")  # the same weights in float64
+    wide.members = [m.double() for m in wide.members]
+    wide.dtype = torch.float64
+    r32, r64 = ens.evaluate_committee(data[3]), wide.evaluate_committee(data[3])
+    assert r32.member_forces.dtype == np.float64  # numpy out, whatever the network's precision
+    assert np.allclose(r32.member_energies, r64.member_energies, rtol=0, atol=1e-4)  # eV, float32 round-off
+    assert np.allclose(r32.member_forces, r64.member_forces, rtol=0, atol=1e-3)  # eV/Å

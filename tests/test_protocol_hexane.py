@@ -12,6 +12,7 @@ from hal.loop.store import Store
 from hal.protocols import hexane_smd
 
 pytest.importorskip("tblite")
+torch = pytest.importorskip("torch")
 
 # ethane and propane in turn, one model; no trigger can fire (σ < 10 eV, f_i off): a stable pull on each chain
 # ends it
@@ -25,6 +26,7 @@ CONFIG = {
     "pull": {"velocity": 8.0, "stretch": 1.2, "prepare_steps": 100, "frame_every": 20},
     "initial": {"n_md": 30, "every": 5},
     "basis": {"order": 2, "max_degree": [6, 4], "r_cut": 4.0},
+    "quasi_static_backends": ["ace"],  # the NN strategies: on their final scores only (quasi_static_final)
     "strategies": [
         {"name": "md", "kind": "baseline-md"},
         {
@@ -49,6 +51,7 @@ CONFIG = {
             "name": "schnet-2",
             "kind": "jung",
             "backend": "schnet",
+            "dtype": "float64",
             "members": 2,
             "iterations": 1,
             "epochs": 3,
@@ -104,7 +107,12 @@ def test_every_strategy_is_scored_against_the_paired_reference(study):
     for e in scores:
         assert len(e["ea_model"]) == len(e["ea_reference"]) == 2
         assert e["delta_ea"] == pytest.approx(np.mean(np.subtract(e["ea_model"], e["ea_reference"])))
-        assert np.isfinite(e["force_mae"]) and np.isfinite(e["delta_ea_quasi_static"])
+        assert np.isfinite(e["force_mae"])
+    for name in strategies:  # the quasi-static pull: on every ACE score, on the final one of every strategy
+        mine = [e for e in scores if e["strategy"] == name]
+        nn = name in ("ani-2", "schnet-2", "hal-ani")
+        assert [np.isfinite(e["delta_ea_quasi_static"]) for e in mine] == [not nn] * (len(mine) - 1) + [True]
+        assert np.isfinite(mine[-1]["work_error"]) and np.isfinite(mine[-1]["peak_force_error"])
     for name in ("inherited-2", "ani-2", "schnet-2"):  # the same loop on linear ACE and on the NN ensembles
         jung = [e for e in scores if e["strategy"] == name]
         assert [e["iteration"] for e in jung] == [0, 1] and jung[1]["oracle_calls"] > jung[0]["oracle_calls"]
@@ -114,6 +122,9 @@ def test_every_strategy_is_scored_against_the_paired_reference(study):
     hal_ani = [e for e in scores if e["strategy"] == "hal-ani"]  # HAL-SMD on the NN ensemble
     assert len(hal_ani) >= 2 and hal_ani[-1]["oracle_calls"] > hal_ani[0]["oracle_calls"] == 10
     assert (run_dir / "models" / "hal-ani-final.pt").exists()
+    dtypes = {n: torch.load(run_dir / "models" / f"{n}-iter_001.pt", weights_only=False)["dtype"]
+              for n in ("ani-2", "schnet-2")}  # fmt: skip
+    assert dtypes == {"ani-2": "torch.float32", "schnet-2": "torch.float64"}  # float32 unless set
 
 
 def test_labels_have_provenance_and_respect_the_budgets(study):
