@@ -10,6 +10,9 @@ census and the conformer energies) in ``benchmarks/results/polymer_rare[_quick]_
 ``--ring-start`` (results ``polymer_rare[_quick]_ring``): the last HAL walker starts from the ring conformer
 folded from the chain, not from an MD frame.
 
+The mixed fits' added weight is chosen on validation frames (``fit.weight_candidates``), never on a test set;
+the weight scan beside it shows the trade-off on the test sets.
+
 Goals: on the HAL test set the 500 K + HAL model's energy and force errors ≤ ⅓ of the 500 K + 800 K model's
 (paper ≈ ⅙), with its 500 K test errors at most 10 % above the 500 K model's. Last lines:
 ``base_test_{energy,force}_rmse_500khal_over_500k: <ratio>``,
@@ -66,6 +69,7 @@ def main() -> None:
     (RESULTS / f"{tag}.md").write_text(head + text)
     for key, value in summary.items():
         print(f"{key}: {value}")
+    print(f"added weight (validated): {R.added_weight(config, run_dir):g}")
     table = json.loads((run_dir / "scores.json").read_text())
     for q, word in (("E", "energy"), ("F", "force")):
         base = table["500K+HAL"]["500K test"][q] / table["500K"]["500K test"][q]

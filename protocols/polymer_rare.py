@@ -57,7 +57,13 @@ SCHEMA = {
     },
     "oracle": polymer.SCHEMA["oracle"],
     "basis": polymer.SCHEMA["basis"],
-    "fit": {**polymer.SCHEMA["fit"], "added_weight": Field(float, 0.5, check=between(1e-3, 1.0))},
+    "fit": {
+        **polymer.SCHEMA["fit"],
+        "added_weight": Field(float, 0.5, check=between(1e-3, 1.0)),
+        # non-empty: the added weight is the largest of these whose 500K+HAL fit keeps its base validation errors
+        # within 10 % of the base fit's (``validated_weight``), and ``added_weight`` is not used
+        "weight_candidates": Field(list, [], item=float, check=between(1e-3, 1.0)),
+    },
     "hal": {
         "tau_rel": Field(float, 0.1, check=positive),
         "n_hal": Field(int, 60, check=at_least(3)),
@@ -100,6 +106,8 @@ def check(config: dict) -> None:
         raise ConfigError("system: temperatures_K and frames need two entries (the base and the hot MD)")
     if config["hal"]["ring_start"] and s["n"] < 2:
         raise ConfigError("hal.ring_start: PEG(1)'s hydroxyl ends are too close for an end-to-end bond (n >= 2)")
+    if config["fit"]["weight_candidates"] and s["trajectories"] < 3:
+        raise ConfigError("fit.weight_candidates: validation takes a base train trajectory (trajectories >= 3)")
     if min(s["frames"]) < s["trajectories"]:
         raise ConfigError("system: every trajectory needs a frame (frames >= trajectories)")
 
@@ -272,6 +280,62 @@ def weight_scan(config: dict, run_dir: Path, sets: dict[str, list[Atoms]], weigh
     return {w: done[f"{w:g}"] for w in weights}
 
 
+BASE_TOLERANCE = 1.1  # the goal: the 500K+HAL fit's base-set errors at most 10 % above the base fit's
+
+
+def validation_sets(config: dict, run_dir: Path, sets: dict[str, list[Atoms]]) -> tuple[dict, dict]:
+    """(train sets without the validation frames, {"<T>K val", "HAL val"}): the last base train trajectory
+    and every third HAL train frame. The test sets are never seen."""
+    s = config["system"]
+    base = _tag(s["temperatures_K"][0])
+    last = read(run_dir / f"md_{base}_{s['trajectories'] - 2}.xyz", ":")
+    train = dict(sets)
+    train[f"{base} train"] = sets[f"{base} train"][: -len(last)]
+    hal = sets["HAL train"]
+    train["HAL train"] = [a for k, a in enumerate(hal) if k % 3 != 2]
+    return train, {f"{base} val": last, "HAL val": [a for k, a in enumerate(hal) if k % 3 == 2]}
+
+
+def validated_weight(config: dict, run_dir: Path, sets: dict[str, list[Atoms]]) -> float:
+    """The added weight of the mixed fits chosen on validation frames (``validation_sets``), never on a test
+    set: the largest of ``fit.weight_candidates`` whose 500K+HAL fit keeps its base validation E and F RMSE
+    within ``BASE_TOLERANCE`` of the base fit's (the smallest candidate if none does); ``added_weight`` when
+    there are no candidates. Scores cached in ``validation.json``."""
+    import hal
+
+    candidates = sorted(config["fit"]["weight_candidates"])
+    if not candidates:
+        return config["fit"]["added_weight"]
+    path = run_dir / "validation.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    train, val = validation_sets(config, run_dir, sets)
+    basis = general.basis_of(config["basis"], ["C", "H", "O"])
+    f_max = config["fit"]["f_max"]
+    for w in ["base", *candidates]:
+        key = w if w == "base" else f"{w:g}"
+        if key not in done:
+            data = training_sets(config, run_dir, train, 1.0 if w == "base" else w)[MODELS[0 if w == "base" else 2]]
+            model = hal.fit(data, basis, progress=False, **general.fit_options(config))
+            done[key] = scores({"fit": model}, val, f_max)["fit"]
+            path.write_text(json.dumps(done, indent=1))
+    return _choose(config, done)
+
+
+def _choose(config: dict, done: dict) -> float:
+    """``validated_weight``'s choice from its validation scores."""
+    candidates = sorted(config["fit"]["weight_candidates"])
+    b = f"{_tag(config['system']['temperatures_K'][0])} val"
+    ok = [w for w in candidates if all(done[f"{w:g}"][b][q] <= BASE_TOLERANCE * done["base"][b][q] for q in "EF")]
+    return max(ok) if ok else candidates[0]
+
+
+def added_weight(config: dict, run_dir: Path) -> float:
+    """The mixed fits' added weight of a finished run: validated (``validation.json``) or ``fit.added_weight``."""
+    if not config["fit"]["weight_candidates"]:
+        return config["fit"]["added_weight"]
+    return _choose(config, json.loads((Path(run_dir) / "validation.json").read_text()))
+
+
 def scores(models: dict, sets: dict[str, list[Atoms]], f_max: float) -> dict:
     """{model: {set: {"E": meV/atom RMSE, "F": meV/Å RMSE, "n": frames}}} (forces above f_max left out)."""
     from hal.fit.metrics import errors
@@ -401,7 +465,7 @@ def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
     with make_executor(config["workers"], config.get("scheduler")) as executor:
         frames = hal_set(config, run_dir, md_sets(config, run_dir, executor)[f"{base} train"], executor, progress)
     sets = scored_sets(config, run_dir)
-    models = fits(config, run_dir, sets, progress)
+    models = fits(config, run_dir, sets, progress, validated_weight(config, run_dir, sets))
     table = scores(models, sets, config["fit"]["f_max"])
     (run_dir / "scores.json").write_text(json.dumps(table, indent=1))
     counts = census(config, sets)
@@ -418,6 +482,30 @@ def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
             f"ratio on {CLEAN}": None if clean is None else round(clean[MODELS[1]] / clean[MODELS[2]], 2),
             "end-to-end hydrogen bonds (frames)": {k: v["end-to-end"] for k, v in counts.items()},
             "ring conformer eV vs all-trans": ring}  # fmt: skip
+
+
+def validation_text(config: dict, run_dir: Path) -> str:
+    """How the added weight was chosen, with the validation table (markdown)."""
+    done = json.loads((Path(run_dir) / "validation.json").read_text())
+    b = f"{_tag(config['system']['temperatures_K'][0])} val"
+    keys = list(done["base"])
+    counts = ", ".join(f"{k}: {done['base'][k]['n']} frames" for k in keys)
+    lines = [
+        f", chosen on validation frames, never on a test set (`fit.weight_candidates`): the largest candidate "
+        f"whose 500K+HAL fit keeps its {b} E and F RMSE within {BASE_TOLERANCE - 1:.0%} of the 500K fit's, "
+        "both fitted without the validation frames (the last 500 K train trajectory, every third HAL train "
+        "frame). E RMSE (meV/atom) / F RMSE (meV/Å) on the validation sets "
+        f"({counts}):",
+        "",
+        "| fit | " + " | ".join(keys) + f" | {b}, over the 500K fit (E, F) |",
+        "|---|" + "---:|" * (len(keys) + 1),
+    ]
+    for key in ["base", *(f"{w:g}" for w in sorted(config["fit"]["weight_candidates"]))]:
+        name = "500K" if key == "base" else f"500K+HAL, weight {key}"
+        ratio = ", ".join(f"{done[key][b][q] / done['base'][b][q]:.2f}×" for q in "EF")
+        lines.append(f"| {name} | " + " | ".join(f"{done[key][k]['E']:.1f} / {done[key][k]['F']:.0f}" for k in keys)
+                     + f" | {ratio} |")  # fmt: skip
+    return "\n".join(lines)
 
 
 def report(run_dir: Path, config: dict) -> Path:
@@ -447,8 +535,12 @@ def report(run_dir: Path, config: dict) -> Path:
     def over(key: str, q: str) -> str:  # the 500K+800K model's error over the 500K+HAL model's
         return f"{table[MODELS[1]][key][q] / table[MODELS[2]][key][q]:.2f}×" if key in table[MODELS[2]] else "–"
 
-    w = config["fit"]["added_weight"]
-    lines += ["", f"The mixed fits weigh each added frame (800 K or HAL) {w:g} of a 500 K frame (`fit.added_weight`)."]
+    w = added_weight(config, run_dir)
+    lines += [
+        "",
+        f"The mixed fits weigh each added frame (800 K or HAL) {w:g} of a 500 K frame"
+        + (validation_text(config, run_dir) if config["fit"]["weight_candidates"] else " (`fit.added_weight`)."),
+    ]
     if (run_dir / "weight_scan.json").exists():
         scan = json.loads((run_dir / "weight_scan.json").read_text())
         lines += ["", "The added weight's trade-off (`weight_scan`; both mixed models refitted at each weight): the "
@@ -492,7 +584,7 @@ def report(run_dir: Path, config: dict) -> Path:
             f"{ev(ring['relative_eV'])}, hydrogen bonds after relaxation: {ring['hydrogen_bonds'] or 'none'}."
         ),
     ]
-    models = {m: LinearACE.load(model_path(run_dir, m, config["fit"]["added_weight"])) for m in MODELS}
+    models = {m: LinearACE.load(model_path(run_dir, m, w)) for m in MODELS}
     if ring is not None and (run_dir / "all_trans.xyz").exists():  # each fit's ring − all-trans energy
         trans, closed = read(run_dir / "all_trans.xyz"), read(run_dir / "ring.xyz")
         gaps = [f"{m} {ev(model.evaluate(closed).energies[0] - model.evaluate(trans).energies[0])}"

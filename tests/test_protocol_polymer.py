@@ -197,3 +197,63 @@ def test_tiny_rare_event_run_end_to_end_and_resumed(tmp_path, capsys):
     assert scan[1.0]["500K+HAL"]["HAL train"]["F"] < scan[0.01]["500K+HAL"]["HAL train"]["F"]
     assert scan[1.0]["500K+800K"]["800K train"]["F"] < scan[0.01]["500K+800K"]["800K train"]["F"]
     assert scan[1.0]["500K"] == scan[0.01]["500K"] and scan[0.5] == table
+
+
+def test_the_added_weight_is_chosen_on_validation_frames_never_on_a_test_set(tmp_path):
+    import json
+
+    import numpy as np
+    from ase.calculators.emt import EMT
+    from ase.io import write
+
+    from hal.config import ConfigError
+    from hal.protocols import polymer_rare
+    from hal.structures import peg
+    from tests.conftest import labelled
+
+    toml = RARE.replace("trajectories = 2", "trajectories = 3").replace(
+        "dimers = 2", "dimers = 0\nweight_candidates = [0.01, 0.3, 1.0]"
+    )
+    config = load(_write(tmp_path / "rare.toml", toml), polymer_rare.SCHEMA)
+    rng = np.random.default_rng(0)
+
+    def frames(n, scale):
+        out = [peg(1) for _ in range(n)]
+        for a in out:
+            a.positions += rng.normal(scale=scale, size=a.positions.shape)
+        return labelled(out, EMT)
+
+    trajectories = [frames(3, 0.05) for _ in range(3)]
+    for k, t in enumerate(trajectories):
+        write(tmp_path / f"md_500K_{k}.xyz", t)
+    sets = {"500K train": trajectories[0] + trajectories[1], "500K test": trajectories[2],
+            "800K train": frames(3, 0.1), "800K test": frames(3, 0.1), "HAL train": frames(6, 0.15),
+            "HAL test": frames(3, 0.15)}  # fmt: skip
+    train, val = polymer_rare.validation_sets(config, tmp_path, sets)
+    same = lambda a, b: len(a) == len(b) and all(np.allclose(x.positions, y.positions) for x, y in zip(a, b))  # noqa: E731
+    assert same(val["500K val"], trajectories[1]) and same(train["500K train"], trajectories[0])
+    assert same(val["HAL val"], sets["HAL train"][2::3]) and len(train["HAL train"]) == 4
+    w = polymer_rare.validated_weight(config, tmp_path, sets)
+    done = json.loads((tmp_path / "validation.json").read_text())
+    ok = [
+        c
+        for c in (0.01, 0.3, 1.0)
+        if all(done[f"{c:g}"]["500K val"][q] <= 1.1 * done["base"]["500K val"][q] for q in "EF")
+    ]
+    assert w == (max(ok) if ok else 0.01) and polymer_rare.added_weight(config, tmp_path) == w
+    assert done["1"] != done["0.01"] and set(done) == {"base", "0.01", "0.3", "1"}  # one fit per candidate
+    # test sets play no part: garbage test labels, a fresh cache, the same choice and the same scores
+    (tmp_path / "validation.json").unlink()
+    for key in ("500K test", "HAL test"):
+        for a in sets[key]:
+            a.info["energy"] = float("nan")
+    assert polymer_rare.validated_weight(config, tmp_path, sets) == w
+    assert json.loads((tmp_path / "validation.json").read_text()) == done
+    with pytest.raises(ConfigError, match="weight_candidates"):
+        polymer_rare.check(load(_write(tmp_path / "two.toml", toml.replace("trajectories = 3", "trajectories = 2")),
+                                polymer_rare.SCHEMA))  # fmt: skip
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
