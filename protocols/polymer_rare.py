@@ -307,8 +307,11 @@ def validated_weight(config: dict, run_dir: Path, sets: dict[str, list[Atoms]]) 
     if not candidates:
         return config["fit"]["added_weight"]
     path = run_dir / "validation.json"
-    done = json.loads(path.read_text()) if path.exists() else {}
     train, val = validation_sets(config, run_dir, sets)
+    sizes = {k: len(v) for k, v in (train | val).items()}
+    done = json.loads(path.read_text()) if path.exists() else {}
+    if done.get("sizes") != sizes:  # a resumed run with more frames: fit again
+        done = {"sizes": sizes}
     basis = general.basis_of(config["basis"], ["C", "H", "O"])
     f_max = config["fit"]["f_max"]
     for w in ["base", *candidates]:
@@ -488,7 +491,7 @@ def validation_text(config: dict, run_dir: Path) -> str:
     """How the added weight was chosen, with the validation table (markdown)."""
     done = json.loads((Path(run_dir) / "validation.json").read_text())
     b = f"{_tag(config['system']['temperatures_K'][0])} val"
-    keys = list(done["base"])
+    keys = list(done["base"])  # the validation sets
     counts = ", ".join(f"{k}: {done['base'][k]['n']} frames" for k in keys)
     lines = [
         f", chosen on validation frames, never on a test set (`fit.weight_candidates`): the largest candidate "

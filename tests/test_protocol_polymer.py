@@ -241,7 +241,7 @@ def test_the_added_weight_is_chosen_on_validation_frames_never_on_a_test_set(tmp
         if all(done[f"{c:g}"]["500K val"][q] <= 1.1 * done["base"]["500K val"][q] for q in "EF")
     ]
     assert w == (max(ok) if ok else 0.01) and polymer_rare.added_weight(config, tmp_path) == w
-    assert done["1"] != done["0.01"] and set(done) == {"base", "0.01", "0.3", "1"}  # one fit per candidate
+    assert done["1"] != done["0.01"] and set(done) == {"sizes", "base", "0.01", "0.3", "1"}  # one fit per candidate
     # test sets play no part: garbage test labels, a fresh cache, the same choice and the same scores
     (tmp_path / "validation.json").unlink()
     for key in ("500K test", "HAL test"):
@@ -249,6 +249,9 @@ def test_the_added_weight_is_chosen_on_validation_frames_never_on_a_test_set(tmp
             a.info["energy"] = float("nan")
     assert polymer_rare.validated_weight(config, tmp_path, sets) == w
     assert json.loads((tmp_path / "validation.json").read_text()) == done
+    sets["HAL train"] = sets["HAL train"][:-1]  # a grown (here: shrunk) HAL set is validated afresh
+    polymer_rare.validated_weight(config, tmp_path, sets)
+    assert json.loads((tmp_path / "validation.json").read_text())["sizes"]["HAL val"] == 1
     with pytest.raises(ConfigError, match="weight_candidates"):
         polymer_rare.check(load(_write(tmp_path / "two.toml", toml.replace("trajectories = 3", "trajectories = 2")),
                                 polymer_rare.SCHEMA))  # fmt: skip
