@@ -377,9 +377,16 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     pick = np.sort(rng.choice(len(study.md), size=min(sel["n_initial"], len(study.md)), replace=False))
     initial = [study.md[i] for i in pick]
     labels = study.store.labelled(strategy=name)
+    calls = len(initial) + study.store.count(strategy=name)  # failed oracle calls count too
+    pulls = study.events("pull", name)
+    stable = pulls[-1]["stable"] if pulls else 0
+    chains = sel["chains"] or [study.n]
+    finished = stable >= sel["n_stable"] * len(chains) or calls >= sel["max_oracle_calls"]
+    final = study.dir / "models" / f"{name}-final.{_suffix(sel)}"
+    if finished and final.exists() and _scored_final(study, sel, calls):
+        return study.events("score", name)  # a rerun: an NN refit from scratch would replace the scored model
     t0 = time.perf_counter()
     model = HALModel(study, sel, initial + labels)
-    calls = len(initial) + study.store.count(strategy=name)  # failed oracle calls count too
 
     def record(final: bool = False) -> None:  # a learning-curve point; fit_s: mean time of the refits since the last
         study.score(model.predictor(), sel, len(labels), calls, t0, final=final,
@@ -388,10 +395,7 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     scored = {e["oracle_calls"] for e in study.events("score", name)}
     if calls not in scored:
         record()
-    pulls = study.events("pull", name)
     pull_no = pulls[-1]["pull"] + 1 if pulls else 0
-    stable = pulls[-1]["stable"] if pulls else 0
-    chains = sel["chains"] or [study.n]
     bar = tqdm(total=sel["max_oracle_calls"], initial=calls, desc=f"{name}: oracle calls", disable=not study.progress)
     while stable < sel["n_stable"] * len(chains) and calls < sel["max_oracle_calls"]:
         n, seed_k = pull_plan(pull_no, chains, study.seeds)
@@ -436,10 +440,18 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
         pull_no += 1
     bar.close()
     model.save("final")
-    last = study.events("score", name)[-1]
-    if last["oracle_calls"] != calls or (np.isnan(last["delta_ea_quasi_static"]) and study.quasi_static(sel, True)):
+    if not _scored_final(study, sel, calls):
         record(final=True)
     return study.events("score", name)
+
+
+def _scored_final(study: Study, strategy: dict, calls: int) -> bool:
+    """Whether a HAL-SMD strategy's last score is of its model after ``calls`` oracle calls, with the quasi-static
+    pull when its final score needs one."""
+    scores = study.events("score", strategy["name"])
+    if not scores or scores[-1]["oracle_calls"] != calls:
+        return False
+    return not (np.isnan(scores[-1]["delta_ea_quasi_static"]) and study.quasi_static(strategy, True))
 
 
 def pull_plan(pull_no: int, chains: Sequence[int], seeds: Sequence[int]) -> tuple[int, int]:

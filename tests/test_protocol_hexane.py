@@ -185,9 +185,12 @@ def test_report_and_rerun_labels_nothing_new(study):
     for name in ("learning.png", "work.png", "snapshots.png"):
         assert (run_dir / name).stat().st_size > 1000
     rows, events = Store(run_dir / "data.db").count(), len(read_events(run_dir))
+    models = {p: p.read_bytes() for p in (run_dir / "models").iterdir()}
     hexane_smd.run(config, run_dir, progress=False)
     assert Store(run_dir / "data.db").count() == rows
     assert not [e for e in read_events(run_dir)[events:] if e["event"] == "score"]
+    # every model is the one scored: a finished HAL-SMD strategy is not refitted (an NN one, from scratch)
+    assert {p: p.read_bytes() for p in (run_dir / "models").iterdir()} == models
 
 
 def test_more_seeds_confirm_a_transfer_case_and_its_row_replaces_the_first(study):
