@@ -1,22 +1,25 @@
 """HAL against active learning on PEG(2) (HAL paper Fig. 6), with GFN2-xTB (tblite) as the oracle.
 
 Runs the packaged protocol (``protocols/polymer.toml``: τ_r = 0 (AL), 0.05, 0.1, 0.2; 500 K, 0.5 fs; max f_i
-criterion with the bond/temperature guard; the MD stability test of every saved model) in
-``benchmarks/results/polymer[_quick]_run`` (resumable), and writes ``benchmarks/results/polymer[_quick].md``
-with Fig. 6 and, per strategy, the first iteration whose model keeps every seed intact, with the
-exploratory MD steps and oracle calls behind it.
+criterion with the bond/temperature guard; the MD stability test of every saved model) once per protocol
+``--seeds`` (initial MD, walkers and stability test all drawn from it) in
+``benchmarks/results/polymer[_quick][_s<seed>]_run`` (resumable), and writes
+``benchmarks/results/polymer[_quick].md`` with Fig. 6 of each seed and, per strategy and seed, the first
+iteration whose model keeps every seed intact, with the exploratory MD steps and oracle calls behind it.
 
-    python benchmarks/polymer.py [--quick] [--fresh]
+    python benchmarks/polymer.py [--quick] [--fresh] [--seeds 0 1 2]
 
 Goal: the best HAL strategy reaches "every seed stable" with ≥ 5× fewer exploratory MD steps than AL,
-and no more oracle calls. Last line: ``al_over_best_hal_md_steps_to_stable: <ratio>`` (nan when a
-strategy never gets there within its budget).
+and no more oracle calls. Last line: ``al_over_best_hal_md_steps_to_stable: <ratio>``, the median over
+protocol seeds of the τ_r whose median is best (nan when AL or every HAL strategy never gets there).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import shutil
+import statistics
 import time
 from pathlib import Path
 
@@ -26,12 +29,40 @@ from hal.protocols import default_config
 from hal.protocols import polymer as P
 
 RESULTS = Path(__file__).resolve().parent / "results"
+NAN = float("nan")
+
+
+def run_seed(config: dict, tag: str, seed: int, fresh: bool) -> tuple[dict, str, float]:
+    """One protocol run at ``seed``: (first stable row per τ_r, its report text, wall s)."""
+    config = copy.deepcopy(config)
+    config["seed"] = seed
+    run_dir = RESULTS / (f"{tag}_run" if seed == 0 else f"{tag}_s{seed}_run")
+    if fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    t0 = time.perf_counter()
+    P.run(config, run_dir, progress=True)
+    wall = time.perf_counter() - t0
+    text = P.report(run_dir, config).read_text().replace("](", f"]({run_dir.name}/")
+    rows = read_jsonl(run_dir / "stability.jsonl")
+    taus = config["hal"]["tau_rel"]
+    return {t: (P.first_stable(rows, t), P.stable_from(rows, t)) for t in taus}, text, wall
+
+
+def ratio(al: dict | None, hal: dict | None) -> float:
+    """AL's exploratory MD steps to its first stable model over HAL's (nan if either never gets there)."""
+    return al["md_steps"] / max(hal["md_steps"], 1) if al and hal else NAN
+
+
+def median(xs: list[float]) -> float:
+    """Median counting a never-stable run (nan) as worse than any ratio."""
+    return statistics.median([-1.0 if x != x else x for x in xs]) if xs else NAN
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a smaller basis, budget and stability test")
-    ap.add_argument("--fresh", action="store_true", help="delete an earlier run directory first")
+    ap.add_argument("--fresh", action="store_true", help="delete earlier run directories first")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="protocol seeds, one run each")
     args = ap.parse_args()
     config = load(default_config("polymer"), P.SCHEMA)
     tag = "polymer_quick" if args.quick else "polymer"
@@ -39,29 +70,44 @@ def main() -> None:
         config["basis"]["max_degree"] = [10, 8, 6]
         config["hal"].update(n_stable=1000, max_oracle_calls=16)
         config["stability"].update(seeds=4, steps=2000)
-    run_dir = RESULTS / f"{tag}_run"
-    if args.fresh and run_dir.exists():
-        shutil.rmtree(run_dir)
-    t0 = time.perf_counter()
-    P.run(config, run_dir, progress=True)
-    wall = time.perf_counter() - t0
-    report = P.report(run_dir, config)
-    rows = read_jsonl(run_dir / "stability.jsonl")
-    first = {t: P.first_stable(rows, t) for t in config["hal"]["tau_rel"]}
-    al = first.get(0.0)
-    hal = [f for t, f in first.items() if t > 0 and f is not None]
-    best = min(hal, key=lambda f: f["md_steps"]) if hal else None
-    ratio = al["md_steps"] / max(best["md_steps"], 1) if al and best else float("nan")
-    text = report.read_text().replace("](", f"]({run_dir.name}/")
-    head = (f"`python benchmarks/polymer.py{' --quick' if args.quick else ''}`: {wall:.0f} s on this machine "
-            f"(a rerun resumes). Basis ν = {config['basis']['order']}, max_degree {config['basis']['max_degree']}; "
-            f"{config['hal']['max_oracle_calls']} oracle calls per strategy at most, n_stable "
-            f"{config['hal']['n_stable']}.\n\n")  # fmt: skip
-    (RESULTS / f"{tag}.md").write_text(head + text)
-    for t, f in first.items():
-        said = f"iteration {f['iteration']}, {f['md_steps']} MD steps, {f['oracle_calls']} calls" if f else "never"
-        print(f"τ_r {t:g}: first stable model {said}")
-    print(f"al_over_best_hal_md_steps_to_stable: {ratio:.2f}")
+    taus = config["hal"]["tau_rel"]
+    firsts, texts, walls = {}, [], []
+    for seed in args.seeds:
+        firsts[seed], text, wall = run_seed(config, tag, seed, args.fresh)
+        texts.append(f"## Protocol seed {seed}\n\n" + text.replace("# Polymer run", "### Polymer run", 1))
+        walls.append(wall)
+    label = {t: "AL (τ = 0)" if t == 0 else f"HAL τ_r = {t:g}" for t in taus}
+    lines = ["| seed | " + " | ".join(label[t] for t in taus) + " |", "|---:|" + "---:|" * len(taus)]
+    for seed, first in firsts.items():
+        cells = []
+        for t in taus:
+            f, keep = first[t]
+            cells.append(f"{f['md_steps']} steps, {f['oracle_calls']} calls (it. {f['iteration']}; stays stable "
+                         f"from it. {'–' if keep is None else keep})" if f else "never")  # fmt: skip
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    ratios = {t: [ratio(first[0.0][0], first[t][0]) for first in firsts.values()] for t in taus if t > 0}
+    lines += ["", "AL's exploratory MD steps to its first stable model over each HAL strategy's, per seed:", "",
+              "| strategy | per seed | median |", "|---|---|---:|"]  # fmt: skip
+    for t, rs in ratios.items():
+        m = median(rs)
+        lines.append(f"| {label[t]} | {', '.join(f'{r:.2f}' for r in rs)} | {f'{m:.2f}' if m >= 0 else 'never'} |")
+    best = max(ratios, key=lambda t: median(ratios[t])) if ratios else None
+    headline = median(ratios[best]) if best is not None else NAN
+    headline = headline if headline >= 0 else NAN
+    head = (f"`python benchmarks/polymer.py{' --quick' if args.quick else ''} --seeds {' '.join(map(str, args.seeds))}`"
+            f": {sum(walls):.0f} s on this machine (a rerun resumes). Basis ν = {config['basis']['order']}, "
+            f"max_degree {config['basis']['max_degree']}; {config['hal']['max_oracle_calls']} oracle calls per "
+            f"strategy at most, n_stable {config['hal']['n_stable']}. A protocol seed draws the initial MD, the "
+            f"walkers and the stability test's seeds. \"Stays stable from\": the first iteration from which every "
+            f"later model of the strategy is stable too (– when its last model is not).\n\n")  # fmt: skip
+    body = "# HAL against AL on PEG(2) over protocol seeds\n\n" + "\n".join(lines) + "\n\n" + "\n".join(texts)
+    (RESULTS / f"{tag}.md").write_text(head + body)
+    for seed, first in firsts.items():
+        for t, (f, _) in first.items():
+            said = f"iteration {f['iteration']}, {f['md_steps']} MD steps, {f['oracle_calls']} calls" if f else "never"
+            print(f"seed {seed} τ_r {t:g}: first stable model {said}")
+    print(f"best HAL strategy by median: {label[best] if best is not None else 'none'}")
+    print(f"al_over_best_hal_md_steps_to_stable: {headline:.2f}")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ SCHEMA = {
         "n_initial": Field(int, 20, check=at_least(2)),
         "md_every": Field(int, 100, check=at_least(1)),
         "n_walkers": Field(int, 2, check=at_least(1)),
+        "md_calculator": Field(str, "oracle", choices=("oracle", "tblite")),
     },
     "oracle": {"calculator": Field(str, "tblite"), "kwargs": Field(dict), "timeout_s": Field(float, check=positive)},
     "basis": {
@@ -87,6 +88,18 @@ def oracle_calculator(config: dict):
     return general.make_calculator(o["calculator"], dict(o.get("kwargs") or {}))
 
 
+def md_calculators(config: dict) -> tuple:
+    """(calculator that drives the initial MD, calculator that labels its frames): the oracle for both, or
+    with ``system.md_calculator = "tblite"`` GFN2-xTB MD labelled by the oracle (an expensive oracle such as
+    PySCF ωB97X labels frames it could never afford to run MD on; the paper's ANI-2x MD, ORCA labels)."""
+    oracle = oracle_calculator(config)
+    if config["system"]["md_calculator"] == "oracle" or config["oracle"]["calculator"] == "tblite":
+        return oracle, None
+    from hal.oracles import TBLiteRetry
+
+    return TBLiteRetry(), oracle
+
+
 def check(config: dict) -> None:
     check_basis(config["basis"])
     general.basis_of(config["basis"], ["C", "H", "O"])
@@ -105,8 +118,9 @@ def initial_data(config: dict, run_dir: Path) -> list[Atoms]:
         s = config["system"]
         T = config["hal"]["temperature_K"]
         rng = np.random.default_rng(config["seed"])
-        frames = md_frames(peg(s["n"]), oracle_calculator(config), s["n_initial"], T, rng, every=s["md_every"],
-                           burn_in=200, timestep_fs=0.5, friction=0.01, config_type=f"md_{T:.0f}K")  # fmt: skip
+        drive, label = md_calculators(config)
+        frames = md_frames(peg(s["n"]), drive, s["n_initial"], T, rng, every=s["md_every"], burn_in=200,
+                           timestep_fs=0.5, friction=0.01, config_type=f"md_{T:.0f}K", label_calc=label)  # fmt: skip
         write(run_dir / "initial.tmp.xyz", frames)
         (run_dir / "initial.tmp.xyz").replace(path)
     return read(path, ":")
@@ -179,6 +193,16 @@ def first_stable(rows: list[dict], tau_rel: float) -> dict | None:
     return ok[0] if ok else None
 
 
+def stable_from(rows: list[dict], tau_rel: float) -> int | None:
+    """The first iteration from which every later model of a strategy is stable too (None when its last
+    model is not): a robust count, where ``first_stable`` may be one lucky model."""
+    rs = sorted((r for r in rows if r["tau_rel"] == tau_rel), key=lambda r: r["iteration"])
+    start = None
+    for r in rs:
+        start = (r["iteration"] if start is None else start) if r["all_stable"] else None
+    return start
+
+
 def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
     """Run (or resume) every strategy, then the stability tests; returns per strategy the first stable
     iteration with its exploratory MD steps and oracle calls."""
@@ -204,7 +228,7 @@ def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
 
 def report(run_dir: Path, config: dict) -> Path:
     """Fig. 6 (min stable MD steps against iteration and against cumulative exploratory MD steps) and
-    report.md with the first stable model of each strategy."""
+    report.md with the first stable model of each strategy and the iteration it stays stable from."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -220,8 +244,8 @@ def report(run_dir: Path, config: dict) -> Path:
              "![Fig. 6](stability.png)", "",
              f"MD stability test: {config['stability']['seeds']} seeds × {config['stability']['steps']} steps at "
              f"{config['stability']['temperature_K']:g} K; stable = every bond in its window throughout.", "",
-             "| strategy | first stable iteration | exploratory MD steps | oracle calls |",
-             "|---|---:|---:|---:|"]  # fmt: skip
+             "| strategy | first stable iteration | exploratory MD steps | oracle calls | stays stable from |",
+             "|---|---:|---:|---:|---:|"]  # fmt: skip
     for j, t in enumerate(config["hal"]["tau_rel"]):
         rs = sorted((r for r in rows if r["tau_rel"] == t), key=lambda r: r["iteration"])
         label = "AL (τ = 0)" if t == 0 else f"HAL τ_r = {t:g}"
@@ -229,8 +253,9 @@ def report(run_dir: Path, config: dict) -> Path:
             ax.plot([max(r[key], 1) if key == "md_steps" else r[key] for r in rs], [r["min_stable"] for r in rs],
                     "o-", color=f"C{j}", label=label)  # fmt: skip
         first = first_stable(rows, t)
+        keep = stable_from(rows, t)
         lines.append(f"| {label} | {first['iteration'] if first else 'none'} | {first['md_steps'] if first else '–'} | "
-                     f"{first['oracle_calls'] if first else '–'} |")  # fmt: skip
+                     f"{first['oracle_calls'] if first else '–'} | {'–' if keep is None else keep} |")  # fmt: skip
     axes[0].set(xlabel="iteration", ylabel="min stable MD steps (over seeds)")
     axes[1].set(xlabel="cumulative exploratory MD steps", xscale="log")
     axes[0].legend(fontsize=8)

@@ -54,6 +54,7 @@ SCHEMA = {
         "trajectories": Field(int, 4, check=at_least(2)),
         "md_every": Field(int, 200, check=at_least(1)),
         "burn_in": Field(int, 400, check=non_negative),
+        "md_calculator": polymer.SCHEMA["system"]["md_calculator"],
     },
     "oracle": polymer.SCHEMA["oracle"],
     "basis": polymer.SCHEMA["basis"],
@@ -128,10 +129,10 @@ def _md_chunk(config: dict, T: float, k: int, n: int) -> list[Atoms]:
 
     s = config["system"]
     rng = np.random.default_rng([config["seed"], int(T), k])
-    calc = polymer.oracle_calculator(config)  # loads the oracle's libraries: the limit must see their OpenMP
+    drive, label = polymer.md_calculators(config)  # loads the oracle's libraries: the limit must see their OpenMP
     with threadpool_limits(1):
-        return md_frames(peg(s["n"]), calc, n, T, rng, every=s["md_every"],
-                         burn_in=s["burn_in"], timestep_fs=0.5, friction=0.01, config_type=f"md_{_tag(T)}")  # fmt: skip
+        return md_frames(peg(s["n"]), drive, n, T, rng, every=s["md_every"], burn_in=s["burn_in"], timestep_fs=0.5,
+                         friction=0.01, config_type=f"md_{_tag(T)}", label_calc=label)  # fmt: skip
 
 
 def md_sets(config: dict, run_dir: Path, executor) -> dict[str, list[Atoms]]:

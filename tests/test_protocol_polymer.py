@@ -65,6 +65,46 @@ def test_tiny_polymer_run_end_to_end(tmp_path, capsys):
     assert (run_dir / "stability.png").stat().st_size > 1000
 
 
+def test_initial_md_driven_by_tblite_is_labelled_by_the_oracle(tmp_path):
+    """``md_calculator = "tblite"``: GFN2-xTB drives the initial MD and the oracle (here GFN1-xTB, standing in
+    for PySCF) labels the frames it yields: the labels are the oracle's energies and forces, not the driver's."""
+    import numpy as np
+
+    from hal.protocols import polymer as P
+
+    path = tmp_path / "polymer.toml"
+    path.write_text(
+        CONFIG.replace("n_walkers = 2", 'n_walkers = 2\nmd_calculator = "tblite"').replace(
+            "[basis]", '[oracle]\ncalculator = "hal.oracles:TBLiteRetry"\nkwargs = {method = "GFN1-xTB"}\n[basis]'
+        )
+    )
+    config = load(path, P.SCHEMA)
+    drive, label = P.md_calculators(config)
+    assert label is not None
+    frames = P.initial_data(config, tmp_path)
+    assert len(frames) == 6
+    a, b = frames[-1].copy(), frames[-1].copy()
+    a.calc, b.calc = label, drive
+    assert frames[-1].get_potential_energy() == pytest.approx(a.get_potential_energy(), abs=1e-5)
+    np.testing.assert_allclose(frames[-1].get_forces(), a.get_forces(), atol=1e-4)  # extxyz keeps 8 digits
+    assert abs(b.get_potential_energy() - a.get_potential_energy()) > 1e-3  # the two really differ
+    config["system"]["md_calculator"] = "oracle"
+    assert P.md_calculators(config)[1] is None
+
+
+def test_first_stable_and_stays_stable_from_on_hand_made_rows():
+    """A lucky stable model counts for ``first_stable`` but not for ``stable_from``, which needs every later
+    model stable; a strategy whose last model breaks never stays stable."""
+    from hal.protocols.polymer import first_stable, stable_from
+
+    ok = {0.0: [0, 0, 1, 0, 1, 1], 0.1: [0, 1, 1, 0], 0.2: [0, 0]}
+    rows = [{"tau_rel": t, "iteration": i, "all_stable": bool(s)} for t, ss in ok.items() for i, s in enumerate(ss)]
+    rows.reverse()  # order in the file does not matter
+    assert first_stable(rows, 0.0)["iteration"] == 2 and stable_from(rows, 0.0) == 4
+    assert first_stable(rows, 0.1)["iteration"] == 1 and stable_from(rows, 0.1) is None
+    assert first_stable(rows, 0.2) is None and stable_from(rows, 0.2) is None
+
+
 def test_polymer_kill_and_resume(tmp_path):
     """Labels made before a SIGKILL survive it, none is made twice, every saved model gets its stability test,
     and a replayed iteration's MD steps are counted once (≤ walkers × n_stable per iteration). Whole and

@@ -28,9 +28,11 @@ def labelled(atoms: Atoms, calc: Calculator, config_type: str | None = None) -> 
 
 def md_frames(start: Atoms, calc: Calculator, n: int, temperature_K: float, rng: np.random.Generator, every: int = 20,
               burn_in: int = 300, timestep_fs: float = 1.0, friction: float = 0.02,
-              config_type: str | None = None) -> list[Atoms]:  # fmt: skip
+              config_type: str | None = None, label_calc: Calculator | None = None) -> list[Atoms]:  # fmt: skip
     """n labelled frames ``every`` steps apart of Langevin MD with ``calc`` (fixed cell, fixcm off, ASE
-    friction units) from Maxwell–Boltzmann momenta at ``temperature_K``, after ``burn_in`` steps."""
+    friction units) from Maxwell–Boltzmann momenta at ``temperature_K``, after ``burn_in`` steps.
+    ``label_calc``: label the frames with this calculator instead (e.g. DFT on frames of cheap MD, as the
+    HAL paper labelled ANI-2x MD with ωB97X)."""
     atoms = start.copy()
     atoms.calc = calc
     thermalize(atoms, temperature_K, rng)
@@ -39,5 +41,5 @@ def md_frames(start: Atoms, calc: Calculator, n: int, temperature_K: float, rng:
     out = []
     for _ in range(n):
         dyn.run(every)
-        out.append(labelled(atoms, calc, config_type))
+        out.append(labelled(atoms, label_calc or calc, config_type))
     return out
