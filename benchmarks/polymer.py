@@ -31,7 +31,7 @@ from hal.protocols import polymer as P
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAN = float("nan")
-PYSCF = {"n_initial": 8, "tau_rel": [0.0, 0.1], "max_oracle_calls": 16}  # ≈ 1 min per PEG(2) call on one core
+PYSCF = {"n_initial": 6, "tau_rel": [0.0, 0.1], "max_oracle_calls": 12}  # 96 s per PEG(2) call on one core
 
 
 def run_seed(config: dict, tag: str, seed: int, fresh: bool) -> tuple[dict, str, float]:
