@@ -111,7 +111,8 @@ def main() -> None:
         lines.append(f"| {label[t]} | {ok}/{n} | {cells} | {medians[t]:.2f} |")
     best = max(medians, key=medians.get) if medians else None
     headline = medians[best] if best is not None else NAN
-    head = (f"`python benchmarks/polymer.py{' --quick' if args.quick else ''} --seeds {' '.join(map(str, args.seeds))}`"
+    flags = "".join(f" --{f}" for f in ("quick", "pyscf") if getattr(args, f))
+    head = (f"`python benchmarks/polymer.py{flags} --seeds {' '.join(map(str, args.seeds))}`"
             f": {sum(walls):.0f} s in this invocation (finished seeds resume). Basis ν = {config['basis']['order']}, "
             f"max_degree {config['basis']['max_degree']}; {config['hal']['max_oracle_calls']} oracle calls per "
             f"strategy at most, n_stable {config['hal']['n_stable']}; oracle {config['oracle']['calculator']} "
