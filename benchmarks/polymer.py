@@ -23,6 +23,7 @@ import shutil
 import statistics
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from hal.config import load
 from hal.io import read_jsonl
@@ -34,9 +35,17 @@ NAN = float("nan")
 PYSCF = {"n_initial": 6, "tau_rel": [0.0, 0.1], "max_oracle_calls": 12}  # 96 s per PEG(2) call on one core
 
 
-def run_seed(config: dict, tag: str, seed: int, fresh: bool) -> tuple[dict, str, float]:
-    """One protocol run at ``seed``: ({τ_r: (first stable row or None, stays-stable-from iteration, last
-    row)}, its report text, wall s)."""
+class Outcome(NamedTuple):
+    """One strategy of one seed: its first stable model's row (None: never), the iteration it stays stable
+    from (None: its last model is not stable) and its last model's row."""
+
+    first: dict | None
+    stays_from: int | None
+    last: dict
+
+
+def run_seed(config: dict, tag: str, seed: int, fresh: bool) -> tuple[dict[float, Outcome], str, float]:
+    """One protocol run at ``seed``: ({τ_r: Outcome}, its report text, wall s)."""
     config = copy.deepcopy(config)
     config["seed"] = seed
     run_dir = RESULTS / (f"{tag}_run" if seed == 0 else f"{tag}_s{seed}_run")
@@ -48,16 +57,17 @@ def run_seed(config: dict, tag: str, seed: int, fresh: bool) -> tuple[dict, str,
     text = P.report(run_dir, config).read_text().replace("](", f"]({run_dir.name}/")
     rows = read_jsonl(run_dir / "stability.jsonl")
     last = {r["tau_rel"]: r for r in sorted(rows, key=lambda r: r["iteration"])}
-    return {t: (P.first_stable(rows, t), P.stable_from(rows, t), last[t]) for t in config["hal"]["tau_rel"]}, text, wall
+    taus = config["hal"]["tau_rel"]
+    return {t: Outcome(P.first_stable(rows, t), P.stable_from(rows, t), last[t]) for t in taus}, text, wall
 
 
-def ratio(al: tuple, hal: tuple) -> tuple[float, bool]:
+def ratio(al: Outcome, hal: Outcome) -> tuple[float, bool]:
     """(AL's exploratory MD steps to its first stable model over HAL's, whether it is only a lower bound).
     AL never stable: its last model's steps stand in (a lower bound); HAL never stable: 0."""
-    if hal[0] is None:
+    if hal.first is None:
         return 0.0, False
-    steps = al[0]["md_steps"] if al[0] else al[2]["md_steps"]
-    return steps / max(hal[0]["md_steps"], 1), al[0] is None
+    steps = (al.first or al.last)["md_steps"]
+    return steps / max(hal.first["md_steps"], 1), al.first is None
 
 
 def main() -> None:
@@ -101,13 +111,13 @@ def main() -> None:
               "and its steps up to its last model stand in, a lower bound; 0: this strategy never got there). "
               "The median of the per-seed ratios is the headline.", "",
               "| strategy | stable in | ratio per seed | median |", "|---|---:|---|---:|"]  # fmt: skip
-    lines.append(f"| {label[0.0]} | {sum(f[0.0][0] is not None for f in firsts.values())}/{n} | | |")
+    lines.append(f"| {label[0.0]} | {sum(f[0.0].first is not None for f in firsts.values())}/{n} | | |")
     medians = {}
     for t in taus[1:]:
         rs = [ratio(first[0.0], first[t]) for first in firsts.values()]
         medians[t] = statistics.median(r for r, _ in rs)
         cells = ", ".join(f"{'≥' if low else ''}{r:.2f}" for r, low in rs)
-        ok = sum(first[t][0] is not None for first in firsts.values())
+        ok = sum(first[t].first is not None for first in firsts.values())
         lines.append(f"| {label[t]} | {ok}/{n} | {cells} | {medians[t]:.2f} |")
     best = max(medians, key=medians.get) if medians else None
     headline = medians[best] if best is not None else NAN
