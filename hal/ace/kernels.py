@@ -245,20 +245,18 @@ def _energy_and_adjoint_wide(i, n0, nb, parent, aidx, slot, A, AA, ctil, Eat, ad
     loop that made the buffers: called with them as arguments, the same walk took 1.4× as long."""
     K = ctil.shape[1]
     adjA[:, :] = 0.0
-    ne = Eat.shape[0]
     kw = adj.shape[1]
-    e = np.zeros(ne)
-    for kk in range(nb):  # row by row: ctil is read once, contiguously
+    for c in range(Eat.shape[0]):  # a register sum per column: an array's element, stored and reloaded per
+        e = 0.0  #                    node, made a 10-cycle chain per node (0.2 ms of a 33-column hexane pass)
+        for kk in range(nb):
+            e += ctil[n0 + kk, c] * AA[kk]
+        Eat[c, i] += e
+    for kk in range(nb):
         k = n0 + kk
-        v = AA[kk]
-        for c in range(ne):
-            e[c] += ctil[k, c] * v
         sl = slot[k]
         if sl >= 0:
             for c in range(K):
                 adj[sl, c] = ctil[k, c]
-    for c in range(ne):
-        Eat[c, i] += e[c]
     for kk in range(nb - 1, -1, -1):  # all columns of a row in one loop, 2-D indexing (no row views)
         k = n0 + kk
         pa = parent[k]
