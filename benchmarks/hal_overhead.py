@@ -128,9 +128,10 @@ def landed_plain(rev: str, model_path: Path, starts_path: Path, steps: int, bloc
 
 
 def evaluation_times(model, atoms, seconds: float) -> dict[str, float]:
-    """Seconds per call of the plain, the HAL (σ, ∇σ) and the all-members evaluation, interleaved."""
+    """Seconds per call of the plain, the HAL (σ, ∇σ) and the HAL check step's evaluation (σ, ∇σ and
+    every member's forces), interleaved; then the check step's and the σ steps' in a cadence of 10."""
     calls = {"plain": lambda: model.evaluate(atoms), "bias": lambda: model.evaluate_bias(atoms),
-             "members": lambda: model.evaluate_committee(atoms, member_forces=True)}  # fmt: skip
+             "members": lambda: model.evaluate_bias(atoms, member_forces=True)}  # fmt: skip
     out: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(3):
         for k, fn in calls.items():
@@ -140,7 +141,17 @@ def evaluation_times(model, atoms, seconds: float) -> dict[str, float]:
                 fn()
                 n += 1
             out[k].append((time.perf_counter() - t0) / n)
-    return {k: float(np.median(v)) for k, v in out.items()}
+    cycle: dict[str, list[float]] = {"members_in_cycle": [], "bias_after_members": []}
+    t_end = time.perf_counter() + seconds
+    while time.perf_counter() < t_end:  # the f_i cadence of 10: one members' pass, then nine σ and ∇σ ones
+        t0 = time.perf_counter()
+        calls["members"]()
+        t1 = time.perf_counter()
+        for _ in range(9):
+            calls["bias"]()
+        cycle["members_in_cycle"].append(t1 - t0)
+        cycle["bias_after_members"].append((time.perf_counter() - t1) / 9)
+    return {k: float(np.median(v)) for k, v in {**out, **cycle}.items()}
 
 
 def main() -> None:
@@ -217,6 +228,15 @@ def main() -> None:
     print(
         f"f_i step extra over a HAL step: {extra * 1e6:.0f} µs = {extra / t['plain']:.2f} plain steps; "
         f"f_i every 10th then costs at least hal_no_fi + {extra / t['plain'] / 10:.2f} plain steps"
+    )
+    # in a cadence the check step (34 coefficient columns, 0.65 MB) evicts the σ pass's data from the core's
+    # L2 cache: the members' step and the nine σ steps after it are dearer than either alone
+    cycle = ev["members_in_cycle"] + 9 * ev["bias_after_members"] - 10 * ev["bias"]
+    print(
+        f"in a cadence of 10 (members' pass, then 9 σ passes, interleaved): members {ev['members_in_cycle'] * 1e6:.0f}"
+        f" µs, σ passes after it {ev['bias_after_members'] * 1e6:.0f} µs (alone {ev['bias'] * 1e6:.0f}); the cycle's "
+        f"extra over 10 σ passes {cycle * 1e6:.0f} µs: f_i every 10th costs at least hal_no_fi + "
+        f"{cycle / t['plain'] / 10:.2f} plain steps"
     )
     print(f"hexane, K = 32, {len(starts)} starts × {steps} steps, 1 thread, τ_r {args.tau_rel}, highest HAL T "
           f"{t_max[0]:.0f} K; µs per step: " + ", ".join(f"{k} {v * 1e6:.0f}" for k, v in t.items()))  # fmt: skip

@@ -2,9 +2,9 @@
 
 The committee and HAL calculators accept any *committee*: an object with
 ``evaluate_committee(atoms, member_forces) -> CommitteeResult`` (``LinearACE`` or an NN ensemble).
-An ``evaluate_bias(atoms) -> (CommitteeResult, ∇σ, dσ/dstrain)`` method, when present, gives σ and
-its gradient without member forces (a linear model: one forward pass and a two-column backward
-pass). Stress is −virial/volume (eV/Å³, Voigt xx yy zz yz xz xy), periodic structures only.
+An ``evaluate_bias(atoms, offsets, member_forces=False) -> (CommitteeResult, ∇σ, dσ/dstrain)``
+method, when present, gives σ and its gradient without member forces (a linear model: one forward
+pass and a two-column backward pass), and with them when asked (K more columns in that pass). Stress is −virial/volume (eV/Å³, Voigt xx yy zz yz xz xy), periodic structures only.
 """
 
 from __future__ import annotations
@@ -134,8 +134,8 @@ class HALCalculator(FastStateCalculator):
     Extra results: ``sigma`` (eV), ``tau``, ``mean_energy``, ``mean_forces``, ``bias_forces``
     (= ∇σ, the force per unit τ, as needed for the adaptive τ), ``min_distance`` when the committee
     reports it (see ``CommitteeResult``) and, when ``force_uncertainty`` is True,
-    ``force_uncertainty`` f_i (this needs every member's forces; without it a linear model
-    gets ∇σ from the same pass, with one extra adjoint column). ``tau`` may be changed between calls.
+    ``force_uncertainty`` f_i (this needs every member's forces: K more adjoint columns for a linear
+    model, whose ∇σ always comes from one extra column). ``tau`` may be changed between calls.
     With a ``reference`` structure R₀, σ is the committee spread of the energy *difference*
     E(R) − E(R₀) (each member's deviation at R₀ subtracted): the uncertainty of a reaction or
     work curve measured from R₀ (e.g. a pull's start), zero at R₀ itself. ``threads``: as for
@@ -170,15 +170,16 @@ class HALCalculator(FastStateCalculator):
 
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
-        members = self.force_uncertainty or not hasattr(self.committee, "evaluate_bias")
+        linear = hasattr(self.committee, "evaluate_bias")
         shift = 0.0 if self.offsets is None else self.offsets
-        if members:
+        if linear:  # ∇σ from one extra adjoint column; the members' forces (for f_i) from K more
+            res, grad, dvir = self.committee.evaluate_bias(self.atoms, self.offsets, member_forces=self.force_uncertainty,
+                                                           **self._kw)  # fmt: skip
+        else:
             res = self.committee.evaluate_committee(self.atoms, member_forces=True, **self._kw)
-        else:  # a linear committee: ∇σ from one extra adjoint column, no member forces
-            res, grad, dvir = self.committee.evaluate_bias(self.atoms, self.offsets, **self._kw)
         d = res.member_energies - (shift + res.energy)  # E^k − Ē, less the reference's
         sigma = math.sqrt(float(np.dot(d, d)) / d.size) if d.size else 0.0  # committee_sigma without its checks
-        if members:
+        if not linear:
             grad, dvir = sigma_gradient_from_members(res, sigma_weights(d, 0.0, sigma))
         tau = self.tau
         energy = res.energy - tau * sigma
@@ -192,7 +193,7 @@ class HALCalculator(FastStateCalculator):
             "mean_forces": res.forces,
             "bias_forces": grad,
         }
-        if members:
+        if self.force_uncertainty:
             self.results["force_uncertainty"] = relative_force_uncertainty(res.member_forces, res.forces, self.eps)
         if res.min_distance is not None:
             self.results["min_distance"] = res.min_distance

@@ -103,6 +103,9 @@ class LinearACE:
             dev = self.basis.fold(self.committee - self.coefficients[None, :])  # c^k − c̄: σ's direction per call
             mean = self._cfolds["mean"]  # HAL's two gradient columns: c̄, and the σ direction per call
             self._cfolds["bias"] = (np.hstack([mean.ctil, mean.ctil]), np.concatenate([mean.pcoef, mean.pcoef], axis=3))
+            # and with the members' deviations as further columns (f_i's member forces in the same pass)
+            self._cfolds["bias_members"] = (np.hstack([mean.ctil, mean.ctil, dev.ctil]),
+                                            np.concatenate([mean.pcoef, mean.pcoef, dev.pcoef], axis=3))  # fmt: skip
             self._cfolds["deviations"] = dev
             self._cfolds["no_shift"] = np.zeros(len(self.committee))
         return self._cfolds
@@ -128,14 +131,21 @@ class LinearACE:
         )
 
     def evaluate_bias(
-        self, atoms: Atoms, offsets: np.ndarray | None = None, threads: int | None = None
+        self,
+        atoms: Atoms,
+        offsets: np.ndarray | None = None,
+        threads: int | None = None,
+        member_forces: bool = False,
     ) -> tuple[CommitteeResult, np.ndarray, np.ndarray | None]:
         """Mean model + member energies, and (∇_r σ, dσ/dstrain), from one forward pass and one
-        backward pass with the two columns c̄ and Σ_k w_k (c^k − c̄) (no member forces).
+        backward pass with the two columns c̄ and Σ_k w_k (c^k − c̄). ``member_forces``: the members'
+        forces and virials too, from K more columns c^k − c̄ in the same backward pass (for f_i; the
+        mean and ∇σ are then those of the two-column pass to round-off).
         ``offsets`` (K,): member deviations E^k − Ē subtracted before σ (see ``HALCalculator``)."""
         folds = self._committee_folds()
         shift = folds["no_shift"] if offsets is None else np.asarray(offsets, dtype=float)
-        E, res = self.basis.evaluate_spread(atoms, self._folded, folds["deviations"], folds["bias"], shift, threads)
+        columns = folds["bias_members" if member_forces else "bias"]
+        E, res = self.basis.evaluate_spread(atoms, self._folded, folds["deviations"], columns, shift, threads)
         ref = self.reference_energies(atoms)
         e0 = float(ref.sum())
         vir = res.virial
@@ -144,8 +154,8 @@ class LinearACE:
             forces=res.forces[0],
             virial=None if vir is None else vir[0],
             member_energies=E[1:] + e0,
-            member_forces=None,
-            member_virials=None,
+            member_forces=res.forces[2:] + res.forces[0] if member_forces else None,
+            member_virials=vir[2:] + vir[0] if member_forces and vir is not None else None,
             atom_energies=res.atom_energies[0] + ref,
             min_distance=res.min_distance,
         )

@@ -72,7 +72,9 @@ def test_threaded_evaluation_equals_serial_and_is_deterministic(system, basis_ch
 @pytest.mark.parametrize("system", ["cluster", "cell"])
 def test_bias_pass_equals_the_members_and_needs_no_store(system, basis_ch, basis_al, rng, monkeypatch):
     """σ and ∇σ (and dσ/dstrain) of the two-column pass = those from every member's forces; the same
-    when the per-atom store is over its limit and the forward pass runs twice instead."""
+    when the per-atom store is over its limit and the forward pass runs twice instead. With
+    ``member_forces`` the same pass also gives every member's forces and virials (f_i's), and the
+    mean and ∇σ do not change."""
     basis, atoms = (basis_ch, random_cluster("C4H8", rng, box=4.5)) if system == "cluster" else (basis_al, al_cell(rng))
     model = committee_model(basis, rng)
     full = model.evaluate_committee(atoms, member_forces=True)
@@ -87,6 +89,11 @@ def test_bias_pass_equals_the_members_and_needs_no_store(system, basis_ch, basis
         assert close(grad, grad_m, 1e-9)
         assert (dvir is None) == (dvir_m is None) and (dvir is None or close(dvir, dvir_m, 1e-9))
         assert close(res.atom_energies, full.atom_energies, 1e-12)
+        both, grad_b, dvir_b = model.evaluate_bias(atoms, member_forces=True)
+        assert close(both.member_forces, full.member_forces, 1e-10) and close(both.forces, res.forces, 1e-12)
+        assert close(grad_b, grad, 1e-12) and (dvir is None or close(dvir_b, dvir, 1e-12))
+        assert (both.member_virials is None) == (full.member_virials is None)
+        assert both.member_virials is None or close(both.member_virials, full.member_virials, 1e-10)
 
 
 @pytest.mark.parametrize("K", [3, 5, 33, 200])

@@ -600,10 +600,11 @@ class ACEBasis:
         threads: int | None = None,
     ) -> tuple[np.ndarray, FastResult]:
         """Energies E of a centre c̄ (E[0], from ``mean`` = fold(c̄), one row) and of members c^k (E[1:],
-        from ``deviations`` = fold(c^k − c̄)) (eV, no E0), and the forces, virials and site energies
-        of two columns: c̄, and Σ_k w_k (c^k − c̄) with w_k = d_k/(Kσ), d_k = E_k − shift_k − E_0,
-        σ = √(Σ d²/K), whose gradient is ∇σ (HAL's bias). ``columns``: work arrays (c̃ (n_nodes, 2),
-        pair coefficients (ns, ns, n, 2)) with c̄ in column 0; column 1 is overwritten. One call:
+        from ``deviations`` = fold(c^k − c̄)) (eV, no E0), and the forces and virials of the columns
+        of ``columns``: c̄, Σ_k w_k (c^k − c̄) with w_k = d_k/(Kσ), d_k = E_k − shift_k − E_0,
+        σ = √(Σ d²/K), whose gradient is ∇σ (HAL's bias), then any further fixed columns (e.g. the
+        members' c^k − c̄). ``columns``: work arrays (c̃ (n_nodes, n), pair coefficients
+        (ns, ns, npair, n)) with c̄ in column 0; column 1 is overwritten. One call:
         the forward pass is stored per atom (past ``STORE_LIMIT_BYTES`` it is run twice) and σ's
         direction is formed between the passes. The result's ``energies`` is E[:1] and its
         ``atom_energies`` (1, N): the mean model's only.
@@ -614,7 +615,8 @@ class ACEBasis:
         K = deviations.ctil.shape[1]
         E = np.zeros(K + 1)
         periodic = bool(atoms.pbc.any())
-        Eat, F, V = np.zeros((1, N)), np.zeros((2, N, 3)), np.zeros((2, 6 if periodic else 0))
+        nc = ctil.shape[1]
+        Eat, F, V = np.zeros((1, N)), np.zeros((nc, N, 3)), np.zeros((nc, 6 if periodic else 0))
         AAsum, Ep = np.zeros(len(self._node_keys)), np.zeros(self.n_pair)
         m = (mean.energy_functions.reshape(-1), mean.energy_pairs.reshape(-1))
         dev = (deviations.energy_functions, deviations.energy_pairs, deviations.pcoef.reshape(-1, K))
