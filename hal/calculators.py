@@ -4,7 +4,8 @@ The committee and HAL calculators accept any *committee*: an object with
 ``evaluate_committee(atoms, member_forces) -> CommitteeResult`` (``LinearACE`` or an NN ensemble).
 An ``evaluate_bias(atoms, offsets, member_forces=False) -> (CommitteeResult, ∇σ, dσ/dstrain)``
 method, when present, gives σ and its gradient without member forces (a linear model: one forward
-pass and a two-column backward pass), and with them when asked (K more columns in that pass). Stress is −virial/volume (eV/Å³, Voigt xx yy zz yz xz xy), periodic structures only.
+pass and a two-column backward pass), and with them when asked (K more columns in that pass).
+Stress is −virial/volume (eV/Å³, Voigt xx yy zz yz xz xy), periodic structures only.
 """
 
 from __future__ import annotations
@@ -173,8 +174,8 @@ class HALCalculator(FastStateCalculator):
         linear = hasattr(self.committee, "evaluate_bias")
         shift = 0.0 if self.offsets is None else self.offsets
         if linear:  # ∇σ from one extra adjoint column; the members' forces (for f_i) from K more
-            res, grad, dvir = self.committee.evaluate_bias(self.atoms, self.offsets, member_forces=self.force_uncertainty,
-                                                           **self._kw)  # fmt: skip
+            fi = self.force_uncertainty
+            res, grad, dvir = self.committee.evaluate_bias(self.atoms, self.offsets, member_forces=fi, **self._kw)
         else:
             res = self.committee.evaluate_committee(self.atoms, member_forces=True, **self._kw)
         d = res.member_energies - (shift + res.energy)  # E^k − Ē, less the reference's
