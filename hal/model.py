@@ -103,9 +103,12 @@ class LinearACE:
             dev = self.basis.fold(self.committee - self.coefficients[None, :])  # c^k − c̄: σ's direction per call
             mean = self._cfolds["mean"]  # HAL's two gradient columns: c̄, and the σ direction per call
             self._cfolds["bias"] = (np.hstack([mean.ctil, mean.ctil]), np.concatenate([mean.pcoef, mean.pcoef], axis=3))
-            # and with the members' deviations as further columns (f_i's member forces in the same pass)
-            self._cfolds["bias_members"] = (np.hstack([mean.ctil, mean.ctil, dev.ctil]),
-                                            np.concatenate([mean.pcoef, mean.pcoef, dev.pcoef], axis=3))  # fmt: skip
+            # and with the members' deviations as further columns (f_i's member forces in the same pass), zero
+            # columns up to a multiple of 4: every row of the backward walk then runs as whole vectors
+            pad = -(len(self.committee) + 2) % 4
+            zc, zp = np.zeros((len(dev.ctil), pad)), np.zeros(mean.pcoef.shape[:3] + (pad,))
+            ctil = np.hstack([mean.ctil, mean.ctil, dev.ctil, zc])
+            self._cfolds["bias_members"] = (ctil, np.concatenate([mean.pcoef, mean.pcoef, dev.pcoef, zp], axis=3))
             self._cfolds["deviations"] = dev
             self._cfolds["no_shift"] = np.zeros(len(self.committee))
         return self._cfolds
@@ -145,6 +148,7 @@ class LinearACE:
         folds = self._committee_folds()
         shift = folds["no_shift"] if offsets is None else np.asarray(offsets, dtype=float)
         columns = folds["bias_members" if member_forces else "bias"]
+        K = len(self.committee)
         E, res = self.basis.evaluate_spread(atoms, self._folded, folds["deviations"], columns, shift, threads)
         ref = self.reference_energies(atoms)
         e0 = float(ref.sum())
@@ -154,8 +158,8 @@ class LinearACE:
             forces=res.forces[0],
             virial=None if vir is None else vir[0],
             member_energies=E[1:] + e0,
-            member_forces=res.forces[2:] + res.forces[0] if member_forces else None,
-            member_virials=vir[2:] + vir[0] if member_forces and vir is not None else None,
+            member_forces=res.forces[2 : 2 + K] + res.forces[0] if member_forces else None,
+            member_virials=vir[2 : 2 + K] + vir[0] if member_forces and vir is not None else None,
             atom_energies=res.atom_energies[0] + ref,
             min_distance=res.min_distance,
         )
