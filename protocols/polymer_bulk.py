@@ -372,7 +372,7 @@ def density_runs(config: dict, run_dir: Path, progress: bool) -> list[dict]:
     resumable per temperature); per run the block-averaged density of the equilibrated part."""
     from ase.io import read
 
-    from hal.dynamics.npt import block_average, npt_run
+    from hal.dynamics.npt import block_average, drift, npt_run
     from hal.model import LinearACE
 
     m = config["melt"]
@@ -395,11 +395,16 @@ def density_runs(config: dict, run_dir: Path, progress: bool) -> list[dict]:
             np.savez(path, **_arrays(trace), model=model_path.name)
         r = np.load(path)
         keep = r["time_ps"] >= m["equilibration_ps"]
-        mean, err = block_average(r["density"][keep]) if keep.sum() >= 5 else (float("nan"), float("nan"))
+        nan2 = (float("nan"), float("nan"))
+        mean, err = block_average(r["density"][keep]) if keep.sum() >= 5 else nan2
+        change, change_err = drift(r["time_ps"][keep], r["density"][keep]) if keep.sum() >= 5 else nan2
         per_step = float(r["wall_s"] / r["steps"] / r["n_atoms"] * 1e6)
-        out.append({"temperature_K": T, "density": mean, "stderr": err, "length_ps": float(r["time_ps"][-1]),
-                    "n_atoms": int(r["n_atoms"]), "us_per_atom_step": per_step, "wall_s": float(r["wall_s"]),
-                    "intact": int(r["broken_step"]) < 0, "broken": str(r["broken"])})  # fmt: skip
+        out.append({"temperature_K": T, "density": mean, "stderr": err, "drift": change, "drift_stderr": change_err,
+                    "settled": bool(abs(change) <= 2 * np.hypot(change_err, err)),
+                    "averaged_ps": float(r["time_ps"][-1] - m["equilibration_ps"]),
+                    "length_ps": float(r["time_ps"][-1]), "n_atoms": int(r["n_atoms"]), "us_per_atom_step": per_step,
+                    "wall_s": float(r["wall_s"]), "intact": int(r["broken_step"]) < 0,
+                    "broken": str(r["broken"])})  # fmt: skip
     return out
 
 
@@ -505,7 +510,8 @@ def run(config: dict, run_dir: str | Path, progress: bool = True) -> dict:
     keys = ("labels", "reason", "rounds")
     out = {f"HAL PEG({n})": {k: s[k] for k in keys} for n, s in zip(config["hal"]["n"], stages)}
     out.update({f"stability PEG({r['n']})": {"min_stable": r["min_stable"]} for r in rows})
-    out.update({f"density {d['temperature_K']:g} K": {"g_cm3": d["density"], "stderr": d["stderr"]} for d in densities})
+    out.update({f"density {d['temperature_K']:g} K": {"g_cm3": d["density"], "stderr": d["stderr"], "drift": d["drift"],
+                "drift_stderr": d["drift_stderr"], "settled": d["settled"]} for d in densities})  # fmt: skip
     return out
 
 
@@ -564,14 +570,23 @@ def report(run_dir: Path, config: dict) -> Path:
     lines += ["", "![density against time](density.png)", "",
               f"Melt: {m['n_chains']} × PEG({m['n']}), built at {m['start_density']:g} g/cm³, Berendsen NPT "
               f"(ASE), {m['timestep_fs']:g} fs steps; block average (5 blocks) after {m['equilibration_ps']:g} ps.",
-              "", "| T (K) | density (g/cm³) | stderr | vs 1.2 | length (ps) | atoms | µs/atom/step | wall (s) "
-              "| topology |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
-    for d in density_runs(config, run_dir, progress=False):
+              "", "| T (K) | density (g/cm³) | stderr | vs 1.2 | drift over the average (g/cm³) | length (ps) | atoms "
+              "| µs/atom/step | wall (s) | topology |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    runs = density_runs(config, run_dir, progress=False)
+    for d in runs:
         lines.append(f"| {d['temperature_K']:g} | {d['density']:.4f} | {d['stderr']:.4f} | "
-                     f"{d['density'] / EXPERIMENT_G_CM3 - 1:+.1%} | {d['length_ps']:.1f} | {d['n_atoms']} | "
-                     f"{d['us_per_atom_step']:.1f} | {d['wall_s']:.0f} | "
+                     f"{d['density'] / EXPERIMENT_G_CM3 - 1:+.1%} | {d['drift']:+.4f} ± {d['drift_stderr']:.4f} | "
+                     f"{d['length_ps']:.1f} | {d['n_atoms']} | {d['us_per_atom_step']:.1f} | {d['wall_s']:.0f} | "
                      f"{'intact' if d['intact'] else d['broken']} |")  # fmt: skip
+    lines += ["", "Drift: the change of the block means across the averaged window (their slope against time, times "
+              "the window), ± its standard error. "]  # fmt: skip
+    for d in runs:
+        if np.isfinite(d["drift"]):
+            lines[-1] += (f"{d['temperature_K']:g} K: " + ("settled (the drift is within twice the errors)"
+                          if d["settled"] else f"still {'falling' if d['drift'] < 0 else 'rising'} by "
+                          f"{abs(d['drift']):.3f} g/cm³ over the {d['averaged_ps']:g} ps averaged: too short to "
+                          "tell the equilibrium density, which lies beyond the mean") + ". ")  # fmt: skip
     lines += ["", "LAMMPS: `peg.yace`, `melt.data` and `npt.in` in this folder (`lmp -in npt.in`, ML-PACE)."]
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")

@@ -12,7 +12,7 @@ from ase.geometry import get_distances
 from scipy.spatial.distance import cdist
 
 from hal.bonds import Topology
-from hal.dynamics.npt import block_average, npt_run
+from hal.dynamics.npt import block_average, drift, npt_run
 from hal.structures import BONDS, density, molecule_contacts, peg, peg_melt
 
 
@@ -133,3 +133,16 @@ def test_molecules_scaled_moves_whole_molecules_across_the_boundary(melt):
     assert d[topo.hops > 2].min() < 2.0 - 0.1  # the packing came closer: a denser box of the same molecules
     with pytest.raises(ValueError):
         Topology(peg(2)).molecules_scaled(peg(2), 1.0)
+
+
+def test_drift_tells_a_settled_trace_from_a_drifting_one():
+    rng = np.random.default_rng(3)
+    t = np.linspace(0.0, 10.0, 1001)
+    flat = 1.0 + 0.01 * rng.normal(size=t.size)
+    change, err = drift(t, flat)
+    assert abs(change) < 3 * err + 1e-3 and err < 0.01
+    ramp = flat - 0.008 * t  # a density still falling by 0.08 over the window
+    change, err = drift(t, ramp)
+    assert change == pytest.approx(-0.08, abs=4 * err) and abs(change) > 10 * err
+    with pytest.raises(ValueError, match="blocks"):
+        drift(t[:2], flat[:2])

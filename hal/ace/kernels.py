@@ -246,11 +246,21 @@ def _energy_and_adjoint_wide(i, n0, nb, parent, aidx, slot, A, AA, ctil, Eat, ad
     K = ctil.shape[1]
     adjA[:, :] = 0.0
     kw = adj.shape[1]
-    for c in range(Eat.shape[0]):  # a register sum per column: an array's element, stored and reloaded per
-        e = 0.0  #                    node, made a 10-cycle chain per node (0.2 ms of a 33-column hexane pass)
+    ne = Eat.shape[0]
+    if ne <= 2:  # a register sum per column: one array element, stored and reloaded per node, made a
+        for c in range(ne):  # 10-cycle chain per node (0.2 ms of a 33-column hexane pass)
+            e = 0.0
+            for kk in range(nb):
+                e += ctil[n0 + kk, c] * AA[kk]
+            Eat[c, i] += e
+    else:  # many columns: row by row (ctil read once, contiguously), the chain spread over the columns
+        es = np.zeros(ne)
         for kk in range(nb):
-            e += ctil[n0 + kk, c] * AA[kk]
-        Eat[c, i] += e
+            v = AA[kk]
+            for c in range(ne):
+                es[c] += ctil[n0 + kk, c] * v
+        for c in range(ne):
+            Eat[c, i] += es[c]
     for kk in range(nb):
         k = n0 + kk
         sl = slot[k]

@@ -105,3 +105,19 @@ def block_average(x: np.ndarray, n_blocks: int = 5) -> tuple[float, float]:
         raise ValueError(f"{len(x)} values cannot make {n_blocks} blocks")
     means = np.array([b.mean() for b in np.array_split(x, n_blocks)])
     return float(x.mean()), float(means.std(ddof=1) / np.sqrt(n_blocks))
+
+
+def drift(t: np.ndarray, x: np.ndarray, n_blocks: int = 5) -> tuple[float, float]:
+    """Change of ``x`` across the window ``t`` (the slope of its ``n_blocks`` block means against their
+    mid-times, times the window's length) and its standard error: a mean is an equilibrium value only
+    when this change is within about twice its standard error and the block average's."""
+    from scipy.stats import linregress
+
+    t, x = np.asarray(t, dtype=float), np.asarray(x, dtype=float)
+    if len(x) < n_blocks or n_blocks < 3:
+        raise ValueError(f"{len(x)} values in {n_blocks} blocks cannot give a drift (at least 3 blocks of one)")
+    tb = np.array([b.mean() for b in np.array_split(t, n_blocks)])
+    xb = np.array([b.mean() for b in np.array_split(x, n_blocks)])
+    fit = linregress(tb, xb)
+    span = t[-1] - t[0]
+    return float(fit.slope * span), float(fit.stderr * span)
