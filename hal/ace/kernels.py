@@ -247,26 +247,24 @@ def _energy_and_adjoint_wide(i, n0, nb, parent, aidx, slot, A, AA, ctil, Eat, ad
     adjA[:, :] = 0.0
     kw = adj.shape[1]
     ne = Eat.shape[0]
-    if ne <= 2:  # a register sum per column: one array element, stored and reloaded per node, made a
-        for c in range(ne):  # 10-cycle chain per node (0.2 ms of a 33-column hexane pass)
-            e = 0.0
-            for kk in range(nb):
-                e += ctil[n0 + kk, c] * AA[kk]
-            Eat[c, i] += e
-    else:  # many columns: row by row (ctil read once, contiguously), the chain spread over the columns
-        es = np.zeros(ne)
+    few = ne <= 2  # one or two site-energy columns: a register sum each (one array element, stored and
+    for c in range(ne if few else 0):  # reloaded per node, made a 10-cycle chain per node: 0.2 ms of a
+        e = 0.0  #                        33-column hexane pass)
         for kk in range(nb):
-            v = AA[kk]
-            for c in range(ne):
-                es[c] += ctil[n0 + kk, c] * v
-        for c in range(ne):
-            Eat[c, i] += es[c]
-    for kk in range(nb):
-        k = n0 + kk
+            e += ctil[n0 + kk, c] * AA[kk]
+        Eat[c, i] += e
+    es = np.zeros(0 if few else ne)
+    for kk in range(nb):  # row by row: ctil is read once, contiguously (many columns' sums: the chain
+        k = n0 + kk  #       spread over them)
+        v = AA[kk]
+        for c in range(es.shape[0]):
+            es[c] += ctil[k, c] * v
         sl = slot[k]
         if sl >= 0:
             for c in range(K):
                 adj[sl, c] = ctil[k, c]
+    for c in range(es.shape[0]):
+        Eat[c, i] += es[c]
     for kk in range(nb - 1, -1, -1):  # all columns of a row in one loop, 2-D indexing (no row views)
         k = n0 + kk
         pa = parent[k]
