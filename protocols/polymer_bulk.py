@@ -372,7 +372,7 @@ def density_runs(config: dict, run_dir: Path, progress: bool) -> list[dict]:
     resumable per temperature); per run the block-averaged density of the equilibrated part."""
     from ase.io import read
 
-    from hal.dynamics.npt import block_average, drift, npt_run
+    from hal.dynamics.npt import npt_run
     from hal.model import LinearACE
 
     m = config["melt"]
@@ -393,19 +393,27 @@ def density_runs(config: dict, run_dir: Path, progress: bool) -> list[dict]:
                             record_every=m["record_every"], topology=topology, seed=config["seed"],
                             progress=progress)  # fmt: skip
             np.savez(path, **_arrays(trace), model=model_path.name)
-        r = np.load(path)
-        keep = r["time_ps"] >= m["equilibration_ps"]
-        nan2 = (float("nan"), float("nan"))
-        mean, err = block_average(r["density"][keep]) if keep.sum() >= 5 else nan2
-        change, change_err = drift(r["time_ps"][keep], r["density"][keep]) if keep.sum() >= 5 else nan2
-        per_step = float(r["wall_s"] / r["steps"] / r["n_atoms"] * 1e6)
-        out.append({"temperature_K": T, "density": mean, "stderr": err, "drift": change, "drift_stderr": change_err,
-                    "settled": bool(abs(change) <= 2 * np.hypot(change_err, err)),
-                    "averaged_ps": float(r["time_ps"][-1] - m["equilibration_ps"]),
-                    "length_ps": float(r["time_ps"][-1]), "n_atoms": int(r["n_atoms"]), "us_per_atom_step": per_step,
-                    "wall_s": float(r["wall_s"]), "intact": int(r["broken_step"]) < 0,
-                    "broken": str(r["broken"])})  # fmt: skip
+        out.append(density_record(path, T, m["equilibration_ps"]))
     return out
+
+
+def density_record(path: Path, temperature_K: float, equilibration_ps: float) -> dict:
+    """One NPT record (``npt_<T>K.npz``): the block-averaged density after ``equilibration_ps`` with its
+    standard error, its drift across that window (``hal.dynamics.npt.drift``; "settled" when within
+    twice the combined errors), length, atoms, cost and topology."""
+    from hal.dynamics.npt import block_average, drift
+
+    r = np.load(path)
+    keep = r["time_ps"] >= equilibration_ps
+    nan2 = (float("nan"), float("nan"))
+    mean, err = block_average(r["density"][keep]) if keep.sum() >= 5 else nan2
+    change, change_err = drift(r["time_ps"][keep], r["density"][keep]) if keep.sum() >= 5 else nan2
+    return {"temperature_K": temperature_K, "density": mean, "stderr": err, "drift": change,
+            "drift_stderr": change_err, "settled": bool(abs(change) <= 2 * np.hypot(change_err, err)),
+            "averaged_ps": float(r["time_ps"][-1] - equilibration_ps), "length_ps": float(r["time_ps"][-1]),
+            "n_atoms": int(r["n_atoms"]), "us_per_atom_step": float(r["wall_s"] / r["steps"] / r["n_atoms"] * 1e6),
+            "wall_s": float(r["wall_s"]), "intact": int(r["broken_step"]) < 0, "broken": str(r["broken"]),
+            "model": str(r["model"])}  # fmt: skip
 
 
 LAMMPS_INPUT = """# NPT of the PEG melt with the model of `hal run polymer_bulk` (its report.md: the same run in hal).

@@ -110,6 +110,7 @@ def test_tiny_melt_density_run_end_to_end(tmp_path):
     assert f"| {final} | 1 | 2 | 100 |" in text  # PEG(1)'s chain test is not the box test of the same n
     assert "| 1 | MD 500 K | 6 | 260 |" in text  # 200 burn-in steps + 6 frames × 10 steps, all oracle calls
     assert "| 2 | HAL |" in text and "| 300 |" in text and "| iter_00" in text
+    assert "Drift: the change of the block means" in text and ("300 K: settled" in text or "300 K: still" in text)
 
     before = (run_dir / "npt_300K.npz").stat().st_mtime_ns
     assert main(["run", str(path), "--dir", str(run_dir), "--quiet"]) == 0  # resumed: nothing recomputed
