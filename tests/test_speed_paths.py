@@ -60,13 +60,14 @@ def test_threaded_evaluation_equals_serial_and_is_deterministic(system, basis_ch
     for nt in (1, 2):
         res, grad, _ = model.evaluate_bias(atoms, threads=nt)
         plain = model.evaluate(atoms, threads=nt)
+        check, _, _ = model.evaluate_bias(atoms, threads=nt, member_forces=True)  # a HAL check step's
         if nt == 1:
-            ref = (res, grad, plain)
+            ref = (res, grad, plain, check)
             continue
         assert abs(res.energy - ref[0].energy) <= 1e-12 * abs(ref[0].energy)
         assert close(res.member_energies, ref[0].member_energies, 1e-12)
         assert close(res.forces, ref[0].forces, 1e-10) and close(grad, ref[1], 1e-10)
-        assert close(plain.forces, ref[2].forces, 1e-10)
+        assert close(plain.forces, ref[2].forces, 1e-10) and close(check.member_forces, ref[3].member_forces, 1e-10)
 
 
 @pytest.mark.parametrize("system", ["cluster", "cell"])
