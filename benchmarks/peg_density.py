@@ -19,6 +19,8 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
 from hal.config import load
 from hal.protocols import default_config
 from hal.protocols import polymer_bulk as P
@@ -91,6 +93,8 @@ def main() -> None:
 def verdict(d: dict) -> str:
     """The goal (1.2 g/cm³ ± 3 %), by how much it is missed, and whether the run can tell: its drift, and the
     oracle's own zero-pressure edge from ``melt_eos.py`` where that has been run."""
+    if not np.isfinite(d["density"]):
+        return f"{VERDICT} (300 K density within 3 % of {P.EXPERIMENT_G_CM3:g} g/cm³): no density, {d['broken']}."
     off = d["density"] / P.EXPERIMENT_G_CM3 - 1
     out = (f"{VERDICT} (300 K density within 3 % of {P.EXPERIMENT_G_CM3:g} g/cm³): {d['density']:.3f} ± "
            f"{d['stderr']:.3f} g/cm³, {off:+.1%}: " + ("met" if abs(off) <= 0.03 else "missed") + ". ")  # fmt: skip

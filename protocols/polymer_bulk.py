@@ -381,8 +381,9 @@ def density_runs(config: dict, run_dir: Path, progress: bool) -> list[dict]:
     start, broken = melt_start(config, run_dir, calc)
     topology = Topology(read(run_dir / "melt_built.xyz"))
     if broken:  # no melt to run: say where it broke
-        return [{"temperature_K": T, "density": np.nan, "stderr": np.nan, "length_ps": 0.0, "n_atoms": len(start),
-                 "us_per_atom_step": np.nan, "wall_s": 0.0, "intact": False, "broken": broken}
+        return [{"temperature_K": T, "density": np.nan, "stderr": np.nan, "drift": np.nan, "drift_stderr": np.nan,
+                 "settled": False, "averaged_ps": 0.0, "length_ps": 0.0, "n_atoms": len(start),
+                 "us_per_atom_step": np.nan, "wall_s": 0.0, "intact": False, "broken": broken, "model": model_path.name}
                 for T in m["temperatures_K"]]  # fmt: skip
     out = []
     for T in m["temperatures_K"]:
@@ -594,7 +595,8 @@ def report(run_dir: Path, config: dict) -> Path:
             lines[-1] += (f"{d['temperature_K']:g} K: " + ("settled (the drift is within twice the errors)"
                           if d["settled"] else f"still {'falling' if d['drift'] < 0 else 'rising'} by "
                           f"{abs(d['drift']):.3f} g/cm³ over the {d['averaged_ps']:g} ps averaged: too short to "
-                          "tell the equilibrium density, which lies beyond the mean") + ". ")  # fmt: skip
+                          f"tell the equilibrium density, which lies {'below' if d['drift'] < 0 else 'above'} the "
+                          "mean") + ". ")  # fmt: skip
     lines += ["", "LAMMPS: `peg.yace`, `melt.data` and `npt.in` in this folder (`lmp -in npt.in`, ML-PACE)."]
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")

@@ -116,6 +116,12 @@ def test_tiny_melt_density_run_end_to_end(tmp_path):
     assert main(["run", str(path), "--dir", str(run_dir), "--quiet"]) == 0  # resumed: nothing recomputed
     assert (run_dir / "npt_300K.npz").stat().st_mtime_ns == before
 
+    # a melt that broke on its way in: no density, and the report says where instead of failing
+    (run_dir / "melt_start.json").write_text(json.dumps({"broken": "compression: O–C bond 1–2", "model": final}))
+    assert main(["report", str(run_dir)]) == 0
+    text = (run_dir / "report.md").read_text()
+    assert "| 300 | nan | nan |" in text and "compression: O–C bond 1–2 |" in text
+
 
 def test_config_checks():
     base = validate({}, polymer_bulk.SCHEMA)
