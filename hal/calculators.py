@@ -2,14 +2,16 @@
 
 The committee and HAL calculators accept any *committee*: an object with
 ``evaluate_committee(atoms, member_forces) -> CommitteeResult`` (``LinearACE`` or an NN ensemble).
-An ``evaluate_bias(atoms, offsets, member_forces=False) -> (CommitteeResult, ∇σ, dσ/dstrain)``
-method, when present, gives σ and its gradient without member forces (a linear model: one forward
-pass and a two-column backward pass), and with them when asked (K more columns in that pass).
+An ``evaluate_bias(atoms, offsets) -> (CommitteeResult, ∇σ, dσ/dstrain)`` method, when present,
+gives σ and its gradient without member forces (a linear model: one forward pass and a two-column
+backward pass); when it takes ``member_forces=True`` as well, it gives them with the member forces
+(a linear model: K more columns in that pass), else f_i steps use ``evaluate_committee``.
 Stress is −virial/volume (eV/Å³, Voigt xx yy zz yz xz xy), periodic structures only.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -161,6 +163,9 @@ class HALCalculator(FastStateCalculator):
         super().__init__(**kwargs)
         self.committee = committee
         self._kw = {} if threads is None else {"threads": threads}
+        bias = getattr(committee, "evaluate_bias", None)  # σ and ∇σ without member forces, and with them
+        self._bias = bias is not None  #                     when it takes ``member_forces`` (a linear model)
+        self._bias_members = self._bias and "member_forces" in inspect.signature(bias).parameters
         self.tau = float(tau)
         self.eps = eps
         self.force_uncertainty = force_uncertainty
@@ -171,16 +176,17 @@ class HALCalculator(FastStateCalculator):
 
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
-        linear = hasattr(self.committee, "evaluate_bias")
         shift = 0.0 if self.offsets is None else self.offsets
-        if linear:  # ∇σ from one extra adjoint column; the members' forces (for f_i) from K more
-            fi = self.force_uncertainty
-            res, grad, dvir = self.committee.evaluate_bias(self.atoms, self.offsets, member_forces=fi, **self._kw)
+        fi = self.force_uncertainty
+        fast = self._bias and (self._bias_members or not fi)
+        if fast:  # ∇σ from one extra adjoint column; the members' forces (for f_i) from K more
+            kw = {"member_forces": True, **self._kw} if fi else self._kw
+            res, grad, dvir = self.committee.evaluate_bias(self.atoms, self.offsets, **kw)
         else:
             res = self.committee.evaluate_committee(self.atoms, member_forces=True, **self._kw)
         d = res.member_energies - (shift + res.energy)  # E^k − Ē, less the reference's
         sigma = math.sqrt(float(np.dot(d, d)) / d.size) if d.size else 0.0  # committee_sigma without its checks
-        if not linear:
+        if not fast:
             grad, dvir = sigma_gradient_from_members(res, sigma_weights(d, 0.0, sigma))
         tau = self.tau
         energy = res.energy - tau * sigma
@@ -194,7 +200,7 @@ class HALCalculator(FastStateCalculator):
             "mean_forces": res.forces,
             "bias_forces": grad,
         }
-        if self.force_uncertainty:
+        if fi:
             self.results["force_uncertainty"] = relative_force_uncertainty(res.member_forces, res.forces, self.eps)
         if res.min_distance is not None:
             self.results["min_distance"] = res.min_distance
