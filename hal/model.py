@@ -16,6 +16,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
+from hal.ace import kernels
 from hal.ace.basis import ACEBasis, FastResult
 from hal.uncertainty import CommitteeResult
 
@@ -104,8 +105,8 @@ class LinearACE:
             mean = self._cfolds["mean"]  # HAL's two gradient columns: c̄, and the σ direction per call
             self._cfolds["bias"] = (np.hstack([mean.ctil, mean.ctil]), np.concatenate([mean.pcoef, mean.pcoef], axis=3))
             # and with the members' deviations as further columns (f_i's member forces in the same pass), zero
-            # columns up to a multiple of 4: every row of the backward walk then runs as whole vectors
-            pad = -(len(self.committee) + 2) % 4
+            # columns up to the kernels' padded width: every row of the backward walk then runs as whole vectors
+            pad = kernels.wide(len(self.committee) + 2) - (len(self.committee) + 2)
             zc, zp = np.zeros((len(dev.ctil), pad)), np.zeros(mean.pcoef.shape[:3] + (pad,))
             ctil = np.hstack([mean.ctil, mean.ctil, dev.ctil, zc])
             self._cfolds["bias_members"] = (ctil, np.concatenate([mean.pcoef, mean.pcoef, dev.pcoef, zp], axis=3))
