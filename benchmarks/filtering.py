@@ -74,7 +74,10 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="delete earlier run directories first")
     args = ap.parse_args()
     out = {tag: study(tag, types, args.quick, args.fresh) for tag, types in STUDIES.items()}
-    print(f"filtered_over_random_force_rmse_at_5pct: {out['filtering']['filtered_over_random']:.2f}")
+    last = f"filtered_over_random_force_rmse_at_5pct: {out['filtering']['filtered_over_random']:.2f}"
+    md = RESULTS / ("filtering_quick.md" if args.quick else "filtering.md")
+    md.write_text(md.read_text().rstrip("\n") + "\n\n" + last + "\n")  # the results file ends with it too
+    print(last)
 
 
 if __name__ == "__main__":

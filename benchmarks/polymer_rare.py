@@ -66,7 +66,6 @@ def main() -> None:
             f"of 0.5 fs; HAL τ_r {h['tau_rel']}, {h['n_hal']} oracle calls at most, {h['n_walkers']} walkers; basis "
             f"ν = {config['basis']['order']}, max_degree {config['basis']['max_degree']}.\n\n")  # fmt: skip
     text = report.read_text().replace("](", f"]({run_dir.name}/")
-    (RESULTS / f"{tag}.md").write_text(head + text)
     for key, value in summary.items():
         print(f"{key}: {value}")
     print(f"added weight (validated): {R.added_weight(config, run_dir):g}")
@@ -75,8 +74,11 @@ def main() -> None:
         base = table["500K+HAL"]["500K test"][q] / table["500K"]["500K test"][q]
         print(f"base_test_{word}_rmse_500khal_over_500k: {base:.2f}")
     hal_e = table["500K+800K"]["HAL test"]["E"] / table["500K+HAL"]["HAL test"]["E"]
-    print(f"hal_set_energy_rmse_ratio_500k800k_over_500khal: {hal_e:.2f}")
-    print(f"hal_set_force_rmse_ratio_500k800k_over_500khal: {summary['ratio (500K+800K)/(500K+HAL) on HAL test']:.2f}")
+    hal_f = summary["ratio (500K+800K)/(500K+HAL) on HAL test"]
+    last = [f"hal_set_energy_rmse_ratio_500k800k_over_500khal: {hal_e:.2f}",
+            f"hal_set_force_rmse_ratio_500k800k_over_500khal: {hal_f:.2f}"]  # fmt: skip
+    (RESULTS / f"{tag}.md").write_text(head + text.rstrip("\n") + "\n\n" + "\n".join(last) + "\n")
+    print("\n".join(last))
 
 
 if __name__ == "__main__":
