@@ -7,10 +7,12 @@ criterion with the bond/temperature guard; the MD stability test of every saved 
 ``benchmarks/results/polymer[_quick].md`` with Fig. 6 of each seed and, per strategy and seed, the first
 iteration whose model keeps every seed intact, with the exploratory MD steps and oracle calls behind it.
 
-    python benchmarks/polymer.py [--quick] [--fresh] [--seeds 0 1 2] [--pyscf] [--n-stable N] [--tau-rel 0 0.1]
+    python benchmarks/polymer.py [--quick] [--fresh] [--seeds 0 1 2] [--pyscf] [--n-stable N] [--dimers N]
+        [--tau-rel 0 0.1]
 
-``--n-stable N`` (the learner's stop: every walker N steps without a trigger) and ``--tau-rel`` run a variant
-in its own ``polymer_ns<N>[_s<seed>]_run`` folders and ``polymer_ns<N>.md``.
+``--n-stable N`` (the learner's stop: every walker N steps without a trigger), ``--dimers N`` (``fit.dimers``:
+N oracle dimers per species pair in the initial data of every strategy, a repulsive core) and ``--tau-rel`` run
+a variant in its own ``polymer_ns<N>_d<N>[_s<seed>]_run`` folders and ``polymer_ns<N>_d<N>.md``.
 
 Goal: the best HAL strategy reaches "every seed stable" with ≥ 5× fewer exploratory MD steps than AL,
 and no more oracle calls. Last line (of the console and of the results file):
@@ -82,6 +84,7 @@ def main() -> None:
     ap.add_argument("--pyscf", action="store_true", help="the paper's ωB97X/6-31G(d) (PySCF) labels GFN2-xTB MD "
                     f"frames and the walkers' triggers, at a reduced budget: {PYSCF}")  # fmt: skip
     ap.add_argument("--n-stable", type=int, help="the learner's stop: every walker this many steps untriggered")
+    ap.add_argument("--dimers", type=int, help="fit.dimers: oracle dimers per species pair in the initial data")
     ap.add_argument("--tau-rel", type=float, nargs="+", help="only these strategies (0: AL, which is required)")
     args = ap.parse_args()
     config = load(default_config("polymer"), P.SCHEMA)
@@ -89,6 +92,9 @@ def main() -> None:
     if args.n_stable:
         tag += f"_ns{args.n_stable}"
         config["hal"]["n_stable"] = args.n_stable
+    if args.dimers is not None:
+        tag += f"_d{args.dimers}"
+        config["fit"]["dimers"] = args.dimers
     if args.tau_rel:
         if 0.0 not in args.tau_rel:
             ap.error("--tau-rel needs 0 (AL): every ratio is AL's steps over a HAL strategy's")
@@ -136,6 +142,7 @@ def main() -> None:
     headline = medians[best] if best is not None else NAN
     flags = "".join(f" --{f}" for f in ("quick", "pyscf") if getattr(args, f))
     flags += f" --n-stable {args.n_stable}" if args.n_stable else ""
+    flags += f" --dimers {args.dimers}" if args.dimers is not None else ""
     flags += f" --tau-rel {' '.join(f'{t:g}' for t in taus)}" if args.tau_rel else ""
     head = (f"`python benchmarks/polymer.py{flags} --seeds {' '.join(map(str, args.seeds))}`"
             f": {sum(walls):.0f} s in this invocation (finished seeds resume). Basis ν = {config['basis']['order']}, "

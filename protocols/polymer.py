@@ -12,6 +12,7 @@ breaks, against the iteration and the cumulative exploratory MD steps → ``stab
 
 from __future__ import annotations
 
+import collections
 from pathlib import Path
 
 import numpy as np
@@ -182,9 +183,27 @@ def stability_of_models(config: dict, run_dir: Path, progress: bool) -> list[dic
             r = stability_test(model.calculator, mol, st["seeds"], st["steps"], st["temperature_K"],
                                config["hal"]["timestep_fs"], seed=config["seed"], progress=progress)  # fmt: skip
             rec = {"tau_rel": tau_rel, **row, "min_stable": r.min_stable, "all_stable": r.all_stable,
-                   "first_broken": r.first_broken.tolist()}  # fmt: skip
+                   "first_broken": r.first_broken.tolist(),
+                   "broken_bonds": [broken_bond(b, f < r.steps) for f, b in zip(r.first_broken, r.bonds)]}  # fmt: skip
             append_jsonl(path, rec)
     return read_jsonl(path)
+
+
+def broken_bond(bond, broke: bool) -> str | None:
+    """A seed's first broken bond as "C–H short 0.62" or "C–C long 2.09" (Å; below or above its window),
+    "non-finite" for a seed whose positions blew up, None for one that stayed intact."""
+    if bond is None:
+        return "non-finite" if broke else None
+    pair = "–".join(sorted(bond.pair.split("–"), key=lambda e: (e == "H", e)))  # C–C, C–H, C–O, O–H
+    return f"{pair} {'short' if bond.length < bond.window[0] else 'long'} {bond.length:.2f}"
+
+
+def what_broke(rows: list[dict], tau_rel: float) -> collections.Counter:
+    """Over every stability test of a strategy: how often each bond left its window first in a seed, by
+    pair and side ("O–H short"). A model that collapses (short) lacks repulsion; one that dissociates (long)
+    binds too weakly. Rows from before the bonds were recorded are skipped."""
+    rs = [r for r in rows if r["tau_rel"] == tau_rel]
+    return collections.Counter(" ".join(b.split()[:2]) for r in rs for b in r.get("broken_bonds") or [] if b)
 
 
 def first_stable(rows: list[dict], tau_rel: float) -> dict | None:
@@ -244,8 +263,8 @@ def report(run_dir: Path, config: dict) -> Path:
              "![Fig. 6](stability.png)", "",
              f"MD stability test: {config['stability']['seeds']} seeds × {config['stability']['steps']} steps at "
              f"{config['stability']['temperature_K']:g} K; stable = every bond in its window throughout.", "",
-             "| strategy | first stable iteration | exploratory MD steps | oracle calls | stays stable from |",
-             "|---|---:|---:|---:|---:|"]  # fmt: skip
+             "| strategy | first stable iteration | exploratory MD steps | oracle calls | stays stable from | "
+             "first broken bonds over every test (seeds) |", "|---|---:|---:|---:|---:|---|"]  # fmt: skip
     for j, t in enumerate(config["hal"]["tau_rel"]):
         rs = sorted((r for r in rows if r["tau_rel"] == t), key=lambda r: r["iteration"])
         label = "AL (τ = 0)" if t == 0 else f"HAL τ_r = {t:g}"
@@ -254,8 +273,11 @@ def report(run_dir: Path, config: dict) -> Path:
                     "o-", color=f"C{j}", label=label)  # fmt: skip
         first = first_stable(rows, t)
         keep = stable_from(rows, t)
+        broke = ", ".join(f"{k} {n}" for k, n in what_broke(rows, t).most_common()) or "–"
+        broke = broke if any("broken_bonds" in r for r in rs) else "not recorded"
         lines.append(f"| {label} | {first['iteration'] if first else 'none'} | {first['md_steps'] if first else '–'} | "
-                     f"{first['oracle_calls'] if first else '–'} | {'–' if keep is None else keep} |")  # fmt: skip
+                     f"{first['oracle_calls'] if first else '–'} | {'–' if keep is None else keep} "
+                     f"| {broke} |")  # fmt: skip
     axes[0].set(xlabel="iteration", ylabel="min stable MD steps (over seeds)")
     axes[1].set(xlabel="cumulative exploratory MD steps", xscale="log")
     axes[0].legend(fontsize=8)

@@ -59,6 +59,7 @@ def test_tiny_polymer_run_end_to_end(tmp_path, capsys):
         assert [r["iteration"] for r in rs] == list(range(len(rs))) and rs[0]["md_steps"] == 0
         assert all(a["md_steps"] < b["md_steps"] for a, b in zip(rs, rs[1:]))
         assert all(len(r["first_broken"]) == 2 and r["min_stable"] == min(r["first_broken"]) for r in rs)
+        assert all((b is None) == (f >= 200) for r in rs for f, b in zip(r["first_broken"], r["broken_bonds"]))
     assert len(_uids(run_dir, "0.2")) <= 4  # the oracle budget per strategy
     assert main(["report", str(run_dir)]) == 0
     assert "| AL (τ = 0) |" in (run_dir / "report.md").read_text()
@@ -103,6 +104,22 @@ def test_first_stable_and_stays_stable_from_on_hand_made_rows():
     assert first_stable(rows, 0.0)["iteration"] == 2 and stable_from(rows, 0.0) == 4
     assert first_stable(rows, 0.1)["iteration"] == 1 and stable_from(rows, 0.1) is None
     assert first_stable(rows, 0.2) is None and stable_from(rows, 0.2) is None
+
+
+def test_what_broke_names_the_pair_and_the_side_of_its_window():
+    from hal.bonds import BrokenBond
+    from hal.protocols.polymer import broken_bond, what_broke
+
+    window = (0.8, 2.0)
+    assert broken_bond(BrokenBond(7, 8, "H–O", 0.757, window), True) == "O–H short 0.76"
+    assert broken_bond(BrokenBond(2, 3, "C–C", 2.09, (1.0, 2.0)), True) == "C–C long 2.09"
+    assert broken_bond(None, True) == "non-finite" and broken_bond(None, False) is None
+    rows = [{"tau_rel": 0.0, "broken_bonds": ["O–H short 0.76", None, "O–H short 0.79", "non-finite"]},
+            {"tau_rel": 0.0, "broken_bonds": ["C–C long 2.09", None]},
+            {"tau_rel": 0.0},  # a row from before the bonds were recorded
+            {"tau_rel": 0.1, "broken_bonds": ["C–H short 0.16"]}]  # fmt: skip
+    assert what_broke(rows, 0.0) == {"O–H short": 2, "non-finite": 1, "C–C long": 1}
+    assert what_broke(rows, 0.1) == {"C–H short": 1}
 
 
 def test_polymer_kill_and_resume(tmp_path):
