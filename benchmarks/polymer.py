@@ -42,11 +42,11 @@ PYSCF = {"n_initial": 6, "tau_rel": [0.0, 0.1], "max_oracle_calls": 12}  # 96 s 
 
 
 class Outcome(NamedTuple):
-    """One strategy of one seed: its first stable model's row (None: never), the iteration it stays stable
-    from (None: its last model is not stable) and its last model's row."""
+    """One strategy of one seed: its first stable model's row (None: never), the row of the iteration it
+    stays stable from (None: its last model is not stable) and its last model's row."""
 
     first: dict | None
-    stays_from: int | None
+    stays: dict | None
     last: dict
 
 
@@ -63,17 +63,37 @@ def run_seed(config: dict, tag: str, seed: int, fresh: bool) -> tuple[dict[float
     text = P.report(run_dir, config).read_text().replace("](", f"]({run_dir.name}/")
     rows = read_jsonl(run_dir / "stability.jsonl")
     last = {r["tau_rel"]: r for r in sorted(rows, key=lambda r: r["iteration"])}
+    at = {(r["tau_rel"], r["iteration"]): r for r in rows}
     taus = config["hal"]["tau_rel"]
-    return {t: Outcome(P.first_stable(rows, t), P.stable_from(rows, t), last[t]) for t in taus}, text, wall
+    return {t: Outcome(P.first_stable(rows, t), at.get((t, P.stable_from(rows, t))), last[t]) for t in taus}, text, wall
 
 
-def ratio(al: Outcome, hal: Outcome) -> tuple[float, bool]:
-    """(AL's exploratory MD steps to its first stable model over HAL's, whether it is only a lower bound).
-    AL never stable: its last model's steps stand in (a lower bound); HAL never stable: 0."""
-    if hal.first is None:
+def ratio(al: Outcome, hal: Outcome, which: str = "first") -> tuple[float, bool]:
+    """(AL's exploratory MD steps to its first stable model (``which="stays"``: to the model it stays stable
+    from) over HAL's, whether it is only a lower bound). AL never there: its last model's steps stand in (a
+    lower bound); HAL never there: 0."""
+    a, h = getattr(al, which), getattr(hal, which)
+    if h is None:
         return 0.0, False
-    steps = (al.first or al.last)["md_steps"]
-    return steps / max(hal.first["md_steps"], 1), al.first is None
+    return (a or al.last)["md_steps"] / max(h["md_steps"], 1), a is None
+
+
+def ratio_table(firsts: dict[int, dict[float, Outcome]], label: dict[float, str], which: str):
+    """Markdown rows: per strategy, the seeds that got there (``which``: "first" stable model or the one it
+    "stays" stable from) and AL's steps over its own per seed, with their median; and {τ_r: median}."""
+    n, got = len(firsts), "stable in" if which == "first" else "stays stable in"
+    lines = [f"| strategy | {got} | ratio per seed | median |", "|---|---:|---|---:|"]
+    medians = {}
+    for t in label:
+        ok = sum(getattr(first[t], which) is not None for first in firsts.values())
+        if t == 0.0:
+            lines.append(f"| {label[t]} | {ok}/{n} | | |")
+            continue
+        rs = [ratio(first[0.0], first[t], which) for first in firsts.values()]
+        medians[t] = statistics.median(r for r, _ in rs)
+        cells = ", ".join(f"{'≥' if low else ''}{r:.2f}" for r, low in rs)
+        lines.append(f"| {label[t]} | {ok}/{n} | {cells} | {medians[t]:.2f} |")
+    return lines, medians
 
 
 def main() -> None:
@@ -121,23 +141,17 @@ def main() -> None:
         for t in taus:
             f, keep, last = first[t]
             cells.append(f"{f['md_steps']} steps, {f['oracle_calls']} calls (it. {f['iteration']}; stays stable "
-                         f"from it. {'–' if keep is None else keep})" if f else
+                         f"from it. {'–' if keep is None else keep['iteration']})" if f else
                          f"never ({last['md_steps']} steps, {last['oracle_calls']} calls)")  # fmt: skip
         lines.append(f"| {seed} | " + " | ".join(cells) + " |")
-    n = len(firsts)
     lines += ["", "Per strategy: seeds whose learner reached a model that keeps every MD seed intact, and AL's "
               "exploratory MD steps to its first stable model over the strategy's, per seed (≥: AL never got there "
               "and its steps up to its last model stand in, a lower bound; 0: this strategy never got there). "
-              "The median of the per-seed ratios is the headline.", "",
-              "| strategy | stable in | ratio per seed | median |", "|---|---:|---|---:|"]  # fmt: skip
-    lines.append(f"| {label[0.0]} | {sum(f[0.0].first is not None for f in firsts.values())}/{n} | | |")
-    medians = {}
-    for t in taus[1:]:
-        rs = [ratio(first[0.0], first[t]) for first in firsts.values()]
-        medians[t] = statistics.median(r for r, _ in rs)
-        cells = ", ".join(f"{'≥' if low else ''}{r:.2f}" for r, low in rs)
-        ok = sum(first[t].first is not None for first in firsts.values())
-        lines.append(f"| {label[t]} | {ok}/{n} | {cells} | {medians[t]:.2f} |")
+              "The median of the per-seed ratios is the headline.", ""]  # fmt: skip
+    table, medians = ratio_table(firsts, label, "first")
+    lines += table + ["", "The same for the model each strategy *stays* stable from (every later model stable too: "
+                      "one lucky model does not count):", ""]  # fmt: skip
+    lines += ratio_table(firsts, label, "stays")[0]
     best = max(medians, key=medians.get) if medians else None
     headline = medians[best] if best is not None else NAN
     flags = "".join(f" --{f}" for f in ("quick", "pyscf") if getattr(args, f))
