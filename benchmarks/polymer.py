@@ -78,7 +78,9 @@ def ratio(al: Outcome, hal: Outcome, which: str = "first") -> tuple[float, bool]
     return (a or al.last)["md_steps"] / max(h["md_steps"], 1), a is None
 
 
-def ratio_table(firsts: dict[int, dict[float, Outcome]], label: dict[float, str], which: str):
+def ratio_table(
+    firsts: dict[int, dict[float, Outcome]], label: dict[float, str], which: str
+) -> tuple[list[str], dict[float, float]]:
     """Markdown rows: per strategy, the seeds that got there (``which``: "first" stable model or the one it
     "stays" stable from) and AL's steps over its own per seed, with their median; and {τ_r: median}."""
     n, got = len(firsts), "stable in" if which == "first" else "stays stable in"
@@ -109,25 +111,25 @@ def main() -> None:
     args = ap.parse_args()
     config = load(default_config("polymer"), P.SCHEMA)
     tag = "polymer_quick" if args.quick else "polymer"
+    if args.quick:
+        config["basis"]["max_degree"] = [10, 8, 6]
+        config["hal"].update(n_stable=1000, max_oracle_calls=16)
+        config["stability"].update(seeds=4, steps=2000)
     if args.n_stable:
         tag += f"_ns{args.n_stable}"
         config["hal"]["n_stable"] = args.n_stable
     if args.dimers is not None:
         tag += f"_d{args.dimers}"
         config["fit"]["dimers"] = args.dimers
-    if args.tau_rel:
-        if 0.0 not in args.tau_rel:
-            ap.error("--tau-rel needs 0 (AL): every ratio is AL's steps over a HAL strategy's")
-        config["hal"]["tau_rel"] = sorted(args.tau_rel)
-    if args.quick:
-        config["basis"]["max_degree"] = [10, 8, 6]
-        config["hal"].update(n_stable=1000, max_oracle_calls=16)
-        config["stability"].update(seeds=4, steps=2000)
     if args.pyscf:
         tag += "_pyscf"
         config["oracle"].update(calculator="hal.oracles:PySCF", kwargs={"method": "wb97x", "basis": "6-31g*"})
         config["system"].update(md_calculator="tblite", n_initial=PYSCF["n_initial"])
         config["hal"].update(tau_rel=PYSCF["tau_rel"], max_oracle_calls=PYSCF["max_oracle_calls"])
+    if args.tau_rel:
+        if 0.0 not in args.tau_rel:
+            ap.error("--tau-rel needs 0 (AL): every ratio is AL's steps over a HAL strategy's")
+        config["hal"]["tau_rel"] = sorted(args.tau_rel)
     taus = config["hal"]["tau_rel"]
     firsts, texts, walls = {}, [], []
     for seed in args.seeds:
