@@ -177,7 +177,7 @@ def over_budget(calls, budget: int = 150) -> str:
 
 
 def report(records: list[dict], seeds: list[int], tag: str, wall: float, args: argparse.Namespace,
-           homes: dict[str, Path]) -> tuple:  # fmt: skip
+           homes: dict[str, Path]) -> None:  # fmt: skip
     import matplotlib
 
     matplotlib.use("Agg")
@@ -281,7 +281,6 @@ def report(records: list[dict], seeds: list[int], tag: str, wall: float, args: a
     if c is not None:  # the headline closes the file too, not only the console
         lines += ["", headline(c)]
     (RESULTS / f"{tag}.md").write_text("\n".join(lines) + "\n")
-    return c
 
 
 def headline(c) -> str:
