@@ -147,7 +147,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="200 MD frames, 2 seeds, 1 iteration, 10 epochs")
     ap.add_argument("--epochs", type=int, default=None, help="NN epochs per first fit (default 50 on CPU, 300 on CUDA)")
     ap.add_argument("--refit-epochs", type=int, default=None, help="HAL-SMD NN refit epochs (default epochs/10)")
-    ap.add_argument("--iterations", type=int, default=2, help="iterations of the inherited loop")
+    ap.add_argument("--iterations", type=int, default=2, help="iterations of the inherited loop (0: initial fit only)")
     ap.add_argument("--n-md", type=int, default=2000, help="initial 500 K MD frames (SPEC: 2000)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="reference seeds scored")
     ap.add_argument("--max-calls", type=int, default=150, help="HAL-SMD oracle budget")
@@ -156,13 +156,14 @@ def main() -> None:
     ap.add_argument("--strategies", nargs="+", default=None, help="only strategies whose names start so")
     ap.add_argument("--speed-only", action="store_true", help="skip the hexane study")
     ap.add_argument("--out", default=None, help="run directory (default runs/nn_backends[_quick])")
+    ap.add_argument("--results", default=None, help="results file stem (default nn_backends[_quick])")
     args = ap.parse_args()
     torch.set_num_threads(1)  # pulls run on the study's 2 workers; NN training takes both cores (``threads``)
     cuda = torch.cuda.is_available()
     epochs = args.epochs or (10 if args.quick else (300 if cuda else 50))
     run_dir = Path(args.out or ("runs/nn_backends_quick" if args.quick else "runs/nn_backends"))
     cfg = study_config(args, epochs, run_dir)
-    tag = "_quick" if args.quick else ""
+    stem = args.results or ("nn_backends_quick" if args.quick else "nn_backends")
     cmd = "python benchmarks/nn_backends.py " + " ".join(sys.argv[1:])
     device = "CUDA" if cuda else "CPU"
     text = ""
@@ -177,10 +178,10 @@ def main() -> None:
                     f"(this invocation; cached steps excluded)\n\n{settings_table(cfg, device)}\n{table(run_dir)}\n"
                     "Quasi-static pull (ΔE_a quasi-static, max |ΔW| before the snap, Δ peak force): every ACE score, "
                     "the final score of every NN strategy.\n\n")  # fmt: skip
-            (RESULTS / f"nn_backends{tag}.md").write_text(f"{cmd}\n\n(running)\n\n{text}")
+            (RESULTS / f"{stem}.md").write_text(f"{cmd}\n\n(running)\n\n{text}")
         for name in ("learning", "work", "snapshots"):
-            shutil.copy(run_dir / f"{name}.png", RESULTS / f"nn_backends{tag}_{name}.png")
-            text += f"![{name}](nn_backends{tag}_{name}.png)\n\n"
+            shutil.copy(run_dir / f"{name}.png", RESULTS / f"{stem}_{name}.png")
+            text += f"![{name}]({stem}_{name}.png)\n\n"
     data = md_dataset(run_dir, cfg["initial"]["n_md"], 6, every=cfg["initial"]["every"])
     basis = ACEBasis(["C", "H"], order=4, max_degree=[15, 11, 9, 6], r_cut=5.0)
     frames = data[:64] if args.quick else data[:256]
@@ -192,7 +193,7 @@ def main() -> None:
     if not args.speed_only:
         text += headline(run_dir) + "\n"
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"nn_backends{tag}.md").write_text(text)
+    (RESULTS / f"{stem}.md").write_text(text)
     print(text)
 
 

@@ -37,6 +37,7 @@ CONFIG = {
             "labels_per_iteration": 9,
             "uq_first_steps": 100,
         },
+        {"name": "fit-only", "kind": "jung", "members": 2, "iterations": 0},  # the initial fit alone
         {
             "name": "ani-2",
             "kind": "jung",
@@ -101,7 +102,7 @@ def study(tmp_path_factory):
 def test_every_strategy_is_scored_against_the_paired_reference(study):
     run_dir, config, summary = study
     transfer = {f"transfer {m} {case}" for m in ("hal", "hal-multi") for case in ("C3 8 Å/ps", "C2 16 Å/ps")}
-    strategies = {"md", "inherited-2", "ani-2", "schnet-2", "hal-ani", "hal", "hal-multi", "hal-multi-s1"}
+    strategies = {"md", "inherited-2", "fit-only", "ani-2", "schnet-2", "hal-ani", "hal", "hal-multi", "hal-multi-s1"}
     assert set(summary) == {*strategies, *transfer}
     scores = [e for e in read_events(run_dir) if e["event"] == "score"]
     for e in scores:
@@ -116,6 +117,9 @@ def test_every_strategy_is_scored_against_the_paired_reference(study):
     for name in ("inherited-2", "ani-2", "schnet-2"):  # the same loop on linear ACE and on the NN ensembles
         jung = [e for e in scores if e["strategy"] == name]
         assert [e["iteration"] for e in jung] == [0, 1] and jung[1]["oracle_calls"] > jung[0]["oracle_calls"]
+    fit_only = [e for e in scores if e["strategy"] == "fit-only"]  # iterations 0: one final score, no labels
+    assert [(e["iteration"], e["oracle_calls"]) for e in fit_only] == [(0, 30)]
+    assert not list(Store(run_dir / "data.db").db.select(strategy="fit-only"))
     assert (run_dir / "models" / "ani-2-iter_001.pt").exists() and (
         run_dir / "models" / "schnet-2-iter_001.pt"
     ).exists()
