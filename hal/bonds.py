@@ -21,13 +21,27 @@ DEFAULT_WINDOW = (0.6, 2.5)
 
 @dataclasses.dataclass(frozen=True)
 class BrokenBond:
-    """A bond of the reference outside its window in a frame: atoms i, j, their symbols, length (Å)."""
+    """A bond of the reference outside its window in a frame: atoms i, j, the pair's name (``pair_name``),
+    length (Å)."""
 
     i: int
     j: int
     pair: str
     length: float
     window: tuple[float, float]
+
+    @property
+    def side(self) -> str:
+        """"short" below the window (the model lacks repulsion), "long" above it (it binds too weakly)."""
+        return "short" if self.length < self.window[0] else "long"
+
+    def __str__(self) -> str:
+        return f"{self.pair} {self.side} {self.length:.2f} Å (atoms {self.i}, {self.j})"
+
+
+def pair_name(a: str, b: str) -> str:
+    """A bond's conventional name: heavy atoms alphabetically, hydrogen last (C–C, C–H, C–O, O–H)."""
+    return "–".join(sorted((a, b), key=lambda e: (e == "H", e)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +114,7 @@ class Topology:
         for k in bad:
             i, j = (int(x) for x in self.bonds[k])
             lo, hi = (float(x) for x in self.windows[k])
-            out.append(BrokenBond(i, j, f"{self.symbols[i]}–{self.symbols[j]}", float(d[k]), (lo, hi)))
+            out.append(BrokenBond(i, j, pair_name(self.symbols[i], self.symbols[j]), float(d[k]), (lo, hi)))
         return out
 
     def intact(self, atoms: Atoms) -> bool:

@@ -373,8 +373,8 @@ def cmd_stability(args: argparse.Namespace) -> int:
         r = stability_test(model.calculator, molecule, args.seeds, args.steps, args.temperature, args.timestep,
                            seed=args.seed, progress=not args.quiet)  # fmt: skip
         first = next((b for k, b in sorted(zip(r.first_broken, r.bonds), key=lambda x: x[0]) if b is not None), None)
-        said = f"{first.pair} {first.length:.2f} Å (atoms {first.i}, {first.j})" if first else "–"
-        print(f"{path:40s} {r.min_stable:16d} {int((r.first_broken >= r.steps).sum()):>7d}/{args.seeds:<4d}  {said}")
+        print(f"{path:40s} {r.min_stable:16d} {int((r.first_broken >= r.steps).sum()):>7d}/{args.seeds:<4d}  "
+              f"{first or '–'}")  # fmt: skip
     return 0
 
 

@@ -194,8 +194,7 @@ def broken_bond(bond, broke: bool) -> str | None:
     "non-finite" for a seed whose positions blew up, None for one that stayed intact."""
     if bond is None:
         return "non-finite" if broke else None
-    pair = "–".join(sorted(bond.pair.split("–"), key=lambda e: (e == "H", e)))  # C–C, C–H, C–O, O–H
-    return f"{pair} {'short' if bond.length < bond.window[0] else 'long'} {bond.length:.2f}"
+    return f"{bond.pair} {bond.side} {bond.length:.2f}"
 
 
 def what_broke(rows: list[dict], tau_rel: float) -> collections.Counter:

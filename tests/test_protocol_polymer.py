@@ -111,7 +111,7 @@ def test_what_broke_names_the_pair_and_the_side_of_its_window():
     from hal.protocols.polymer import broken_bond, what_broke
 
     window = (0.8, 2.0)
-    assert broken_bond(BrokenBond(7, 8, "H–O", 0.757, window), True) == "O–H short 0.76"
+    assert broken_bond(BrokenBond(7, 8, "O–H", 0.757, window), True) == "O–H short 0.76"
     assert broken_bond(BrokenBond(2, 3, "C–C", 2.09, (1.0, 2.0)), True) == "C–C long 2.09"
     assert broken_bond(None, True) == "non-finite" and broken_bond(None, False) is None
     rows = [{"tau_rel": 0.0, "broken_bonds": ["O–H short 0.76", None, "O–H short 0.79", "non-finite"]},
