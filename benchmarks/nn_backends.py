@@ -12,7 +12,7 @@ force). Resumable: a killed run goes on from its run directory. Writes
 ``benchmarks/results/nn_backends.md``; last line: the best final work-curve error of an NN strategy
 (eV), beside linear-ACE HAL-SMD's.
 
-    python benchmarks/nn_backends.py [--quick] [--epochs 50] [--iterations 2] [--n-md 2000] [--speed-only]
+    python benchmarks/nn_backends.py [--quick] [--epochs 50 [300 ...]] [--iterations 2] [--n-md 2000] [--speed-only]
 """
 
 from __future__ import annotations
@@ -93,24 +93,26 @@ def speed_table(rows: list[dict], n_frames: int, members: int, dtype: str) -> st
     return out
 
 
-def study_config(args: argparse.Namespace, epochs: int, run_dir: Path) -> dict:
-    """The study's config: inherited-3 (and -7) per backend and HAL-SMD on ACE and TorchANI; NN strategy
-    names carry their epoch count (``-e<epochs>``)."""
+def study_config(args: argparse.Namespace, epochs: list[int], run_dir: Path) -> dict:
+    """The study's config: inherited-3 (and -7) per backend and HAL-SMD on ACE and TorchANI, the NN ones once
+    per epoch count, their names ending in it (``-e<epochs>``)."""
     q = args.quick
     jung = {"kind": "jung", "split": "inherited", "iterations": 1 if q else args.iterations,
-            "labels_per_iteration": 60 if q else 150, "epochs": epochs, "dtype": args.dtype}  # fmt: skip
+            "labels_per_iteration": 60 if q else 150, "dtype": args.dtype}  # fmt: skip
     hal = {"kind": "hal", "f_tol": 0.2, "n_initial": 40, "max_oracle_calls": 60 if q else args.max_calls,
            "score_every": 10 if q else 25}  # fmt: skip
-    nn_hal = {"backend": "torchani", "members": 3, "epochs": epochs, "refit_epochs": args.refit_epochs or
-              max(epochs // 10, 2), "dtype": args.dtype}  # fmt: skip
-    e = f"-e{epochs}"
     strategies = [{"name": "ace-inherited-3", "backend": "ace", "members": 3, **jung},
-                  {"name": "ace-hal-smd", **hal},
-                  {"name": f"torchani-hal-smd{e}", **nn_hal, **hal},
-                  {"name": f"torchani-inherited-3{e}", "backend": "torchani", "members": 3, **jung},
-                  {"name": f"schnet-inherited-3{e}", "backend": "schnet", "members": 3, **jung}]  # fmt: skip
-    if args.ani7:
-        strategies.append({"name": f"torchani-inherited-7{e}", "backend": "torchani", "members": 7, **jung})
+                  {"name": "ace-hal-smd", **hal}]  # fmt: skip
+    for n in epochs:
+        e = f"-e{n}"
+        nn_hal = {"backend": "torchani", "members": 3, "epochs": n, "refit_epochs": args.refit_epochs or
+                  max(n // 10, 2), "dtype": args.dtype}  # fmt: skip
+        nn_jung = {**jung, "members": 3, "epochs": n}
+        strategies += [{"name": f"torchani-hal-smd{e}", **nn_hal, **hal},
+                       {"name": f"torchani-inherited-3{e}", "backend": "torchani", **nn_jung},
+                       {"name": f"schnet-inherited-3{e}", "backend": "schnet", **nn_jung}]  # fmt: skip
+        if args.ani7:
+            strategies.append({"name": f"torchani-inherited-7{e}", "backend": "torchani", **nn_jung, "members": 7})
     if args.strategies:
         strategies = [s for s in strategies if any(s["name"].startswith(p) for p in args.strategies)]
     raw = {"run_dir": str(run_dir), "seeds": [0, 1] if q else args.seeds,
@@ -145,7 +147,13 @@ def headline(run_dir: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="200 MD frames, 2 seeds, 1 iteration, 10 epochs")
-    ap.add_argument("--epochs", type=int, default=None, help="NN epochs per first fit (default 50 on CPU, 300 on CUDA)")
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        nargs="+",
+        default=None,
+        help="NN epochs per first fit, one set of NN strategies each (CPU: 50, CUDA: 300)",
+    )
     ap.add_argument("--refit-epochs", type=int, default=None, help="HAL-SMD NN refit epochs (default epochs/10)")
     ap.add_argument("--iterations", type=int, default=2, help="iterations of the inherited loop (0: initial fit only)")
     ap.add_argument("--n-md", type=int, default=2000, help="initial 500 K MD frames (SPEC: 2000)")
@@ -160,7 +168,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)  # pulls run on the study's 2 workers; NN training takes both cores (``threads``)
     cuda = torch.cuda.is_available()
-    epochs = args.epochs or (10 if args.quick else (300 if cuda else 50))
+    epochs = args.epochs or [10 if args.quick else (300 if cuda else 50)]
     run_dir = Path(args.out or ("runs/nn_backends_quick" if args.quick else "runs/nn_backends"))
     cfg = study_config(args, epochs, run_dir)
     stem = args.results or ("nn_backends_quick" if args.quick else "nn_backends")
@@ -169,7 +177,9 @@ def main() -> None:
     text = ""
     if not args.speed_only:  # first: its oracle pool must fork before this process runs tblite (OpenMP)
         t0 = time.perf_counter()
-        label = f"{epochs} epochs per first fit" + ("" if epochs >= 300 else " (REDUCED: SPEC §6 trains 300)")
+        label = f"{' or '.join(map(str, epochs))} epochs per first fit" + (
+            "" if min(epochs) >= 300 else " (REDUCED where under 300: SPEC §6 trains 300)"
+        )
         for k in range(len(cfg["strategies"])):  # one at a time, the table written after each
             hexane_smd.run({**cfg, "strategies": cfg["strategies"][: k + 1]}, run_dir, progress=True)
             hexane_smd.report(run_dir, cfg)
