@@ -32,7 +32,8 @@ class BrokenBond:
 
     @property
     def side(self) -> str:
-        """"short" below the window (the model lacks repulsion), "long" above it (it binds too weakly)."""
+        """Which side of its window the bond left: "short" below it (a model that lacks repulsion), "long" above
+        it (one that binds too weakly)."""
         return "short" if self.length < self.window[0] else "long"
 
     def __str__(self) -> str:
