@@ -38,7 +38,7 @@ from hal.config import validate
 from hal.fit import fit
 from hal.protocols import hexane_smd
 from hal.protocols.hexane_reference import md_dataset
-from hal.protocols.hexane_report import scores_by_strategy, table
+from hal.protocols.hexane_report import count, scores_by_strategy, table
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -134,14 +134,19 @@ def settings_table(cfg: dict, device: str) -> str:
     return out
 
 
-def headline(run_dir: Path) -> str:
-    """The last line: the best final work-curve error of an NN strategy, beside ACE HAL-SMD's (eV)."""
-    last = {name: scores[-1] for name, scores in scores_by_strategy(run_dir).items()}
-    nn = [e.get("work_error", np.nan) for name, e in last.items() if not name.startswith("ace")]
-    nn = [w for w in nn if np.isfinite(w)]
+def headline(run_dir: Path, names: list[str]) -> str:
+    """The last line: the best final work-curve error of an NN strategy (eV), with the strategy and the bonds its
+    pulls broke (a chain that never snaps can follow the curve up to the oracle's snap), beside ACE HAL-SMD's."""
+    last = {name: scores[-1] for name, scores in scores_by_strategy(run_dir, names).items()}
+    nn = {n: e for n, e in last.items() if not n.startswith("ace") and np.isfinite(e.get("work_error", np.nan))}
     ace = last.get("ace-hal-smd", {}).get("work_error", np.nan)
-    best = min(nn) if nn else np.nan
-    return f"best_nn_work_curve_error_ev: {best:.3f} (ace-hal-smd: {ace:.3f})"
+    if not nn:
+        return f"best_nn_work_curve_error_ev: nan (ace-hal-smd: {ace:.3f})"
+    name = min(nn, key=lambda n: nn[n]["work_error"])
+    return (
+        f"best_nn_work_curve_error_ev: {nn[name]['work_error']:.3f} ({name}, bonds broken: "
+        f"{count(nn[name].get('bonds', []))}; ace-hal-smd: {ace:.3f})"
+    )
 
 
 def main() -> None:
@@ -171,6 +176,7 @@ def main() -> None:
     epochs = args.epochs or [10 if args.quick else (300 if cuda else 50)]
     run_dir = Path(args.out or ("runs/nn_backends_quick" if args.quick else "runs/nn_backends"))
     cfg = study_config(args, epochs, run_dir)
+    names = [s["name"] for s in cfg["strategies"]]  # this run's rows (a run directory may hold more)
     stem = args.results or ("nn_backends_quick" if args.quick else "nn_backends")
     cmd = "python benchmarks/nn_backends.py " + " ".join(sys.argv[1:])
     device = "CUDA" if cuda else "CPU"
@@ -185,7 +191,8 @@ def main() -> None:
             hexane_smd.report(run_dir, cfg)
             text = (f"## Backend × strategy (hexane, GFN2-xTB)\n\nseeds {cfg['seeds']}, {cfg['initial']['n_md']} MD "
                     f"frames; NN: {label}, {args.dtype}, on {device}; wall {time.perf_counter() - t0:.0f} s "
-                    f"(this invocation; cached steps excluded)\n\n{settings_table(cfg, device)}\n{table(run_dir)}\n"
+                    f"(this invocation; cached steps excluded)\n\n{settings_table(cfg, device)}\n"
+                    f"{table(run_dir, names)}\n"
                     "Quasi-static pull (ΔE_a quasi-static, max |ΔW| before the snap, Δ peak force): every ACE score, "
                     "the final score of every NN strategy.\n\n")  # fmt: skip
             (RESULTS / f"{stem}.md").write_text(f"{cmd}\n\n(running)\n\n{text}")
@@ -201,7 +208,7 @@ def main() -> None:
     ani = next(r for r in rows if r["backend"] == "torchani" and r["device"] == "cpu")
     text += f"hal_step_ratio_torchani_over_ace: {ani['hal_ms'] / rows[0]['hal_ms']:.1f}\n"
     if not args.speed_only:
-        text += headline(run_dir) + "\n"
+        text += headline(run_dir, names) + "\n"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.md").write_text(text)
     print(text)

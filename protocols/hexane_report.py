@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 
 import matplotlib
@@ -28,11 +29,11 @@ from hal.loop.select import KCAL_PER_MOL  # noqa: E402
 from hal.protocols.hexane_reference import Pull, PullSettings  # noqa: E402
 
 
-def scores_by_strategy(run_dir: Path) -> dict[str, list[dict]]:
-    """The ``score`` events of the log, per strategy, in order."""
+def scores_by_strategy(run_dir: Path, names: Collection[str] | None = None) -> dict[str, list[dict]]:
+    """The ``score`` events of the log, per strategy (those in ``names``, if given), in order."""
     out: dict[str, list[dict]] = {}
     for e in read_events(run_dir):
-        if e["event"] == "score":
+        if e["event"] == "score" and (names is None or e["strategy"] in names):
             out.setdefault(e["strategy"], []).append(e)
     return out
 
@@ -51,19 +52,21 @@ def _hit(scores: list[dict], key: str = "delta_ea") -> str:
     return "not reached" if hit is None else str(hit)
 
 
-def table(run_dir: Path) -> str:
-    """Markdown table: one row per strategy (its last score)."""
+def table(run_dir: Path, names: Collection[str] | None = None) -> str:
+    """Markdown table: one row per strategy (those in ``names``, if given; its last score), with the bond its
+    pulls broke."""
     head = ("| strategy | oracle calls | ΔE_a paired (eV) | spread (eV) | ΔE_a quasi-static (eV) | "
             "max \\|ΔW\\| before the snap (eV) | Δ peak force (eV/Å) | F MAE unseen (eV/Å) | fit per refit (s) | "
-            "wall (s) | calls to 1 kcal/mol: ΔE_a | calls to 1 kcal/mol: W |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")  # fmt: skip
+            "wall (s) | calls to 1 kcal/mol: ΔE_a | calls to 1 kcal/mol: W | bond broken |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")  # fmt: skip
     rows = []
-    for name, scores in scores_by_strategy(run_dir).items():
+    for name, scores in scores_by_strategy(run_dir, names).items():
         e = scores[-1]
         rows.append(f"| {name} | {e['oracle_calls']} | {e['delta_ea']:+.3f} | {e['spread_ea']:.3f} | "
                     f"{e['delta_ea_quasi_static']:+.3f} | {e.get('work_error', np.nan):.3f} | "
                     f"{e.get('peak_force_error', np.nan):+.3f} | {e['force_mae']:.4f} | {e.get('fit_s', np.nan):.1f} | "
-                    f"{e['wall_s']:.0f} | {_hit(scores)} | {_hit(scores, 'work_error')} |")  # fmt: skip
+                    f"{e['wall_s']:.0f} | {_hit(scores)} | {_hit(scores, 'work_error')} | "
+                    f"{count(e.get('bonds', []))} |")  # fmt: skip
     return head + "\n".join(rows) + "\n"
 
 
@@ -92,7 +95,7 @@ def transfer_table(run_dir: Path) -> str:
                 "|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n")  # fmt: skip
         for e in mine:
             ref, mod = np.mean(e["ea_reference"]), np.mean(e["ea_model"])
-            bonds = [_count(e.get(key, [])) for key in ("bonds_reference", "bonds")]
+            bonds = [count(e.get(key, [])) for key in ("bonds_reference", "bonds")]
             out += (f"| C{e['chain']} | {e['velocity']:g} | {len(e['ea_model'])} | {ref:.2f} | {mod:.2f} | "
                     f"{e['delta_ea']:+.3f} | {e['spread_ea']:.3f} | {e['delta_ea'] / ref:+.1%} | {bonds[0]} | "
                     f"{bonds[1]} |\n")  # fmt: skip
@@ -100,7 +103,7 @@ def transfer_table(run_dir: Path) -> str:
     return out
 
 
-def _count(names: list[str]) -> str:
+def count(names: list[str]) -> str:
     """``"C1–C2 ×2, C2–C3"``: how often each name occurs, most frequent first."""
     return ", ".join(n if c == 1 else f"{n} ×{c}" for n, c in Counter(names).most_common())
 

@@ -186,6 +186,13 @@ def test_report_and_rerun_labels_nothing_new(study):
     run_dir, config, _ = study
     report = hexane_smd.report(run_dir, config)
     assert report.exists() and "| hal |" in report.read_text() and "| C3 | 8 | 1 |" in report.read_text()
+    row = next(r for r in report.read_text().splitlines() if r.startswith("| hal |"))
+    bonds = [e for e in read_events(run_dir) if e["event"] == "score" and e["strategy"] == "hal"][-1]["bonds"]
+    assert bonds and all(b in row.split("|")[-2] for b in bonds)  # the last column: the bonds its pulls broke
+    from hal.protocols.hexane_report import table
+
+    only = [r for r in table(run_dir, ["hal"]).splitlines()[2:] if r]  # the rows of the named strategies alone
+    assert len(only) == 1 and only[0] == row
     for name in ("learning.png", "work.png", "snapshots.png"):
         assert (run_dir / name).stat().st_size > 1000
     rows, events = Store(run_dir / "data.db").count(), len(read_events(run_dir))
