@@ -10,7 +10,7 @@ oracle calls, fit time per refit, and the learning, work-curve and snapshot plot
 3–4× faster on a CPU). Every strategy's final model gets the quasi-static pull (work curve, peak
 force). Resumable: a killed run goes on from its run directory. Writes
 ``benchmarks/results/nn_backends.md``; last line: the best final work-curve error of an NN strategy
-(eV), beside linear-ACE HAL-SMD's.
+(eV), with that strategy and the bonds its pulls broke, beside linear-ACE HAL-SMD's.
 
     python benchmarks/nn_backends.py [--quick] [--epochs 50 [300 ...]] [--iterations 2] [--n-md 2000] [--speed-only]
 """
