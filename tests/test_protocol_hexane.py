@@ -10,6 +10,7 @@ from hal.config import ConfigError, validate
 from hal.loop.learner import read_events
 from hal.loop.store import Store
 from hal.protocols import hexane_smd
+from hal.protocols.hexane_report import table
 
 pytest.importorskip("tblite")
 torch = pytest.importorskip("torch")
@@ -189,8 +190,6 @@ def test_report_and_rerun_labels_nothing_new(study):
     row = next(r for r in report.read_text().splitlines() if r.startswith("| hal |"))
     bonds = [e for e in read_events(run_dir) if e["event"] == "score" and e["strategy"] == "hal"][-1]["bonds"]
     assert bonds and all(b in row.split("|")[-2] for b in bonds)  # the last column: the bonds its pulls broke
-    from hal.protocols.hexane_report import table
-
     only = [r for r in table(run_dir, ["hal"]).splitlines()[2:] if r]  # the rows of the named strategies alone
     assert len(only) == 1 and only[0] == row
     for name in ("learning.png", "work.png", "snapshots.png"):
