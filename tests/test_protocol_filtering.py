@@ -106,9 +106,9 @@ def test_oracle_properties_reproduce_the_kumagai_values():
     eos = properties.equation_of_state(calc, a0)
     C = properties.elastic_constants(calc, cell)
     assert abs(a0 - 5.429) < 0.002 and abs(eos["a0"] - a0) < 0.002
-    assert abs(eos["B"] - 99.0) < 1.0
+    assert abs(eos["B"] - 99.0) < 0.3 and abs(eos["B_curve"] - 99.0) < 1.0
     assert abs(C["C11"] - 166.0) < 1.0 and abs(C["C12"] - 65.6) < 1.0 and abs(C["C44"] - 76.7) < 1.0
-    assert abs((C["C11"] + 2 * C["C12"]) / 3 - eos["B"]) < 1.5  # cubic B from the Cij agrees with the EOS
+    assert abs((C["C11"] + 2 * C["C12"]) / 3 - eos["B"]) < 0.3  # cubic B from the Cij: the same curvature
     ph = properties.phonons(calc, a0, supercell=2, mesh=8)
     assert np.all(np.abs(ph["bands"][0, :3]) < 1e-2)  # acoustic modes vanish at Γ
     prim, d = bulk("Si", "diamond", a=a0), 1e-3  # Γ optical mode directly: one sublattice shifted by ±d
@@ -122,6 +122,20 @@ def test_oracle_properties_reproduce_the_kumagai_values():
     nu = np.sqrt(2 * k / prim.get_masses()[0]) * units.second / (2 * np.pi) / 1e12  # THz
     assert ph["bands"][0, 3:] == pytest.approx([nu] * 3, rel=1e-3)
     assert 2.5 < ph["Cv"][-1] < 3.0  # towards Dulong–Petit at 1000 K
+
+
+def test_compare_scores_the_curve_shape_and_the_moduli():
+    E = np.array([0.30, 0.10, 0.0, 0.12, 0.33])
+    ph = {"bands": np.array([[0.0, 5.0, 10.0]]), "T": np.array([0.0, 300.0]), "F": np.array([60.0, 40.0])}
+    ref = {"B": 99.0, "C11": 166.0, "C12": 65.6, "C44": 76.7, "a0": 5.43, "eos": {"E": E}, "phonons": ph}
+    bent = {**ref, "B": 100.9, "eos": {"E": E - 4.0 + np.array([0.004, 0, 0, 0, -0.002])},
+            "phonons": {**ph, "bands": np.array([[0.0, 5.0, 10.2]]), "F": np.array([60.0, 40.5])}}  # fmt: skip
+    c = properties.compare(bent, ref)
+    assert c["EV_max_meV"] == pytest.approx(4.0)  # a constant shift of E is not an error of the curve
+    assert c["B"] == pytest.approx(1.9 / 99) and c["C11"] == 0 and c["phonon_max_rel"] == pytest.approx(0.02)
+    assert c["F_300K_meV"] == pytest.approx(0.5)
+    assert properties.converged(c, properties.GOALS)
+    assert not properties.converged({**c, "B": 0.021}, properties.GOALS)
 
 
 def test_tiny_pool_end_to_end_and_report(tmp_path, configs, capsys):
