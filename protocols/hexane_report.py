@@ -108,9 +108,9 @@ def count(names: list[str]) -> str:
     return ", ".join(n if c == 1 else f"{n} ×{c}" for n, c in Counter(names).most_common())
 
 
-def _learning(run_dir: Path, out: Path) -> None:
+def _learning(run_dir: Path, out: Path, names: Collection[str] | None = None) -> None:
     fig, (ax, wx, fx) = plt.subplots(1, 3, figsize=(15, 4.4))
-    for k, (name, scores) in enumerate(scores_by_strategy(run_dir).items()):
+    for k, (name, scores) in enumerate(scores_by_strategy(run_dir, names).items()):
         color = f"C{k % 10}"
         calls = [e["oracle_calls"] for e in scores]
         err = [e["spread_ea"] / np.sqrt(len(e["ea_model"])) for e in scores]
@@ -138,9 +138,9 @@ def _first_reference(run_dir: Path, config: dict) -> Path:
     return run_dir / "reference" / f"C{config['n_carbon']}-v{velocity:g}-s{config['seeds'][0]}"
 
 
-def _work(run_dir: Path, config: dict, out: Path) -> None:
+def _work(run_dir: Path, config: dict, out: Path, names: Collection[str] | None = None) -> None:
     ref = Pull.load(_first_reference(run_dir, config).with_suffix(".npz"))
-    strategies = scores_by_strategy(run_dir)
+    strategies = scores_by_strategy(run_dir, names)
     cols = min(max(len(strategies), 1), 4)
     rows = -(-max(len(strategies), 1) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.3 * rows), squeeze=False)
@@ -160,7 +160,7 @@ def _work(run_dir: Path, config: dict, out: Path) -> None:
     plt.close(fig)
 
 
-def _snapshots(run_dir: Path, config: dict, out: Path) -> None:
+def _snapshots(run_dir: Path, config: dict, out: Path, names: Collection[str] | None = None) -> None:
     base = _first_reference(run_dir, config)
     ref = Pull.load(base.with_suffix(".npz"))
     frames = read(base.with_suffix(".xyz"), index=":")
@@ -168,7 +168,7 @@ def _snapshots(run_dir: Path, config: dict, out: Path) -> None:
     at = int(np.argmin(np.abs(d0 - ref.break_d0)))
     rows = [("GFN2-xTB", [(frames[k], f"d0 = {d0[k]:.2f} Å, W = {frames[k].info['work']:.2f} eV")
                           for k in (max(at - 20, 0), at, min(at + 20, len(frames) - 1))])]  # fmt: skip
-    for name, scores in scores_by_strategy(run_dir).items():
+    for name, scores in scores_by_strategy(run_dir, names).items():
         f = run_dir / "scores" / f"{name}-{scores[-1]['oracle_calls']:05d}.npz"
         snaps = np.load(f, allow_pickle=True).get("snapshots") if f.exists() else None
         if snaps is None or snaps.ndim != 3:
@@ -192,15 +192,17 @@ def _snapshots(run_dir: Path, config: dict, out: Path) -> None:
 
 
 def write_report(run_dir: Path, config: dict) -> Path:
-    """Plots and ``report.md`` in ``run_dir``; returns the report's path."""
+    """Plots and ``report.md`` in ``run_dir`` of the config's strategies (a run directory may hold more);
+    returns the report's path."""
     run_dir = Path(run_dir)
-    _learning(run_dir, run_dir / "learning.png")
-    _work(run_dir, config, run_dir / "work.png")
-    _snapshots(run_dir, config, run_dir / "snapshots.png")
+    names = [s["name"] for s in config.get("strategies", [])] or None
+    _learning(run_dir, run_dir / "learning.png", names)
+    _work(run_dir, config, run_dir / "work.png", names)
+    _snapshots(run_dir, config, run_dir / "snapshots.png", names)
     refs = sorted((run_dir / "reference").glob(f"C{config['n_carbon']}-v*-s*.npz"))
     ea = [Pull.load(p).activation_energy for p in refs]
     text = (f"# Hexane bond breaking (GFN2-xTB reference)\n\nReference E_a over {len(ea)} seeds: "
-            f"{np.mean(ea):.2f} ± {np.std(ea):.2f} eV.\n\n" + table(run_dir) + "\n" + transfer_table(run_dir)
+            f"{np.mean(ea):.2f} ± {np.std(ea):.2f} eV.\n\n" + table(run_dir, names) + "\n" + transfer_table(run_dir)
             + "\n![learning](learning.png)\n\n![work](work.png)\n\n![snapshots](snapshots.png)\n")  # fmt: skip
     path = run_dir / "report.md"
     path.write_text(text)

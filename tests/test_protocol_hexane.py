@@ -192,6 +192,11 @@ def test_report_and_rerun_labels_nothing_new(study):
     assert bonds and all(b in row.split("|")[-2] for b in bonds)  # the last column: the bonds its pulls broke
     only = [r for r in table(run_dir, ["hal"]).splitlines()[2:] if r]  # the rows of the named strategies alone
     assert len(only) == 1 and only[0] == row
+    others = [s["name"] for s in config["strategies"] if s["name"] != "hal"]
+    assert others and all(f"| {n} |" in report.read_text() for n in others)
+    hal_only = {**config, "strategies": [s for s in config["strategies"] if s["name"] == "hal"]}
+    text = hexane_smd.report(run_dir, hal_only).read_text()  # a report of a config's strategies, not the directory's
+    assert row in text and not any(f"| {n} |" in text for n in others)
     for name in ("learning.png", "work.png", "snapshots.png"):
         assert (run_dir / name).stat().st_size > 1000
     rows, events = Store(run_dir / "data.db").count(), len(read_events(run_dir))
