@@ -8,14 +8,15 @@ start states (3 seeds; cached in the run directory). ``--post-break N`` trains a
 multi-chain learner with up to N labels per pull after the bond has broken (``hal-smd-multi-pbN``):
 without them its fragments stay bound and max W lands at the end of the pull (results in
 ``hexane_transfer_pbN.md``); ``--train-chains 2 4 6 10`` trains it on other chains
-(``hal-smd-multi-c2-4-6-10[-pbN]``, results in ``hexane_transfer_c2_4_6_10[_pbN].md``); ``--seed S`` trains
+(``hal-smd-multi-c2-4-6-10[-pbN]``, results in ``hexane_transfer_c2_4_6_10[_pbN].md``), ``--train-velocities
+0.25 1 4`` at each of those loading rates (``…-v0.25-1-4…``); ``--seed S`` trains
 the same setting again with other random draws (``…-sS``). ``--confirm 10`` pulls its cases that 3 seeds
 leave within two standard errors of the goal again with 10 (the oracle's too; the tables report each case
 with its most seeds). Writes ``benchmarks/results/hexane_transfer[_quick].md``; last line: the multi-chain
 model's largest |ΔE_a| / E_a over the cases (goal ≤ 0.05).
 
     python benchmarks/hexane_transfer.py [--quick] [--out runs/hexane_smd] [--post-break N] [--train-chains N ...]
-        [--seed S] [--confirm N]
+        [--train-velocities V ...] [--seed S] [--confirm N]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -40,21 +42,27 @@ MULTI = {"name": "hal-smd-multi", "kind": "hal", "chains": [2, 4, 6], "n_initial
 GOAL = 0.05  # |ΔE_a| / E_a on every case
 
 
-def multi(post_break: int, chains: list[int] | None = None, seed: int = 0) -> dict:
+def multi(
+    post_break: int, chains: list[int] | None = None, seed: int = 0, velocities: list[float] | None = None
+) -> dict:
     """The multi-chain strategy, with up to ``post_break`` labels per pull after the break, pulling ``chains``
-    (default C2, C4, C6; others are named in the strategy, e.g. ``hal-smd-multi-c2-4-6-10-pb2``), with the
-    strategy's own ``seed`` (> 0: another training of the same setting, named ``…-s<seed>``)."""
+    (default C2, C4, C6; others are named in the strategy, e.g. ``hal-smd-multi-c2-4-6-10-pb2``) at each of
+    ``velocities`` (Å/ps; default the study's, others named ``…-v0.25-1-4``), with the strategy's own ``seed``
+    (> 0: another training of the same setting, named ``…-s<seed>``)."""
     chains = chains or MULTI["chains"]
     name = MULTI["name"] + ("-c" + "-".join(map(str, chains)) if chains != MULTI["chains"] else "")
+    name += "-v" + "-".join(f"{v:g}" for v in velocities) if velocities else ""
     name += (f"-pb{post_break}" if post_break else "") + (f"-s{seed}" if seed else "")
-    return {**MULTI, "name": name, "post_break": post_break, "chains": chains, "seed": seed}
+    return {**MULTI, "name": name, "post_break": post_break, "chains": chains, "seed": seed,
+            "velocities": list(velocities or [])}  # fmt: skip
 
 
-def config(quick: bool, post_break: int = 0, train_chains: list[int] | None = None, seed: int = 0) -> dict:
+def config(quick: bool, post_break: int = 0, train_chains: list[int] | None = None, seed: int = 0,
+           train_velocities: list[float] | None = None) -> dict:  # fmt: skip
     """The main job's configuration, the multi-chain strategy and the transfer cases (quick: a smaller
     study, 60- and 80-call models, C2 and C3, hexane at 4 Å/ps, 1 seed)."""
     cfg = load(protocols.default_config("hexane_smd"), hexane_smd.SCHEMA)
-    strategy = multi(post_break, train_chains, seed)
+    strategy = multi(post_break, train_chains, seed, train_velocities)
     models = {"models": ["hal-smd", strategy["name"]]}
     if quick:
         cfg.update(seeds=[0], initial={**cfg["initial"], "n_md": 100})
@@ -86,10 +94,12 @@ def worst(cases: list[dict], model: str) -> float:
 
 
 def labels_by_chain(run_dir: Path, name: str) -> str:
-    """``"C2: 31, C4: 40, C6: 20"``: the labels of a multi-chain learner by chain."""
+    """``"C2: 31, C4: 40, C6: 20"``: the labels of a multi-chain learner by chain (and loading rate, Å/ps, where
+    it pulled at several: ``"C2 at 0.25: 12, …"``)."""
     rows = list(Store(run_dir / "data.db").db.select(strategy=name))
-    counts = {n: sum(r.get("chain") == n for r in rows) for n in sorted({r.get("chain") for r in rows})}
-    return ", ".join(f"C{n}: {c}" for n, c in counts.items())
+    rates = len({r.get("velocity") for r in rows}) > 1
+    keys = Counter((r.get("chain"), r.get("velocity") if rates else None) for r in rows)
+    return ", ".join(f"C{n}" + (f" at {v:g}" if v is not None else "") + f": {c}" for (n, v), c in sorted(keys.items()))
 
 
 def main() -> None:
@@ -102,12 +112,14 @@ def main() -> None:
                     "learner (default 0; N > 0 trains hal-smd-multi-pbN)")  # fmt: skip
     ap.add_argument("--train-chains", type=int, nargs="+", help="the chains the multi-chain learner pulls "
                     "(default 2 4 6; others train hal-smd-multi-c<chains>[-pbN])")  # fmt: skip
+    ap.add_argument("--train-velocities", type=float, nargs="+", help="loading rates (Å/ps) the multi-chain "
+                    "learner pulls each chain at (default the study's; others train …-v<rates>)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0, help="another training of the same multi-chain setting "
                     "(its initial frames, committee samples and pull noise; named …-s<seed>)")  # fmt: skip
     ap.add_argument("--confirm", type=int, default=0, metavar="N", help="pull the multi-chain model's cases within "
                     "two standard errors of 5 %% again with N seeds (references included)")  # fmt: skip
     args = ap.parse_args()
-    cfg = config(args.quick, args.post_break, args.train_chains, args.seed)
+    cfg = config(args.quick, args.post_break, args.train_chains, args.seed, args.train_velocities)
     name = cfg["transfer"]["models"][1]
     for key in ("chains", "velocities"):  # a subset of the cases, e.g. those whose references are cached
         if getattr(args, key) is not None:

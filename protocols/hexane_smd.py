@@ -18,7 +18,8 @@ Strategies, each scored after every refit by paired pulls on the reference seeds
   consecutive pulls without a trigger on every chain or at ``max_oracle_calls``. With ``chains``
   (e.g. [2, 4, 6]) one learner pulls each chain in turn, seed after seed, with one model: the start
   states of other chains are the oracle's, as for the study's chain, and their pulls are scaled to
-  the chain's length (``stretch_for``).
+  the chain's length (``stretch_for``). With ``velocities`` (Å/ps) each chain is pulled at each loading rate
+  in turn.
 Everything lands in the run directory: ``data.db`` (labels with provenance), ``models/``,
 ``log.jsonl`` (a ``score`` event per refit: the learning curve), ``reference/`` and the report.
 """
@@ -81,6 +82,8 @@ STRATEGY = {
     "n_stable": Field(int, 2, check=at_least(1)),
     # HAL-SMD: the chains (numbers of carbons) pulled in turn by one learner; empty: the study's chain
     "chains": Field(list, [], item=int, check=at_least(2)),
+    # HAL-SMD: loading rates (Å/ps) each chain is pulled at in turn; empty: the study's
+    "velocities": Field(list, [], item=float, check=positive),
     "f_tol": Field(float, 0.0, check=non_negative),  # max f_i trigger; 0: off
     # ε of f_i (eV/Å); ≫ |F| makes the trigger one on absolute force uncertainty
     "eps": Field(float, 0.2, check=positive),
@@ -380,8 +383,8 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     calls = len(initial) + study.store.count(strategy=name)  # failed oracle calls count too
     pulls = study.events("pull", name)
     stable = pulls[-1]["stable"] if pulls else 0
-    chains = sel["chains"] or [study.n]
-    finished = stable >= sel["n_stable"] * len(chains) or calls >= sel["max_oracle_calls"]
+    cases = [(n, v) for n in sel["chains"] or [study.n] for v in sel["velocities"] or [None]]
+    finished = stable >= sel["n_stable"] * len(cases) or calls >= sel["max_oracle_calls"]
     final = study.dir / "models" / f"{name}-final.{_suffix(sel)}"
     if finished and final.exists() and _scored_final(study, sel, calls):
         return study.events("score", name)  # a rerun: an NN refit from scratch would replace the scored model
@@ -397,9 +400,9 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
         record()
     pull_no = pulls[-1]["pull"] + 1 if pulls else 0
     bar = tqdm(total=sel["max_oracle_calls"], initial=calls, desc=f"{name}: oracle calls", disable=not study.progress)
-    while stable < sel["n_stable"] * len(chains) and calls < sel["max_oracle_calls"]:
-        n, seed_k = pull_plan(pull_no, chains, study.seeds)
-        settings = chain_settings(study, n)
+    while stable < sel["n_stable"] * len(cases) and calls < sel["max_oracle_calls"]:
+        (n, v), seed_k = pull_plan(pull_no, cases, study.seeds)
+        settings = chain_settings(study, n, v)
         start = state = start_state(study.dir, n, seed_k, settings)
         kwargs = settings.kwargs(state)
         triggers = 0
@@ -421,7 +424,8 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
             result = study.oracle(picked)
             sigma = res.sigma[-1] if res.sigma is not None and np.isfinite(res.sigma[-1]) else -1.0
             study.store.add(result, uid, iteration=len(labels), source="hal-smd", strategy=name, pull=pull_no,
-                            chain=n, d0=float(res.d0[-1]), sigma=float(sigma), blown=blown)  # fmt: skip
+                            chain=n, velocity=settings.velocity, d0=float(res.d0[-1]), sigma=float(sigma),
+                            blown=blown)  # fmt: skip
             calls += 1
             bar.update(1)
             if result.ok:
@@ -435,8 +439,8 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
             state = res.atoms  # go on from the trigger (momenta kept) with the refitted model
             kwargs = {**kwargs, "d0_start": float(res.d0[-1])}
         stable = stable + 1 if triggers == 0 else 0
-        study.log("pull", strategy=name, pull=pull_no, chain=n, seed=seed_k, triggers=triggers, stable=stable,
-                  calls=calls)  # fmt: skip
+        study.log("pull", strategy=name, pull=pull_no, chain=n, velocity=settings.velocity, seed=seed_k,
+                  triggers=triggers, stable=stable, calls=calls)  # fmt: skip
         pull_no += 1
     bar.close()
     model.save("final")
@@ -454,9 +458,10 @@ def _scored_final(study: Study, strategy: dict, calls: int) -> bool:
     return not (np.isnan(scores[-1]["delta_ea_quasi_static"]) and study.quasi_static(strategy, True))
 
 
-def pull_plan(pull_no: int, chains: Sequence[int], seeds: Sequence[int]) -> tuple[int, int]:
-    """(chain, seed) of HAL-SMD's pull number ``pull_no``: every chain in turn on a seed, then the next seed."""
-    return chains[pull_no % len(chains)], seeds[(pull_no // len(chains)) % len(seeds)]
+def pull_plan(pull_no: int, cases: Sequence, seeds: Sequence[int]) -> tuple:
+    """(case, seed) of HAL-SMD's pull number ``pull_no``: every case (a chain, or a chain and a loading rate) in
+    turn on a seed, then the next seed."""
+    return cases[pull_no % len(cases)], seeds[(pull_no // len(cases)) % len(seeds)]
 
 
 def chain_settings(study: Study, n_carbon: int, velocity: float | None = None) -> PullSettings:

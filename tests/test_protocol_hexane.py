@@ -86,7 +86,7 @@ CONFIG = {
             "committee_size": 8,
         },
         MULTI,
-        {**MULTI, "name": "hal-multi-s1", "seed": 1},  # the same setting, another draw
+        {**MULTI, "name": "hal-multi-s1", "seed": 1, "velocities": [8.0, 16.0]},  # another draw, two loading rates
     ],
     "transfer": {"models": ["hal", "hal-multi"], "chains": [3], "velocities": [16.0]},
 }
@@ -165,6 +165,8 @@ def test_multi_chain_hal_smd_pulls_each_chain_in_turn_with_one_model(study):
     run_dir, config, _ = study
     pulls = [e for e in read_events(run_dir) if e["event"] == "pull" and e["strategy"] == "hal-multi"]
     assert [(e["chain"], e["seed"], e["stable"]) for e in pulls] == [(2, 0, 1), (3, 0, 2)]
+    rates = [e for e in read_events(run_dir) if e["event"] == "pull" and e["strategy"] == "hal-multi-s1"]
+    assert [(e["chain"], e["velocity"], e["stable"]) for e in rates] == [(2, 8, 1), (2, 16, 2), (3, 8, 3), (3, 16, 4)]
     assert (run_dir / "reference" / "C3-s0-start.xyz").exists()  # the oracle's start state of the other chain
     assert (run_dir / "models" / "hal-multi-final.npz").exists()
     from hal.model import LinearACE
