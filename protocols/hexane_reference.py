@@ -115,17 +115,18 @@ def start_state(run_dir: Path, n_carbon: int, seed: int, settings: PullSettings)
 def reference_pull(run_dir: Path, n_carbon: int, seed: int, settings: PullSettings) -> Pull:
     """The oracle's pull of this seed (cached): ``Pull`` + labelled frames in ``….xyz``."""
     base = Path(run_dir) / "reference" / _name(n_carbon, seed, settings.velocity)
-    if base.with_suffix(".npz").exists():
-        return Pull.load(base.with_suffix(".npz"))
+    npz, xyz = (base.with_name(f"{base.name}.{ext}") for ext in ("npz", "xyz"))  # not with_suffix: "v0.25"
+    if npz.exists():
+        return Pull.load(npz)
     start = start_state(run_dir, n_carbon, seed, settings)
     t0 = time.perf_counter()
     tmp = base.with_name(base.name + ".tmp.xyz")
     with threadpool_limits(1):
         res = smd.run(start, oracle_calculator(), seed=seed, trajectory=tmp, trajectory_every=settings.frame_every,
                       **settings.kwargs(start))  # fmt: skip
-    tmp.replace(base.with_suffix(".xyz"))
+    tmp.replace(xyz)
     pull = Pull.from_result(res, time.perf_counter() - t0)
-    pull.save(base.with_suffix(".npz"))
+    pull.save(npz)
     return pull
 
 

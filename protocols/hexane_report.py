@@ -132,14 +132,14 @@ def _learning(run_dir: Path, out: Path, names: Collection[str] | None = None) ->
     plt.close(fig)
 
 
-def _first_reference(run_dir: Path, config: dict) -> Path:
-    """Path stem of the first seed's reference pull (``.npz`` record, ``.xyz`` frames)."""
+def _first_reference(run_dir: Path, config: dict, ext: str) -> Path:
+    """The first seed's reference pull: its ``npz`` record or its ``xyz`` frames."""
     velocity = PullSettings(**config["pull"]).velocity
-    return run_dir / "reference" / f"C{config['n_carbon']}-v{velocity:g}-s{config['seeds'][0]}"
+    return run_dir / "reference" / f"C{config['n_carbon']}-v{velocity:g}-s{config['seeds'][0]}.{ext}"
 
 
 def _work(run_dir: Path, config: dict, out: Path, names: Collection[str] | None = None) -> None:
-    ref = Pull.load(_first_reference(run_dir, config).with_suffix(".npz"))
+    ref = Pull.load(_first_reference(run_dir, config, "npz"))
     strategies = scores_by_strategy(run_dir, names)
     cols = min(max(len(strategies), 1), 4)
     rows = -(-max(len(strategies), 1) // cols)
@@ -161,9 +161,8 @@ def _work(run_dir: Path, config: dict, out: Path, names: Collection[str] | None 
 
 
 def _snapshots(run_dir: Path, config: dict, out: Path, names: Collection[str] | None = None) -> None:
-    base = _first_reference(run_dir, config)
-    ref = Pull.load(base.with_suffix(".npz"))
-    frames = read(base.with_suffix(".xyz"), index=":")
+    ref = Pull.load(_first_reference(run_dir, config, "npz"))
+    frames = read(_first_reference(run_dir, config, "xyz"), index=":")
     d0 = np.array([f.info["d0"] for f in frames])
     at = int(np.argmin(np.abs(d0 - ref.break_d0)))
     rows = [("GFN2-xTB", [(frames[k], f"d0 = {d0[k]:.2f} Å, W = {frames[k].info['work']:.2f} eV")

@@ -88,7 +88,7 @@ CONFIG = {
         MULTI,
         {**MULTI, "name": "hal-multi-s1", "seed": 1, "velocities": [8.0, 16.0]},  # another draw, two loading rates
     ],
-    "transfer": {"models": ["hal", "hal-multi"], "chains": [3], "velocities": [16.0]},
+    "transfer": {"models": ["hal", "hal-multi"], "chains": [3], "velocities": [12.5]},
 }
 
 
@@ -102,7 +102,7 @@ def study(tmp_path_factory):
 
 def test_every_strategy_is_scored_against_the_paired_reference(study):
     run_dir, config, summary = study
-    transfer = {f"transfer {m} {case}" for m in ("hal", "hal-multi") for case in ("C3 8 Å/ps", "C2 16 Å/ps")}
+    transfer = {f"transfer {m} {case}" for m in ("hal", "hal-multi") for case in ("C3 8 Å/ps", "C2 12.5 Å/ps")}
     strategies = {"md", "inherited-2", "fit-only", "ani-2", "schnet-2", "hal-ani", "hal", "hal-multi", "hal-multi-s1"}
     assert set(summary) == {*strategies, *transfer}
     scores = [e for e in read_events(run_dir) if e["event"] == "score"]
@@ -150,10 +150,10 @@ def test_transferability_pulls_other_chains_against_their_own_reference(study):
     run_dir, config, _ = study
     cases = [e for e in read_events(run_dir) if e["event"] == "transfer"]
     assert [(e["strategy"], e["chain"], e["velocity"]) for e in cases] == [
-        (m, n, v) for m in ("hal", "hal-multi") for n, v in ((3, 8.0), (2, 16.0))
+        (m, n, v) for m in ("hal", "hal-multi") for n, v in ((3, 8.0), (2, 12.5))
     ]
     assert cases[0]["ea_reference"] == cases[2]["ea_reference"]  # one reference per case, shared by the models
-    assert (run_dir / "reference" / "C3-v8-s0.npz").exists() and (run_dir / "reference" / "C2-v16-s0.npz").exists()
+    assert (run_dir / "reference" / "C3-v8-s0.npz").exists() and (run_dir / "reference" / "C2-v12.5-s0.npz").exists()
     ethane = [e for e in read_events(run_dir) if e["event"] == "score" and e["strategy"] == "hal"][-1]
     assert cases[1]["ea_reference"][0] != ethane["ea_reference"][0]  # another loading rate, another reference
     for e in cases:  # which bond broke, per seed, for the model and the reference
@@ -214,16 +214,20 @@ def test_more_seeds_confirm_a_transfer_case_and_its_row_replaces_the_first(study
     from hal.protocols.hexane_report import transfer_cases, transfer_table
 
     run_dir, config, _ = study
-    more = {**config, "strategies": [], "transfer": {**config["transfer"], "models": ["hal"], "velocities": [],
-                                                     "seeds": [0, 1]}}  # fmt: skip
-    for _ in range(2):  # the second run finds the case done for these seeds
+    more = {**config, "strategies": [], "transfer": {**config["transfer"], "models": ["hal"], "seeds": [0, 1]}}
+    for _ in range(2):  # the second run finds the cases done for these seeds
         hexane_smd.run(more, run_dir, progress=False)
     rows = [e for e in read_events(run_dir) if e["event"] == "transfer" and (e["strategy"], e["chain"]) == ("hal", 3)]
     assert [len(e["ea_model"]) for e in rows] == [1, 2] and rows[1]["seeds"] == [0, 1]
     assert rows[1]["ea_reference"][0] == rows[0]["ea_reference"][0]  # seed 0's reference pull is cached
     cases = transfer_cases(run_dir)
-    assert len(cases) == 4 and [len(e["ea_model"]) for e in cases] == [2, 1, 1, 1]  # the case keeps its place
-    assert "| C3 | 8 | 2 |" in transfer_table(run_dir) and "| C2 | 16 | 1 |" in transfer_table(run_dir)
+    assert len(cases) == 4 and [len(e["ea_model"]) for e in cases] == [2, 2, 1, 1]  # the cases keep their places
+    ref = run_dir / "reference"  # each seed its own reference at a fractional rate ("v12.5" is not a file suffix)
+    assert (
+        (ref / "C2-v12.5-s0.npz").exists() and (ref / "C2-v12.5-s1.npz").exists() and (ref / "C2-v12.5-s1.xyz").exists()
+    )
+    assert cases[1]["ea_reference"][0] != cases[1]["ea_reference"][1]
+    assert "| C3 | 8 | 2 |" in transfer_table(run_dir) and "| C2 | 12.5 | 2 |" in transfer_table(run_dir)
 
 
 def test_config_checks():
