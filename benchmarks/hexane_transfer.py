@@ -16,7 +16,7 @@ with its most seeds). Writes ``benchmarks/results/hexane_transfer[_quick].md``; 
 model's largest |ΔE_a| / E_a over the cases (goal ≤ 0.05).
 
     python benchmarks/hexane_transfer.py [--quick] [--out runs/hexane_smd] [--post-break N] [--train-chains N ...]
-        [--train-velocities V ...] [--seed S] [--confirm N]
+        [--train-velocities V ...] [--labels-per-pull N] [--seed S] [--confirm N]
 """
 
 from __future__ import annotations
@@ -42,27 +42,31 @@ MULTI = {"name": "hal-smd-multi", "kind": "hal", "chains": [2, 4, 6], "n_initial
 GOAL = 0.05  # |ΔE_a| / E_a on every case
 
 
-def multi(
-    post_break: int, chains: list[int] | None = None, seed: int = 0, velocities: list[float] | None = None
-) -> dict:
+def multi(post_break: int, chains: list[int] | None = None, seed: int = 0, velocities: list[float] | None = None,
+          per_pull: int = 0) -> dict:  # fmt: skip
     """The multi-chain strategy, with up to ``post_break`` labels per pull after the break, pulling ``chains``
     (default C2, C4, C6; others are named in the strategy, e.g. ``hal-smd-multi-c2-4-6-10-pb2``) at each of
     ``velocities`` (Å/ps; default the study's, others named ``…-v0.25-1-4``), with the strategy's own ``seed``
-    (> 0: another training of the same setting, named ``…-s<seed>``)."""
+    (> 0: another training of the same setting, named ``…-s<seed>``), with at most ``per_pull`` labels per pull
+    (> 0, named ``…-l<per_pull>``)."""
     chains = chains or MULTI["chains"]
     name = MULTI["name"] + ("-c" + "-".join(map(str, chains)) if chains != MULTI["chains"] else "")
     name += "-v" + "-".join(f"{v:g}" for v in velocities) if velocities else ""
-    name += (f"-pb{post_break}" if post_break else "") + (f"-s{seed}" if seed else "")
+    name += (
+        (f"-l{per_pull}" if per_pull else "")
+        + (f"-pb{post_break}" if post_break else "")
+        + (f"-s{seed}" if seed else "")
+    )
     return {**MULTI, "name": name, "post_break": post_break, "chains": chains, "seed": seed,
-            "velocities": list(velocities or [])}  # fmt: skip
+            "velocities": list(velocities or []), "max_labels_per_pull": per_pull}  # fmt: skip
 
 
 def config(quick: bool, post_break: int = 0, train_chains: list[int] | None = None, seed: int = 0,
-           train_velocities: list[float] | None = None) -> dict:  # fmt: skip
+           train_velocities: list[float] | None = None, per_pull: int = 0) -> dict:  # fmt: skip
     """The main job's configuration, the multi-chain strategy and the transfer cases (quick: a smaller
     study, 60- and 80-call models, C2 and C3, hexane at 4 Å/ps, 1 seed)."""
     cfg = load(protocols.default_config("hexane_smd"), hexane_smd.SCHEMA)
-    strategy = multi(post_break, train_chains, seed, train_velocities)
+    strategy = multi(post_break, train_chains, seed, train_velocities, per_pull)
     models = {"models": ["hal-smd", strategy["name"]]}
     if quick:
         cfg.update(seeds=[0], initial={**cfg["initial"], "n_md": 100})
@@ -114,12 +118,14 @@ def main() -> None:
                     "(default 2 4 6; others train hal-smd-multi-c<chains>[-pbN])")  # fmt: skip
     ap.add_argument("--train-velocities", type=float, nargs="+", help="loading rates (Å/ps) the multi-chain "
                     "learner pulls each chain at (default the study's; others train …-v<rates>)")  # fmt: skip
+    ap.add_argument("--labels-per-pull", type=int, default=0, help="at most N labels per pull of the multi-chain "
+                    "learner, then the next case (default 0: no cap; N > 0 trains …-lN)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0, help="another training of the same multi-chain setting "
                     "(its initial frames, committee samples and pull noise; named …-s<seed>)")  # fmt: skip
     ap.add_argument("--confirm", type=int, default=0, metavar="N", help="pull the multi-chain model's cases within "
                     "two standard errors of 5 %% again with N seeds (references included)")  # fmt: skip
     args = ap.parse_args()
-    cfg = config(args.quick, args.post_break, args.train_chains, args.seed, args.train_velocities)
+    cfg = config(args.quick, args.post_break, args.train_chains, args.seed, args.train_velocities, args.labels_per_pull)
     name = cfg["transfer"]["models"][1]
     for key in ("chains", "velocities"):  # a subset of the cases, e.g. those whose references are cached
         if getattr(args, key) is not None:

@@ -84,6 +84,8 @@ STRATEGY = {
     "chains": Field(list, [], item=int, check=at_least(2)),
     # HAL-SMD: loading rates (Å/ps) each chain is pulled at in turn; empty: the study's
     "velocities": Field(list, [], item=float, check=positive),
+    # HAL-SMD: at most this many labels per pull, then the next case (spreads the budget); 0: no cap
+    "max_labels_per_pull": Field(int, 0, check=non_negative),
     "f_tol": Field(float, 0.0, check=non_negative),  # max f_i trigger; 0: off
     # ε of f_i (eV/Å); ≫ |F| makes the trigger one on absolute force uncertainty
     "eps": Field(float, 0.2, check=positive),
@@ -139,6 +141,8 @@ SCHEMA = {
         "models": Field(list, ["hal-smd"], item=str),  # strategies whose final models pull every case
         "chains": Field(list, [], item=int, check=at_least(2)),
         "velocities": Field(list, [], item=float, check=positive),
+        # HAL-SMD: at most this many labels per pull, then the next case (spreads the budget); 0: no cap
+        "max_labels_per_pull": Field(int, 0, check=non_negative),
         "seeds": Field(list, [0], item=int),
     },
 }
@@ -436,6 +440,8 @@ def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
                     record()
             if blown or not result.ok:
                 break  # nothing sane to go on from: the next pull starts afresh
+            if triggers == sel["max_labels_per_pull"]:
+                break  # this case has had its share: the next one
             state = res.atoms  # go on from the trigger (momenta kept) with the refitted model
             kwargs = {**kwargs, "d0_start": float(res.d0[-1])}
         stable = stable + 1 if triggers == 0 else 0

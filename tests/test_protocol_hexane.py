@@ -84,6 +84,7 @@ CONFIG = {
             "check_every": 2,
             "f_tol": 0.1,
             "committee_size": 8,
+            "max_labels_per_pull": 2,
         },
         MULTI,
         {**MULTI, "name": "hal-multi-s1", "seed": 1, "velocities": [8.0, 16.0]},  # another draw, two loading rates
@@ -144,6 +145,8 @@ def test_labels_have_provenance_and_respect_the_budgets(study):
     assert 0 < len(hal_rows) <= 16 - 10
     assert 0 < len(list(store.db.select(strategy="hal-ani"))) <= 13 - 10
     assert all(r.source == "hal-smd" and r.get("d0") is not None and r.get("sigma") is not None for r in hal_rows)
+    pulls = [e for e in read_events(run_dir) if e["event"] == "pull" and e["strategy"] == "hal"]
+    assert max(e["triggers"] for e in pulls) == 2 and len(pulls) >= 3  # at most 2 labels a pull: 6 take 3 pulls
 
 
 def test_transferability_pulls_other_chains_against_their_own_reference(study):
