@@ -46,7 +46,7 @@ def study(tag: str, config_types: list[str], quick: bool, fresh: bool, budget: f
         config["pool"]["size"] = 0.35
         config["selection"].update(budget=0.06, random_seeds=3)
         config["properties"].update(checkpoints=[0.02, 0.05], phonon_supercell=3)
-    base = RESULTS / f"{tag}_run"  # the run at the default budget
+    study_name, base = tag, RESULTS / f"{tag}_run"  # the run at the default budget
     if budget is not None:
         cps = config["properties"]["checkpoints"]
         config["selection"]["budget"] = budget
@@ -67,7 +67,9 @@ def study(tag: str, config_types: list[str], quick: bool, fresh: bool, budget: f
     report = figures.write(run_dir, config)
     text = report.read_text().replace("](", f"]({run_dir.name}/")
     split = json.loads((run_dir / "split.json").read_text())
-    flags = (" --quick" if quick else "") + (f" --budget {budget:g} --studies {tag.split('_b')[0]}" if budget else "")
+    flags = (" --quick" if quick else "") + (
+        f" --budget {budget:g} --studies {study_name.removesuffix('_quick')}" if budget else ""
+    )
     head = (f"`python benchmarks/filtering.py{flags}`, study {tag}: {wall:.0f} s on this "
             f"machine (a rerun resumes). {len(split['train']) + len(split['test'])} Kumagai-labelled "
             f"configurations{' of config_types ' + ', '.join(config_types) if config_types else ''}.\n\n")  # fmt: skip

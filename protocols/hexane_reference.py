@@ -97,6 +97,12 @@ def _name(n_carbon: int, seed: int, velocity: float | None = None) -> str:
     return f"C{n_carbon}-s{seed}" if velocity is None else f"C{n_carbon}-v{velocity:g}-s{seed}"
 
 
+def reference_path(run_dir: Path, n_carbon: int, seed: int, velocity: float, ext: str) -> Path:
+    """Where the oracle's pull of this seed at ``velocity`` (Å/ps) is cached: its ``npz`` record or ``xyz`` frames
+    (the name is built whole, as ``with_suffix`` would cut ``C6-v0.25-s1`` at its first dot)."""
+    return Path(run_dir) / "reference" / f"{_name(n_carbon, seed, velocity)}.{ext}"
+
+
 def start_state(run_dir: Path, n_carbon: int, seed: int, settings: PullSettings) -> Atoms:
     """The relaxed, 10 K-equilibrated chain of this seed (oracle), with momenta; cached."""
     path = Path(run_dir) / "reference" / f"{_name(n_carbon, seed)}-start.xyz"
@@ -114,13 +120,12 @@ def start_state(run_dir: Path, n_carbon: int, seed: int, settings: PullSettings)
 
 def reference_pull(run_dir: Path, n_carbon: int, seed: int, settings: PullSettings) -> Pull:
     """The oracle's pull of this seed (cached): ``Pull`` + labelled frames in ``….xyz``."""
-    base = Path(run_dir) / "reference" / _name(n_carbon, seed, settings.velocity)
-    npz, xyz = (base.with_name(f"{base.name}.{ext}") for ext in ("npz", "xyz"))  # not with_suffix: "v0.25"
+    npz, xyz = (reference_path(run_dir, n_carbon, seed, settings.velocity, ext) for ext in ("npz", "xyz"))
     if npz.exists():
         return Pull.load(npz)
     start = start_state(run_dir, n_carbon, seed, settings)
     t0 = time.perf_counter()
-    tmp = base.with_name(base.name + ".tmp.xyz")
+    tmp = xyz.with_name(xyz.name.removesuffix(".xyz") + ".tmp.xyz")
     with threadpool_limits(1):
         res = smd.run(start, oracle_calculator(), seed=seed, trajectory=tmp, trajectory_every=settings.frame_every,
                       **settings.kwargs(start))  # fmt: skip
@@ -133,7 +138,7 @@ def reference_pull(run_dir: Path, n_carbon: int, seed: int, settings: PullSettin
 def reference_frames(run_dir: Path, n_carbon: int, seed: int, settings: PullSettings) -> list[Atoms]:
     """The oracle-labelled frames of a reference pull (energy and forces in info/arrays)."""
     reference_pull(run_dir, n_carbon, seed, settings)
-    frames = _labelled(read(Path(run_dir) / "reference" / f"{_name(n_carbon, seed, settings.velocity)}.xyz", index=":"))
+    frames = _labelled(read(reference_path(run_dir, n_carbon, seed, settings.velocity, "xyz"), index=":"))
     for a in frames:
         a.info["config_type"] = "smd_reference"
     return frames

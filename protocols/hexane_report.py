@@ -26,7 +26,7 @@ from ase.visualize.plot import plot_atoms  # noqa: E402
 
 from hal.loop.learner import read_events  # noqa: E402
 from hal.loop.select import KCAL_PER_MOL  # noqa: E402
-from hal.protocols.hexane_reference import Pull, PullSettings  # noqa: E402
+from hal.protocols.hexane_reference import Pull, PullSettings, reference_path  # noqa: E402
 
 
 def scores_by_strategy(run_dir: Path, names: Collection[str] | None = None) -> dict[str, list[dict]]:
@@ -134,8 +134,7 @@ def _learning(run_dir: Path, out: Path, names: Collection[str] | None = None) ->
 
 def _first_reference(run_dir: Path, config: dict, ext: str) -> Path:
     """The first seed's reference pull: its ``npz`` record or its ``xyz`` frames."""
-    velocity = PullSettings(**config["pull"]).velocity
-    return run_dir / "reference" / f"C{config['n_carbon']}-v{velocity:g}-s{config['seeds'][0]}.{ext}"
+    return reference_path(run_dir, config["n_carbon"], config["seeds"][0], PullSettings(**config["pull"]).velocity, ext)
 
 
 def _work(run_dir: Path, config: dict, out: Path, names: Collection[str] | None = None) -> None:
@@ -198,8 +197,9 @@ def write_report(run_dir: Path, config: dict) -> Path:
     _learning(run_dir, run_dir / "learning.png", names)
     _work(run_dir, config, run_dir / "work.png", names)
     _snapshots(run_dir, config, run_dir / "snapshots.png", names)
-    refs = sorted((run_dir / "reference").glob(f"C{config['n_carbon']}-v*-s*.npz"))
-    ea = [Pull.load(p).activation_energy for p in refs]
+    velocity = PullSettings(**config["pull"]).velocity  # the study's rate: the transfer cases' pulls are not its
+    refs = [reference_path(run_dir, config["n_carbon"], s, velocity, "npz") for s in config["seeds"]]
+    ea = [Pull.load(p).activation_energy for p in refs if p.exists()]
     text = (f"# Hexane bond breaking (GFN2-xTB reference)\n\nReference E_a over {len(ea)} seeds: "
             f"{np.mean(ea):.2f} ± {np.std(ea):.2f} eV.\n\n" + table(run_dir, names) + "\n" + transfer_table(run_dir)
             + "\n![learning](learning.png)\n\n![work](work.png)\n\n![snapshots](snapshots.png)\n")  # fmt: skip
