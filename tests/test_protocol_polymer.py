@@ -317,3 +317,41 @@ def test_the_added_weight_is_chosen_on_validation_frames_never_on_a_test_set(tmp
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+def _benchmark(name: str):
+    """A benchmark script as a module (``benchmarks/`` is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_polymer_benchmark_verdict_says_whether_hal_needs_5x_fewer_md_steps_and_no_more_calls(tmp_path):
+    bench = _benchmark("polymer")
+    bench.RESULTS = tmp_path  # no other variant's file is listed as tried
+
+    def outcome(steps: int, calls: int, stable: bool = True):
+        row = {"md_steps": steps, "oracle_calls": calls, "iteration": 3}
+        return bench.Outcome(row if stable else None, row if stable else None, row)
+
+    label = {0.0: "AL (τ = 0)", 0.1: "HAL τ_r = 0.1"}
+
+    def say(al, hal):
+        firsts = {s: {0.0: al[s], 0.1: hal[s]} for s in range(3)}
+        _, medians = bench.ratio_table(firsts, label, "first")
+        _, stays = bench.ratio_table(firsts, label, "stays")
+        return "\n".join(bench.verdict(firsts, label, medians, stays, "polymer"))
+
+    al = [outcome(60000, 20), outcome(40000, 20), outcome(9000, 20, stable=False)]  # the last: a lower bound
+    hal = [outcome(6000, 12), outcome(8000, 12), outcome(1500, 12)]
+    text = say(al, hal)
+    assert "**The goal is met**" in text and "median AL/HAL = 6.00" in text and "≥ 5 in 3 of 3 seeds" in text
+    assert "stable in 2/3" in text  # AL's never-stable seed
+    assert "**The goal is not met**" in say(al, [outcome(6000, 30)] * 3)  # 10× fewer steps, but more calls
+    assert "**The goal is not met**" in say(al, [outcome(20000, 12)] * 3)  # 3× fewer steps
+    assert "**The goal is not met**" in say(al, [outcome(6000, 12, stable=False)] * 3)  # HAL never stable: 0
