@@ -231,8 +231,6 @@ def test_tiny_rare_event_run_end_to_end_and_resumed(tmp_path, capsys):
     sets |= {polymer_rare.CLEAN} if clean else set()
     assert set(table) == set(polymer_rare.MODELS) and all(set(v) == sets for v in table.values())
     assert all(v.get(polymer_rare.CLEAN, {"n": 0})["n"] == len(clean) for v in table.values())
-    # a model scores its own training data better than one that never saw it
-    assert table["500K+HAL"]["HAL train"]["F"] < table["500K"]["HAL train"]["F"]
     census = json.loads((run_dir / "census.json").read_text())
     assert census["HAL test"]["end-to-end"] == sum(
         any(b.kind == "end-to-end" for b in topo.hydrogen_bonds(a)) for a in test
@@ -248,12 +246,14 @@ def test_tiny_rare_event_run_end_to_end_and_resumed(tmp_path, capsys):
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert len(polymer_rare.hal_frames(run_dir)) == len(frames)
     # the added weight: a set weighted up is fitted better, the base model does not depend on it, and the
-    # scan's cached fits at the configured weight are the run's
+    # scan's cached fits at the configured weight are the run's. This tiny basis cannot fit the HAL frames
+    # beside the MD ones: between weights 0.01 and 1 their force error moves by 0.01 ‰ either way (8 seeds),
+    # so the comparison is to a weight that makes the fit take them (≥ 1000× lower in each of 8 seeds tried)
     config = load(path, polymer_rare.SCHEMA)
-    scan = polymer_rare.weight_scan(config, run_dir, polymer_rare.scored_sets(config, run_dir), [0.01, 0.5, 1.0])
-    assert scan[1.0]["500K+HAL"]["HAL train"]["F"] < scan[0.01]["500K+HAL"]["HAL train"]["F"]
-    assert scan[1.0]["500K+800K"]["800K train"]["F"] < scan[0.01]["500K+800K"]["800K train"]["F"]
-    assert scan[1.0]["500K"] == scan[0.01]["500K"] and scan[0.5] == table
+    scan = polymer_rare.weight_scan(config, run_dir, polymer_rare.scored_sets(config, run_dir), [0.01, 0.5, 10.0])
+    assert scan[10.0]["500K+HAL"]["HAL train"]["F"] < 0.5 * scan[0.01]["500K+HAL"]["HAL train"]["F"]
+    assert scan[10.0]["500K+800K"]["800K train"]["F"] < 0.5 * scan[0.01]["500K+800K"]["800K train"]["F"]
+    assert scan[10.0]["500K"] == scan[0.01]["500K"] and scan[0.5] == table
 
 
 def test_the_added_weight_is_chosen_on_validation_frames_never_on_a_test_set(tmp_path):
