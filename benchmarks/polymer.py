@@ -117,8 +117,6 @@ def verdict(
 
     wins = sum(ratio(f[0.0], f[best])[0] >= 5 for f in firsts.values())
     met = medians[best] >= 5 and calls(best) <= calls(0.0)
-    al_ok = sum(f[0.0].first is not None for f in firsts.values())
-    al_keep = sum(f[0.0].stays is not None for f in firsts.values())
     n = len(firsts)
     out = ["## Verdict", "",
            f"**The goal is {'met' if met else 'not met'}** here. The best HAL strategy by median, {label[best]}, "
@@ -126,12 +124,11 @@ def verdict(
            f"its first stable model over HAL's, ≥ 5 in {wins} of {n} seeds; {stays[best]:.2f} counting only a "
            f"model every later one is as stable. Median oracle calls to the first stable model (all it used where "
            f"it never got there): {calls(best):g} against AL's {calls(0.0):g}.", ""]  # fmt: skip
-    for t in medians:
+    for t in label:
         ok = sum(f[t].first is not None for f in firsts.values())
         keep = sum(f[t].stays is not None for f in firsts.values())
-        out.append(f"- {label[t]}: stable in {ok}/{n} seeds, stays stable in {keep}/{n}; median AL/HAL "
-                   f"{medians[t]:.2f} (first stable), {stays[t]:.2f} (stays stable).")  # fmt: skip
-    out.append(f"- AL (τ = 0): stable in {al_ok}/{n} seeds, stays stable in {al_keep}/{n}.")
+        ratios = f"; median AL/HAL {medians[t]:.2f} (first stable), {stays[t]:.2f} (stays stable)" if t else ""
+        out.append(f"- {label[t]}: stable in {ok}/{n} seeds, stays stable in {keep}/{n}{ratios}.")
     tried = []
     for path in sorted(RESULTS.glob("polymer*.md")):
         if path.stem == tag or "rare" in path.stem or "quick" in path.stem:
