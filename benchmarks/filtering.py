@@ -45,6 +45,7 @@ HEADLINE = "filtered_over_random_force_rmse_at_5pct: {:.2f}"  # of the whole poo
 
 def study(tag: str, config_types: list[str], quick: bool, fresh: bool, budget: float | None = None) -> dict:
     """Run (or resume) one study and write its report; returns the protocol's summary."""
+    name = tag  # the study, as --studies names it
     config = load(default_config("filtering"), F.SCHEMA)
     config["pool"]["config_types"] = config_types
     if quick:
@@ -52,7 +53,7 @@ def study(tag: str, config_types: list[str], quick: bool, fresh: bool, budget: f
         config["pool"]["size"] = 0.35
         config["selection"].update(budget=0.06, random_seeds=3)
         config["properties"].update(checkpoints=[0.02, 0.05], phonon_supercell=3)
-    study_name, base = tag, RESULTS / f"{tag}_run"  # the run at the default budget
+    base = RESULTS / f"{tag}_run"  # the run at the default budget
     if budget is not None:
         cps = config["properties"]["checkpoints"]
         config["selection"]["budget"] = budget
@@ -73,7 +74,6 @@ def study(tag: str, config_types: list[str], quick: bool, fresh: bool, budget: f
     report = figures.write(run_dir, config)
     text = report.read_text().replace("](", f"]({run_dir.name}/")
     split = json.loads((run_dir / "split.json").read_text())
-    name = study_name.removesuffix("_quick")
     flags = (" --quick" if quick else "") + (f" --budget {budget:g}" if budget else "")
     flags += f" --studies {name}" if budget or name not in DEFAULT else ""
     head = (f"`python benchmarks/filtering.py{flags}`, study {tag}: {wall:.0f} s on this "

@@ -125,7 +125,7 @@ def reference_pull(run_dir: Path, n_carbon: int, seed: int, settings: PullSettin
         return Pull.load(npz)
     start = start_state(run_dir, n_carbon, seed, settings)
     t0 = time.perf_counter()
-    tmp = xyz.with_name(xyz.name.removesuffix(".xyz") + ".tmp.xyz")
+    tmp = reference_path(run_dir, n_carbon, seed, settings.velocity, "tmp.xyz")
     with threadpool_limits(1):
         res = smd.run(start, oracle_calculator(), seed=seed, trajectory=tmp, trajectory_every=settings.frame_every,
                       **settings.kwargs(start))  # fmt: skip
