@@ -14,6 +14,7 @@ from ase.db import connect
 from hal.cli import main
 from hal.config import load
 from hal.io import read_jsonl
+from tests.conftest import benchmark_module
 
 CONFIG = """
 protocol = "polymer"
@@ -319,20 +320,8 @@ def _write(path, text):
     return path
 
 
-def _benchmark(name: str):
-    """A benchmark script as a module (``benchmarks/`` is not a package)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_polymer_benchmark_verdict_says_whether_hal_needs_5x_fewer_md_steps_and_no_more_calls(tmp_path):
-    bench = _benchmark("polymer")
+    bench = benchmark_module("polymer")
     bench.RESULTS = tmp_path  # no other variant's file is listed as tried
 
     def outcome(steps: int, calls: int, stable: bool = True):
