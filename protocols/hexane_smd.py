@@ -71,6 +71,8 @@ STRATEGY = {
     "backend": Field(str, "ace", choices=("ace", "torchani", "schnet")),
     "epochs": Field(int, 300, check=at_least(1)),
     "refit_epochs": Field(int, 20, check=at_least(1)),
+    # NN: a fit (first or refit) stops after this many epochs without a better validation loss (a plateau)
+    "patience": Field(int, 50, check=at_least(1)),
     "dtype": Field(str, "float32", choices=("float32", "float64")),  # NN weights (SPEC: float32 allowed)
     "members": Field(int, 3, check=at_least(1)),
     "split": Field(str, "inherited", choices=("inherited", "random")),
@@ -251,8 +253,8 @@ def _backend(study: Study, strategy: dict) -> Backend:
         from hal.backends.schnet import SchNetBackend as NNBackend
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # training threads: the oracle's workers idle while a model trains
-    return NNBackend(("C", "H"), epochs=strategy["epochs"], device=device, progress=study.progress,
-                     dtype=getattr(torch, strategy["dtype"]), threads=study.config["workers"],
+    return NNBackend(("C", "H"), epochs=strategy["epochs"], patience=strategy["patience"], device=device,
+                     progress=study.progress, dtype=getattr(torch, strategy["dtype"]), threads=study.config["workers"],
                      checkpoint_dir=study.dir / "checkpoints" / strategy["name"])  # fmt: skip
 
 

@@ -102,6 +102,14 @@ def test_training_resumes_from_its_checkpoint(name, data, tmp_path):
     assert torch.load(tmp_path / "member_00.pt", weights_only=False)["epoch"] == 2  # one more epoch, not three
 
 
+@pytest.mark.parametrize("name", ["torchani", "schnet"])
+def test_training_stops_after_patience_epochs_on_a_plateau(name, data, tmp_path):
+    backend = _backend(name, epochs=50, batch_size=8, lr=0.0, patience=3, checkpoint_dir=tmp_path)  # flat: lr 0
+    t = backend._tensors(data)
+    backend._train_member(0, t, t, backend._self_energies(data), seed=3)
+    assert torch.load(tmp_path / "member_00.pt", weights_only=False)["epoch"] == 3  # the best, then 3 stale
+
+
 def test_warm_start_continues_from_the_given_members(data, trained):
     backend, ens = trained
     splits = Splits(3, seed=0).random(len(data), 0)

@@ -37,6 +37,13 @@ def test_one_set_of_nn_strategies_per_epoch_count_and_the_7_member_ensemble_on_r
     assert by["torchani-inherited-7-e20"]["members"] == 7 and by["schnet-inherited-3-e300"]["epochs"] == 300
     assert by["torchani-hal-smd-e300"]["refit_epochs"] == 30 and by["torchani-hal-smd-e20"]["refit_epochs"] == 2
     assert by["torchani-hal-smd-e20"]["max_oracle_calls"] == 150 and cfg["initial"]["n_md"] == 2000
+    # HAL-SMD's small fits run all their epochs; the paper's loop stops on a validation plateau
+    assert by["torchani-hal-smd-e300"]["patience"] == 300 and by["torchani-inherited-3-e300"]["patience"] == 50
+
+    given = {s["name"]: s for s in bench.study_config(_args(refit_epochs=[4, 10]), [20, 300], tmp_path)["strategies"]}
+    assert given["torchani-hal-smd-e20"]["refit_epochs"] == 4 and given["torchani-hal-smd-e300"]["refit_epochs"] == 10
+    with pytest.raises(SystemExit, match="one count per --epochs entry"):
+        bench.study_config(_args(refit_epochs=[10]), [20, 300], tmp_path)
 
     only = bench.study_config(_args(strategies=["ace-hal", "schnet"]), [20], tmp_path)
     assert [s["name"] for s in only["strategies"]] == ["ace-hal-smd", "schnet-inherited-3-e20"]
