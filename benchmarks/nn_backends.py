@@ -30,13 +30,14 @@ import torch
 from ase.calculators.calculator import all_changes
 
 from hal.ace.basis import ACEBasis
-from hal.backends.base import MemberCalculator
+from hal.backends.base import MemberCalculator, member_errors
 from hal.backends.schnet import SchNetBackend
 from hal.backends.torch_ensemble import TorchEnsemble
 from hal.backends.torchani import TorchANIBackend
 from hal.calculators import HALCalculator
 from hal.config import validate
 from hal.fit import fit
+from hal.loop.select import Splits
 from hal.protocols import hexane_smd
 from hal.protocols.hexane_reference import md_dataset
 from hal.protocols.hexane_report import count, scores_by_strategy, table
@@ -155,6 +156,33 @@ def headline(run_dir: Path, names: list[str]) -> str:
     )
 
 
+def refit_convergence(cfg: dict, run_dir: Path, extra: int) -> str:
+    """Whether HAL-SMD's NN refits had converged: each NN HAL-SMD strategy's final ensemble trained ``extra`` more
+    epochs on its own data and splits (warm), and the best member's force MAE on the unseen reference frames
+    (eV/Å) before and after; a large drop says the refits stopped short."""
+    study = hexane_smd.Study(cfg, run_dir, progress=False)
+    out = (f"## HAL-SMD NN refits: converged?\n\nEach final ensemble trained {extra} more epochs on its own "
+           "frames and splits, from its weights; the best member's F MAE on the unseen reference frames.\n\n"
+           "| strategy | epochs (first fit / refits) | F MAE unseen (eV/Å) | after +{extra} epochs | change |\n"
+           "|---|---|---:|---:|---:|\n").replace("{extra}", str(extra))  # fmt: skip
+    for sel in cfg["strategies"]:
+        final = run_dir / "models" / f"{sel['name']}-final.pt"
+        if sel["kind"] != "hal" or sel["backend"] == "ace" or not final.exists():
+            continue
+        backend = hexane_smd._backend(study, {**sel, "epochs": extra, "patience": extra})
+        ensemble = backend.load(final)
+        data = hexane_smd.hal_initial_frames(study, sel) + study.store.labelled(strategy=sel["name"])
+        splits = Splits(sel["members"], 0.2, seed=hexane_smd.strategy_seed(study, sel))
+        for n in range(sel["n_initial"], len(data) + 1):  # the splits of the run: one label at a time
+            splits.inherit(n, n)
+        longer = backend.fit(data, splits.train, seed=len(data), init=ensemble)
+        before = member_errors(ensemble, study.test)[1][ensemble.best]
+        after = member_errors(longer, study.test)[1][longer.best]
+        out += (f"| {sel['name']} | {sel['epochs']} / {sel['refit_epochs']} | {before:.4f} | {after:.4f} | "
+                f"{100 * (after / before - 1):+.0f} % |\n")  # fmt: skip
+    return out + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="200 MD frames, 2 seeds, 1 iteration, 10 epochs")
@@ -174,6 +202,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="NN precision")
     ap.add_argument("--ani7", action="store_true", help="also the 7-member TorchANI ensemble")
     ap.add_argument("--strategies", nargs="+", default=None, help="only strategies whose names start so")
+    ap.add_argument("--converge-epochs", type=int, default=100,
+                    help="extra epochs of the NN HAL-SMD refit convergence check (0: skip it)")  # fmt: skip
     ap.add_argument("--speed-only", action="store_true", help="skip the hexane study")
     ap.add_argument("--out", default=None, help="run directory (default runs/nn_backends[_quick])")
     ap.add_argument("--results", default=None, help="results file stem (default nn_backends[_quick])")
@@ -206,6 +236,8 @@ def main() -> None:
         for name in ("learning", "work", "snapshots"):
             shutil.copy(run_dir / f"{name}.png", RESULTS / f"{stem}_{name}.png")
             text += f"![{name}]({stem}_{name}.png)\n\n"
+        if args.converge_epochs:
+            text += refit_convergence(cfg, run_dir, args.converge_epochs)
     data = md_dataset(run_dir, cfg["initial"]["n_md"], 6, every=cfg["initial"]["every"])
     basis = ACEBasis(["C", "H"], order=4, max_degree=[15, 11, 9, 6], r_cut=5.0)
     frames = data[:64] if args.quick else data[:256]

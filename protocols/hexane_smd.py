@@ -378,13 +378,17 @@ class HALModel:
         )
 
 
+def hal_initial_frames(study: Study, strategy: dict) -> list[Atoms]:
+    """HAL-SMD's starting set: ``n_initial`` of the study's MD frames, drawn with the strategy's seed."""
+    rng = np.random.default_rng(strategy_seed(study, strategy))
+    pick = np.sort(rng.choice(len(study.md), size=min(strategy["n_initial"], len(study.md)), replace=False))
+    return [study.md[i] for i in pick]
+
+
 def run_hal_smd(study: Study, strategy: dict) -> list[dict]:
     """HAL-SMD (see the module docstring); resumes from the store after a kill."""
     name, sel = strategy["name"], strategy
-    seed = strategy_seed(study, sel)
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(len(study.md), size=min(sel["n_initial"], len(study.md)), replace=False))
-    initial = [study.md[i] for i in pick]
+    initial = hal_initial_frames(study, sel)
     labels = study.store.labelled(strategy=name)
     calls = len(initial) + study.store.count(strategy=name)  # failed oracle calls count too
     pulls = study.events("pull", name)

@@ -11,6 +11,7 @@ from hal.loop.learner import read_events
 from hal.loop.store import Store
 from hal.protocols import hexane_smd
 from hal.protocols.hexane_report import table
+from tests.conftest import benchmark_module
 
 pytest.importorskip("tblite")
 torch = pytest.importorskip("torch")
@@ -240,6 +241,18 @@ def test_config_checks():
     with pytest.raises(ConfigError, match="members"):
         hexane_smd.check(validate({**CONFIG, "strategies": [{"name": "j", "kind": "jung", "members": 1}]},
                                   hexane_smd.SCHEMA))  # fmt: skip
+
+
+def test_nn_hal_refit_convergence_check_starts_from_the_model_the_study_scored(study):
+    pytest.importorskip("hal.backends.schnet")
+    run_dir, config, _ = study
+    text = benchmark_module("nn_backends").refit_convergence(config, run_dir, 2)
+    row = next(r for r in text.splitlines() if r.startswith("| hal-ani "))
+    before, after = (float(x) for x in row.split("|")[3:5])
+    final = [e for e in read_events(run_dir) if e["event"] == "score" and e["strategy"] == "hal-ani"][-1]
+    assert before == pytest.approx(final["force_mae"], rel=1e-3)  # the best member on the same unseen frames
+    assert np.isfinite(after) and after != before  # two more epochs moved it
+    assert "| hal |" not in text and "| ani-2 |" not in text  # NN HAL-SMD strategies only
 
 
 def test_nn_strategy_trains_with_its_own_epochs_and_patience(tmp_path):
