@@ -163,8 +163,8 @@ def refit_convergence(cfg: dict, run_dir: Path, extra: int) -> str:
     study = hexane_smd.Study(cfg, run_dir, progress=False)
     out = (f"## HAL-SMD NN refits: converged?\n\nEach final ensemble trained {extra} more epochs on its own "
            "frames and splits, from its weights; the best member's F MAE on the unseen reference frames.\n\n"
-           "| strategy | epochs (first fit / refits) | F MAE unseen (eV/Å) | after +{extra} epochs | change |\n"
-           "|---|---|---:|---:|---:|\n").replace("{extra}", str(extra))  # fmt: skip
+           f"| strategy | epochs (first fit / refits) | F MAE unseen (eV/Å) | after +{extra} epochs | change |\n"
+           "|---|---|---:|---:|---:|\n")  # fmt: skip
     for sel in cfg["strategies"]:
         final = run_dir / "models" / f"{sel['name']}-final.pt"
         if sel["kind"] != "hal" or sel["backend"] == "ace" or not final.exists():
@@ -172,7 +172,7 @@ def refit_convergence(cfg: dict, run_dir: Path, extra: int) -> str:
         backend = hexane_smd._backend(study, {**sel, "epochs": extra, "patience": extra})
         ensemble = backend.load(final)
         data = hexane_smd.hal_initial_frames(study, sel) + study.store.labelled(strategy=sel["name"])
-        splits = Splits(sel["members"], 0.2, seed=hexane_smd.strategy_seed(study, sel))
+        splits = Splits(sel["members"], hexane_smd.HAL_VALIDATION, seed=hexane_smd.strategy_seed(study, sel))
         for n in range(sel["n_initial"], len(data) + 1):  # the splits of the run: one label at a time
             splits.inherit(n, n)
         longer = backend.fit(data, splits.train, seed=len(data), init=ensemble)

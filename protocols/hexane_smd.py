@@ -330,6 +330,9 @@ def _suffix(strategy: dict) -> str:
     return "npz" if strategy["backend"] == "ace" else "pt"
 
 
+HAL_VALIDATION = 0.2  # the fraction of an NN member's HAL-SMD frames it validates on
+
+
 class HALModel:
     """HAL-SMD's committee and its refit after each label: rows added to the normal equations of the
     linear-ACE posterior, or a warm-started retraining of every NN member on its own split grown by
@@ -342,7 +345,7 @@ class HALModel:
             self.ne = assemble(study.basis, self.data, study.e0, study.weights, n_workers=1, progress=False)
         else:
             self.backend = _backend(study, strategy)
-            self.splits = Splits(strategy["members"], 0.2, seed=self.seed)
+            self.splits = Splits(strategy["members"], HAL_VALIDATION, seed=self.seed)
         self.committee, self.fit_s = None, []
         self._fit()
 
