@@ -105,7 +105,9 @@ def test_ctrl_c_leaves_a_resumable_run_and_no_traceback(tmp_path):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "hal.cli", "run", str(config), "--dir", str(run_dir), "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a background job of a non-interactive shell inherits SIGINT ignored: give the run Python's own handler
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     t0 = time.time()
     while not (run_dir / "data.db").exists() and time.time() - t0 < 120:  # the run is under way
         time.sleep(0.2)
@@ -136,6 +138,7 @@ def test_traces_plot_names_the_criterion_and_its_threshold(tmp_path):
 
 def test_an_interrupt_dropped_in_a_callback_is_raised_again(monkeypatch):
     """A Ctrl-C inside a weakref callback (the CI failure: an import lock's) must still stop the run."""
+    import signal
     import sys
     import time
     import weakref
@@ -153,7 +156,11 @@ def test_an_interrupt_dropped_in_a_callback_is_raised_again(monkeypatch):
     monkeypatch.setattr(sys, "unraisablehook", _redeliver_interrupt)
     thing = Thing()
     ref = weakref.ref(thing, callback)
-    with pytest.raises(KeyboardInterrupt):
-        del thing  # the callback's KeyboardInterrupt is unraisable: printed and dropped without the hook
-        time.sleep(2.0)  # the SIGINT sent again (after 0.05 s) interrupts this
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # also where SIGINT came in ignored
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            del thing  # the callback's KeyboardInterrupt is unraisable: printed and dropped without the hook
+            time.sleep(2.0)  # the SIGINT sent again (after 0.05 s) interrupts this
+    finally:
+        signal.signal(signal.SIGINT, handler)
     assert ref() is None
