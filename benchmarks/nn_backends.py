@@ -169,7 +169,7 @@ def refit_convergence(cfg: dict, run_dir: Path, extra: int) -> str:
         final = run_dir / "models" / f"{sel['name']}-final.pt"
         if sel["kind"] != "hal" or sel["backend"] == "ace" or not final.exists():
             continue
-        backend = hexane_smd._backend(study, {**sel, "epochs": extra, "patience": extra})
+        backend = hexane_smd.make_backend(study, {**sel, "epochs": extra, "patience": extra})
         ensemble = backend.load(final)
         data = hexane_smd.hal_initial_frames(study, sel) + study.store.labelled(strategy=sel["name"])
         splits = Splits(sel["members"], hexane_smd.HAL_VALIDATION, seed=hexane_smd.strategy_seed(study, sel))

@@ -241,7 +241,7 @@ def run_baseline(study: Study, strategy: dict) -> list[dict]:
     return study.events("score", name)
 
 
-def _backend(study: Study, strategy: dict) -> Backend:
+def make_backend(study: Study, strategy: dict) -> Backend:
     """The strategy's backend; NN ones train on CPU unless CUDA is there, checkpointing in the run dir."""
     if strategy["backend"] == "ace":
         return ACEBackend(study.basis, e0=study.e0, weights=study.weights)
@@ -266,7 +266,7 @@ def strategy_seed(study: Study, strategy: dict) -> int:
 def run_jung(study: Study, strategy: dict) -> list[dict]:
     """The AL loop of Jung et al. on any backend (see the module docstring)."""
     name, sel = strategy["name"], strategy
-    backend = _backend(study, strategy)
+    backend = make_backend(study, strategy)
     seed = strategy_seed(study, strategy)
     splits = Splits(sel["members"], 0.2, seed=seed)
     t0 = time.perf_counter()
@@ -344,7 +344,7 @@ class HALModel:
         if strategy["backend"] == "ace":
             self.ne = assemble(study.basis, self.data, study.e0, study.weights, n_workers=1, progress=False)
         else:
-            self.backend = _backend(study, strategy)
+            self.backend = make_backend(study, strategy)
             self.splits = Splits(strategy["members"], HAL_VALIDATION, seed=self.seed)
         self.committee, self.fit_s = None, []
         self._fit()

@@ -261,7 +261,7 @@ def test_nn_strategy_trains_with_its_own_epochs_and_patience(tmp_path):
     sel = validate({**CONFIG, "strategies": [{"name": "h", "kind": "hal", "backend": "torchani", "epochs": 7,
                                               "patience": 4}]}, hexane_smd.SCHEMA)["strategies"][0]  # fmt: skip
     study = SimpleNamespace(progress=False, config={"workers": 2}, dir=tmp_path)
-    backend = hexane_smd._backend(study, sel)
+    backend = hexane_smd.make_backend(study, sel)
     assert (backend.epochs, backend.patience, backend.threads) == (7, 4, 2)
     default = validate({**CONFIG, "strategies": [{"name": "h", "kind": "hal"}]}, hexane_smd.SCHEMA)["strategies"][0]
     assert default["patience"] == 50
